@@ -1,0 +1,382 @@
+/**
+ * Starling: the Helios WebSocket client for browsers, Bun and Node.
+ * Speaks the Helios wire protocol version 1 (PROTOCOL.md).
+ */
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket shapes (structural, so the DOM class, Bun's and the `ws` package's all fit)
+// ---------------------------------------------------------------------------------------------
+
+/** The parts of a WebSocket that Starling uses. */
+export interface WebSocketLike {
+  readonly readyState: number;
+  readonly protocol: string;
+  binaryType: string;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  addEventListener(type: 'open' | 'message' | 'close' | 'error', listener: (event: any) => void): void;
+}
+
+/** A WebSocket class: `globalThis.WebSocket`, or `WebSocket` from the `ws` package. */
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
+export type ConnectionState = 'CLOSED' | 'CONNECTING' | 'OPEN' | 'CLOSING';
+
+export type ParseMode = 'strict' | 'permissive';
+
+export interface StarlingOptions {
+  /** Server URL, `ws://…` or `wss://…` (a string or a URL object). */
+  url: string | { readonly href: string };
+  /** Extra subprotocols, offered after `helios.v1` (which is always offered). */
+  protocols?: string | string[];
+  /** Connection timeout in ms; 0 or Infinity disables it. Default 10000. */
+  timeout?: number;
+  /** Default request timeout in ms; 0 or Infinity disables it. Default 5000. */
+  requestTimeout?: number;
+  /**
+   * Frames that are not protocol messages: 'strict' (default) reports them as 'error' events,
+   * 'permissive' emits them as 'text' / 'json' / 'binary' events.
+   */
+  parseMode?: ParseMode;
+  /** WebSocket class to use; defaults to `globalThis.WebSocket`. Required in Node 20 (pass `ws`'s). */
+  WebSocket?: WebSocketConstructor;
+}
+
+export interface RequestOptions {
+  /** Overrides `requestTimeout` for this request (ms); 0 or Infinity disables it. */
+  timeout?: number;
+  /** Reject with ResponseError instead of resolving when the status is >= 400. */
+  throwOnError?: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Protocol messages
+// ---------------------------------------------------------------------------------------------
+
+export type RequestId = string | number;
+
+/** `error` field of an error response or of an `error` message. */
+export interface ErrorBody {
+  code: string;
+  message: string;
+  [key: string]: unknown;
+}
+
+export interface RequestMessage {
+  type: 'request';
+  id: RequestId;
+  method: string;
+  payload?: unknown;
+}
+
+export interface ResponseMessage {
+  type: 'response';
+  id: RequestId;
+  status: number;
+  data?: unknown;
+  error?: ErrorBody;
+}
+
+export interface EventMessage {
+  type: 'event';
+  topic: string;
+  data?: unknown;
+}
+
+export interface ErrorMessage {
+  type: 'error';
+  error: ErrorBody;
+}
+
+export type ProtocolMessage = RequestMessage | ResponseMessage | EventMessage | ErrorMessage;
+
+// ---------------------------------------------------------------------------------------------
+// Response and errors
+// ---------------------------------------------------------------------------------------------
+
+export interface ResponseInit<T = any> {
+  id?: RequestId | null;
+  /** Default 200. */
+  status?: number;
+  data?: T | null;
+  error?: ErrorBody | null;
+}
+
+/**
+ * The answer to a request. Method handlers may also return one to choose their answer's
+ * status and error.
+ */
+export class Response<T = any> {
+  constructor(init?: ResponseInit<T>);
+  /** The request's id. */
+  id: RequestId | null;
+  /** HTTP-like status: 2xx success, 4xx bad request, 5xx handler failure. */
+  status: number;
+  /** The result; null for error responses. */
+  data: T | null;
+  /** `{ code, message }` for error responses, otherwise null. */
+  error: ErrorBody | null;
+  /** status < 400 */
+  isSuccess(): this is Response<T> & { data: T; error: null };
+  /** status >= 400 */
+  isError(): this is Response<T> & { data: null; error: ErrorBody };
+  /** Builds a Response from a protocol `response` message. */
+  static fromMessage<T = any>(message: ResponseMessage): Response<T>;
+}
+
+/** The connection is not open, or closed before an answer arrived. */
+export class ConnectionClosedError extends Error {
+  constructor(message: string, details?: { code?: number; reason?: string; method?: string; id?: number });
+  name: 'ConnectionClosedError';
+  /** WebSocket close code, when the connection closed. */
+  code: number | undefined;
+  /** WebSocket close reason, when the connection closed. */
+  reason: string | undefined;
+  /** The method of the request that failed, if any. */
+  method: string | undefined;
+  /** The id of the request that failed, if it was sent. */
+  id: number | undefined;
+}
+
+/** A request got no response within its timeout. */
+export class RequestTimeoutError extends Error {
+  constructor(method: string, id: number, timeout: number);
+  name: 'RequestTimeoutError';
+  method: string;
+  id: number;
+  /** Milliseconds waited. */
+  timeout: number;
+}
+
+/** Thrown by `request(…, { throwOnError: true })`, `subscribe` and `unsubscribe` on status >= 400. */
+export class ResponseError extends Error {
+  constructor(response: Response, method: string);
+  name: 'ResponseError';
+  response: Response;
+  method: string;
+  status: number;
+  /** The error code, e.g. `METHOD_NOT_FOUND`. */
+  code: string;
+}
+
+/**
+ * Errors Starling creates itself carry a protocol-style code: `CONNECT_FAILED`,
+ * `CONNECT_TIMEOUT`, `WEBSOCKET_ERROR`, and in strict mode `INVALID_JSON`, `INVALID_MESSAGE`,
+ * `UNSUPPORTED_FRAME`.
+ */
+export interface CodedError extends Error {
+  code: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Emitters
+// ---------------------------------------------------------------------------------------------
+
+export interface EventEmitterOptions<Events> {
+  /** Where listener errors go; by default `console.error`. */
+  onError?: (error: unknown, name: keyof Events) => void;
+}
+
+/** Minimal named-event emitter; a throwing listener never stops the others. */
+export class EventEmitter<Events extends Record<string, any> = Record<string, any>> {
+  constructor(options?: EventEmitterOptions<Events>);
+  /** Returns a function that removes this listener. */
+  on<K extends keyof Events>(name: K, listener: (payload: Events[K]) => void): () => void;
+  /** Like `on`, for one call only. */
+  once<K extends keyof Events>(name: K, listener: (payload: Events[K]) => void): () => void;
+  /** Removes every registration of `listener` under `name`. */
+  off<K extends keyof Events>(name: K, listener: (payload: Events[K]) => void): void;
+  /** Calls the listeners in registration order; returns whether any ran. */
+  emit<K extends keyof Events>(name: K, payload: Events[K]): boolean;
+  listenerCount(name: keyof Events): number;
+}
+
+export type TopicHandler<T = any, C = TopicContext> = (data: T, context: C) => unknown;
+
+export interface TopicEmitterOptions {
+  /** Where handler errors go; by default `console.error`. */
+  onError?: (error: unknown, topic: string) => void;
+}
+
+/**
+ * Handlers by topic pattern: segments split on `:`, `*` matches one non-empty segment, `**`
+ * (last only) one or more. Every matching handler runs, in registration order.
+ */
+export class TopicEmitter<C = TopicContext> {
+  constructor(options?: TopicEmitterOptions);
+  /** Throws TypeError for an empty pattern or a `**` that is not last. Returns a remover. */
+  on<T = any>(pattern: string, handler: TopicHandler<T, C>): () => void;
+  once<T = any>(pattern: string, handler: TopicHandler<T, C>): () => void;
+  /** Removes `handler` registered under exactly `pattern`. */
+  off<T = any>(pattern: string, handler: TopicHandler<T, C>): void;
+  /** Removes every handler under exactly `pattern`, or every handler when omitted. */
+  offAll(pattern?: string): void;
+  /** Runs the handlers matching `topic` locally; returns how many ran. */
+  dispatch(topic: string, data: unknown, context?: C): number;
+  /** Handlers matching `topic`, or all handlers when omitted. */
+  listenerCount(topic?: string): number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Starling
+// ---------------------------------------------------------------------------------------------
+
+/** Second argument of topic handlers. */
+export interface TopicContext {
+  /** The event's actual topic (not the pattern). */
+  topic: string;
+  starling: Starling;
+  /** The raw protocol message. */
+  message: EventMessage;
+}
+
+/** Second argument of method handlers. */
+export interface MethodContext {
+  /** The server's request id. */
+  id: RequestId;
+  /** The method name the server called. */
+  method: string;
+  /** The pattern the handler was registered under. */
+  pattern: string;
+  starling: Starling;
+  /** The raw protocol message. */
+  message: RequestMessage;
+}
+
+/**
+ * A method the server may call. Its (resolved) return value is the response data; a thrown
+ * error answers 500 HANDLER_ERROR; a returned Response sets status/data/error itself.
+ */
+export type MethodHandler<P = any, R = unknown> = (payload: P, context: MethodContext) => R | Promise<R>;
+
+interface BasePayload {
+  starling: Starling;
+  websocket: WebSocketLike | null;
+}
+
+export interface OpenEventPayload extends BasePayload {
+  event: unknown;
+  websocket: WebSocketLike;
+}
+
+export interface CloseEventPayload extends BasePayload {
+  event: unknown;
+  websocket: WebSocketLike;
+  /** Close code (1006 when the implementation gave none). */
+  code: number;
+  reason: string;
+}
+
+export interface ErrorEventPayload extends BasePayload {
+  /** The WebSocket error event, for socket errors. */
+  event?: unknown;
+  /**
+   * A socket error or a strict-mode bad frame (CodedError), an error thrown by a topic
+   * handler or listener, or the `error` object of a server `error` message (ErrorBody).
+   */
+  error?: unknown;
+  /** For a topic handler's error: the event's topic. */
+  topic?: string;
+  /** For a strict-mode bad frame: the frame's text, parsed JSON, or binary data. */
+  data?: unknown;
+}
+
+export interface MessageEventPayload extends BasePayload {
+  event: unknown;
+  /** The raw frame: a string for text frames, binary data otherwise. */
+  data: unknown;
+  websocket: WebSocketLike;
+}
+
+/** Binary frame data: ArrayBuffer, a Buffer/typed array, or a Blob (structural, so no DOM lib is needed). */
+export type BinaryData =
+  | ArrayBuffer
+  | ArrayBufferView
+  | { readonly size: number; readonly type: string; arrayBuffer(): Promise<ArrayBuffer> };
+
+export interface TextEventPayload extends BasePayload {
+  /** A text frame that is not JSON. */
+  data: string;
+  websocket: WebSocketLike;
+}
+
+export interface JsonEventPayload extends BasePayload {
+  /** JSON that is not a protocol message (or has a message type this client does not know). */
+  data: unknown;
+  websocket: WebSocketLike;
+}
+
+export interface BinaryEventPayload extends BasePayload {
+  /** Usually an ArrayBuffer (Starling sets binaryType to 'arraybuffer'). */
+  data: BinaryData;
+  websocket: WebSocketLike;
+}
+
+export interface StarlingEventMap {
+  open: OpenEventPayload;
+  close: CloseEventPayload;
+  error: ErrorEventPayload;
+  /** Every incoming frame, before parsing. */
+  message: MessageEventPayload;
+  /** Permissive mode only. */
+  text: TextEventPayload;
+  /** Permissive mode only. */
+  json: JsonEventPayload;
+  /** Permissive mode only. */
+  binary: BinaryEventPayload;
+}
+
+/** Answer of `subscribe` / `unsubscribe`. */
+export interface SubscriptionResult {
+  success: boolean;
+  [key: string]: unknown;
+}
+
+/** A connection to a Helios server. */
+export class Starling {
+  constructor(options: StarlingOptions);
+
+  /** Connection events. Listen to 'error': handler failures and server `error` messages go there only. */
+  readonly events: EventEmitter<StarlingEventMap>;
+  /** Handlers for server events, by topic pattern. */
+  readonly topics: TopicEmitter<TopicContext>;
+  readonly state: ConnectionState;
+  /** The underlying WebSocket, or null when there is no connection. */
+  readonly websocket: WebSocketLike | null;
+
+  /**
+   * Opens the connection; resolves with the WebSocket once open. Rejects if it errors or closes
+   * first (ConnectionClosedError), or after `timeout` ms. Options override the constructor's.
+   */
+  connect(options?: Partial<StarlingOptions>): Promise<WebSocketLike>;
+  /** Closes the connection; resolves once closed. Pending requests reject with ConnectionClosedError. */
+  close(code?: number, reason?: string): Promise<void>;
+  /** Alias of `close`. */
+  disconnect(code?: number, reason?: string): Promise<void>;
+
+  /**
+   * Calls a server method. Rejects with ConnectionClosedError when not open or closed before
+   * the answer, RequestTimeoutError on timeout, ResponseError on status >= 400 with `throwOnError`.
+   */
+  request<T = any>(method: string, payload?: unknown, options?: RequestOptions): Promise<Response<T>>;
+  /** Sends an event; resolves false when not open. */
+  emit(topic: string, data?: unknown): Promise<boolean>;
+  /** Sends a raw protocol message (objects as JSON, strings as they are); resolves false when not open. */
+  send(message: ProtocolMessage | Record<string, unknown> | string): Promise<boolean>;
+
+  /** Same as `topics.on`. Returns a remover. */
+  on<T = any>(topicPattern: string, handler: TopicHandler<T, TopicContext>): () => void;
+  /** Same as `topics.off`. */
+  off<T = any>(topicPattern: string, handler: TopicHandler<T, TopicContext>): void;
+
+  /**
+   * Registers a method the server may call (name or pattern, segments split on `.`; the most
+   * specific match wins). Registering a name again replaces it. Returns an unregister function.
+   */
+  method<P = any, R = unknown>(name: string, handler: MethodHandler<P, R>): () => void;
+
+  /** Calls `helios.subscribe` with `{ topic, data }`; resolves the response data. */
+  subscribe<T = SubscriptionResult>(topic: string, data?: unknown, options?: { timeout?: number }): Promise<T>;
+  /** Calls `helios.unsubscribe` with `{ topic }`; resolves the response data. */
+  unsubscribe<T = SubscriptionResult>(topic: string, options?: { timeout?: number }): Promise<T>;
+}

@@ -1,0 +1,75 @@
+//! Calls from the core to the application, each a JSON array whose first element is its kind:
+//!
+//! | kind | array                                                  | meaning                                  |
+//! |------|--------------------------------------------------------|------------------------------------------|
+//! | 0    | `[0, conn, id, url, remoteAddress]`                    | a connection opened                      |
+//! | 1    | `[1, conn, code, reason]`                              | a connection closed                      |
+//! | 2    | `[2, conn, requestId, method, handler, [middleware], payload]` | run a method                     |
+//! | 3    | `[3, conn, topic, [handlers], data]`                   | a client event                           |
+//! | 4    | `[4, conn, requestId, status, data, error]`            | a client answered a server request       |
+//! | 5    | `[5, conn, requestId, reason]`                         | a server request failed (timed out)      |
+//! | 6    | `[6, conn, format, content]`                           | a frame that is not a protocol message (permissive mode); format is `json` (content raw), `text` or `binary` (base64) |
+//!
+//! `conn` is the connection's numeric key, the one ops address.
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::router::{HandlerId, Route};
+
+fn to_text(value: &impl Serialize) -> String {
+    // Tuples of strings, numbers and raw JSON always serialize.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// A connection opened.
+pub(crate) fn open(conn: u64, id: &str, url: &str, remote: &str) -> String {
+    to_text(&(0, conn, id, url, remote))
+}
+
+/// A connection closed.
+pub(crate) fn close(conn: u64, code: u16, reason: &str) -> String {
+    to_text(&(1, conn, code, reason))
+}
+
+/// Run the method `route` leads to.
+pub(crate) fn request(conn: u64, id: &RawValue, method: &str, route: &Route, payload: &RawValue) -> String {
+    to_text(&(2, conn, id, method, route.handler, &route.middleware, payload))
+}
+
+/// A client event for `handlers`.
+pub(crate) fn event(conn: u64, topic: &str, handlers: &[HandlerId], data: &RawValue) -> String {
+    to_text(&(3, conn, topic, handlers, data))
+}
+
+/// A client's answer to the server request `id`.
+pub(crate) fn response(conn: u64, id: u64, status: u16, data: &RawValue, error: Option<&RawValue>) -> String {
+    to_text(&(4, conn, id, status, data, error))
+}
+
+/// The server request `id` failed without an answer.
+pub(crate) fn request_failed(conn: u64, id: u64, reason: &str) -> String {
+    to_text(&(5, conn, id, reason))
+}
+
+/// What a permissive server hands over for a frame that is not a protocol message.
+pub(crate) enum Unparsed<'a> {
+    /// Valid JSON that is not a message.
+    Json(&'a str),
+    /// Text that is not JSON.
+    Text(&'a str),
+    /// A binary frame.
+    Binary(&'a [u8]),
+}
+
+/// A frame that is not a protocol message.
+pub(crate) fn unparsed(conn: u64, frame: Unparsed<'_>) -> String {
+    match frame {
+        Unparsed::Json(json) => {
+            let content = serde_json::from_str::<&RawValue>(json).unwrap_or(RawValue::NULL);
+            to_text(&(6, conn, "json", content))
+        }
+        Unparsed::Text(text) => to_text(&(6, conn, "text", text)),
+        Unparsed::Binary(bytes) => to_text(&(6, conn, "binary", data_encoding::BASE64.encode(bytes))),
+    }
+}

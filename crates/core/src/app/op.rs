@@ -1,0 +1,160 @@
+//! Operations from the application, sent as one JSON array of arrays per flush:
+//!
+//! | kind | array                                           | meaning                                        |
+//! |------|-------------------------------------------------|------------------------------------------------|
+//! | 0    | `[0, conn, requestId, status, body]`            | answer a client request (body: data, or the error object when status ≥ 400) |
+//! | 1    | `[1, conn, topic, data]`                        | send an event                                  |
+//! | 2    | `[2, conn, requestId, method, payload, timeoutMs]` | send a server request; ids are integers chosen by the application |
+//! | 3    | `[3, conn, code, reason]`                       | close the connection                           |
+//! | 4    | `[4, conn, topic, message]`                     | tell the client its event's handler failed     |
+
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
+
+/// One operation on a connection.
+#[derive(Debug)]
+pub enum Op<'a> {
+    /// Answer a client request.
+    Reply {
+        /// The connection.
+        conn: u64,
+        /// The client's request id, raw.
+        id: &'a RawValue,
+        /// The response status.
+        status: u16,
+        /// The data, or the error object when `status` ≥ 400.
+        body: &'a RawValue,
+    },
+    /// Send an event.
+    Emit {
+        /// The connection.
+        conn: u64,
+        /// The topic.
+        topic: Cow<'a, str>,
+        /// The data, raw.
+        data: &'a RawValue,
+    },
+    /// Send a request and wait for the client's answer.
+    Request {
+        /// The connection.
+        conn: u64,
+        /// The request id, unique among this server's pending requests.
+        id: u64,
+        /// The client method.
+        method: Cow<'a, str>,
+        /// The payload, raw.
+        payload: &'a RawValue,
+        /// How long to wait for the answer.
+        timeout_ms: u64,
+    },
+    /// Report that a handler of the client's event failed.
+    EventError {
+        /// The connection.
+        conn: u64,
+        /// The event's topic.
+        topic: Cow<'a, str>,
+        /// What went wrong.
+        message: Cow<'a, str>,
+    },
+    /// Close the connection.
+    Close {
+        /// The connection.
+        conn: u64,
+        /// The close code.
+        code: u16,
+        /// The close reason.
+        reason: Cow<'a, str>,
+    },
+}
+
+/// A malformed flush: a bug in the application side, never client input.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed operation #{index}: {reason}")]
+pub struct OpError {
+    index: usize,
+    reason: String,
+}
+
+fn field<'a, T: serde::Deserialize<'a>>(item: &[&'a RawValue], at: usize) -> Result<T, String> {
+    let raw = item.get(at).ok_or_else(|| format!("missing element {at}"))?;
+    serde_json::from_str(raw.get()).map_err(|error| format!("element {at}: {error}"))
+}
+
+fn raw<'a>(item: &[&'a RawValue], at: usize) -> Result<&'a RawValue, String> {
+    item.get(at).copied().ok_or_else(|| format!("missing element {at}"))
+}
+
+fn op<'a>(item: &[&'a RawValue]) -> Result<Op<'a>, String> {
+    let conn = field(item, 1)?;
+    match field::<u8>(item, 0)? {
+        0 => Ok(Op::Reply {
+            conn,
+            id: raw(item, 2)?,
+            status: field(item, 3)?,
+            body: raw(item, 4)?,
+        }),
+        1 => Ok(Op::Emit {
+            conn,
+            topic: field(item, 2)?,
+            data: raw(item, 3)?,
+        }),
+        2 => Ok(Op::Request {
+            conn,
+            id: field(item, 2)?,
+            method: field(item, 3)?,
+            payload: raw(item, 4)?,
+            timeout_ms: field(item, 5)?,
+        }),
+        3 => Ok(Op::Close {
+            conn,
+            code: field(item, 2)?,
+            reason: field(item, 3)?,
+        }),
+        4 => Ok(Op::EventError {
+            conn,
+            topic: field(item, 2)?,
+            message: field(item, 3)?,
+        }),
+        kind => Err(format!("unknown kind {kind}")),
+    }
+}
+
+/// Decodes a flush.
+pub fn decode(text: &str) -> Result<Vec<Op<'_>>, OpError> {
+    let items: Vec<Vec<&RawValue>> = serde_json::from_str(text).map_err(|error| OpError {
+        index: 0,
+        reason: error.to_string(),
+    })?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| op(item).map_err(|reason| OpError { index, reason }))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_every_kind() {
+        let ops = decode(
+            r#"[[0,1,"r",200,{"a":1}],[1,2,"chat:x",null],[2,3,7,"client.ping",[1],5000],[3,4,4001,"Auth timeout"],[4,5,"chat:x","boom"]]"#,
+        )
+        .expect("valid ops");
+        assert!(matches!(&ops[0], Op::Reply { conn: 1, status: 200, id, body } if id.get() == r#""r""# && body.get() == r#"{"a":1}"#));
+        assert!(matches!(&ops[1], Op::Emit { conn: 2, topic, .. } if topic == "chat:x"));
+        assert!(matches!(&ops[2], Op::Request { conn: 3, id: 7, timeout_ms: 5000, method, .. } if method == "client.ping"));
+        assert!(matches!(&ops[3], Op::Close { conn: 4, code: 4001, reason } if reason == "Auth timeout"));
+        assert!(matches!(&ops[4], Op::EventError { conn: 5, topic, message } if topic == "chat:x" && message == "boom"));
+    }
+
+    #[test]
+    fn reports_the_malformed_operation() {
+        let error = decode(r#"[[1,2,"t",null],[9,1]]"#).expect_err("kind 9 is unknown");
+        assert!(error.to_string().contains("#1"));
+        assert!(decode(r#"[[0,1]]"#).is_err());
+        assert!(decode("nope").is_err());
+    }
+}

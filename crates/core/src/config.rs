@@ -1,0 +1,41 @@
+//! Server settings, with the defaults a production server starts from.
+
+use std::time::Duration;
+
+/// What the server does with frames that are not protocol messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ParseMode {
+    /// Answer them with an `error` message.
+    #[default]
+    Strict,
+    /// Hand them to the application.
+    Permissive,
+}
+
+/// Settings of one server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// What happens to frames that are not protocol messages.
+    pub parse_mode: ParseMode,
+    /// Largest message a client may send, in bytes; larger ones close the connection with 1009.
+    pub max_message_size: usize,
+    /// Most bytes queued for one connection before it is closed with 1013, so a client that does not read
+    /// cannot make the server's memory grow.
+    pub max_backpressure: usize,
+    /// How long a client may take to complete the WebSocket handshake.
+    pub handshake_timeout: Duration,
+    /// How long a closing connection waits for the client's close frame.
+    pub close_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            parse_mode: ParseMode::Strict,
+            max_message_size: 1024 * 1024,
+            max_backpressure: 1024 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(2),
+        }
+    }
+}

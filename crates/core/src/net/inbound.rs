@@ -1,0 +1,97 @@
+//! What the server does with each frame a client sends: answer it at once, hand it to the application,
+//! or drop it. Synchronous, so every rule is testable without a socket.
+
+use crate::app::call::{self, Unparsed};
+use crate::config::ParseMode;
+use crate::protocol::{self, DecodeError, ErrorCode, Inbound};
+use crate::server::Shared;
+
+use super::Connection;
+
+/// The result of one frame.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Effect {
+    /// Send this frame back to the client.
+    Reply(String),
+    /// Hand this call to the application.
+    Call(String),
+    /// Nothing to do.
+    Nothing,
+}
+
+/// Handles a text frame.
+pub(crate) fn text(shared: &Shared, conn: &Connection, text: &str) -> Effect {
+    match protocol::decode(text) {
+        Ok(Inbound::Request { id, method, payload }) => {
+            let method = match method {
+                Ok(method) => method,
+                Err(why) => return error_response(id.as_raw(), ErrorCode::InvalidRequest, why),
+            };
+            match shared.router().route(&method) {
+                Some(route) => Effect::Call(call::request(conn.key, id.as_raw(), &method, &route, payload)),
+                None => error_response(
+                    id.as_raw(),
+                    ErrorCode::MethodNotFound,
+                    &format!("Method '{method}' not found"),
+                ),
+            }
+        }
+        Ok(Inbound::Response { id, status, data, error }) => match id.as_u64() {
+            Some(number) if conn.answer_pending(number) => {
+                Effect::Call(call::response(conn.key, number, status, data, error))
+            }
+            _ => {
+                tracing::debug!(conn = %conn.id, id = id.as_json(), "response to no pending request, ignored");
+                Effect::Nothing
+            }
+        },
+        Ok(Inbound::Event { topic, data }) => {
+            let handlers = shared.router().event_handlers(&topic);
+            if handlers.is_empty() {
+                tracing::debug!(conn = %conn.id, %topic, "event without handler, dropped");
+                return Effect::Nothing;
+            }
+            Effect::Call(call::event(conn.key, &topic, &handlers, data))
+        }
+        Err(error) => unparsed(shared, conn, text, error),
+    }
+}
+
+/// Handles a binary frame: never a protocol message.
+pub(crate) fn binary(shared: &Shared, conn: &Connection, bytes: &[u8]) -> Effect {
+    match shared.config.parse_mode {
+        ParseMode::Permissive => Effect::Call(call::unparsed(conn.key, Unparsed::Binary(bytes))),
+        ParseMode::Strict => {
+            tracing::debug!(conn = %conn.id, len = bytes.len(), "binary frame refused");
+            error_frame(ErrorCode::UnsupportedFrame, "binary frames are not protocol messages")
+        }
+    }
+}
+
+fn unparsed(shared: &Shared, conn: &Connection, text: &str, error: DecodeError) -> Effect {
+    match (shared.config.parse_mode, &error) {
+        (ParseMode::Permissive, DecodeError::InvalidJson(_)) => {
+            Effect::Call(call::unparsed(conn.key, Unparsed::Text(text)))
+        }
+        (ParseMode::Permissive, DecodeError::InvalidMessage(_)) => {
+            Effect::Call(call::unparsed(conn.key, Unparsed::Json(text)))
+        }
+        (ParseMode::Strict, DecodeError::InvalidJson(_)) => {
+            tracing::debug!(conn = %conn.id, %error, "invalid frame");
+            error_frame(ErrorCode::InvalidJson, &error.to_string())
+        }
+        (ParseMode::Strict, DecodeError::InvalidMessage(_)) => {
+            tracing::debug!(conn = %conn.id, %error, "invalid frame");
+            error_frame(ErrorCode::InvalidMessage, &error.to_string())
+        }
+    }
+}
+
+fn error_response(id: &serde_json::value::RawValue, code: ErrorCode, message: &str) -> Effect {
+    let body = protocol::error_body(code, message);
+    Effect::Reply(protocol::response_frame(id, code.status(), &body))
+}
+
+fn error_frame(code: ErrorCode, message: &str) -> Effect {
+    Effect::Reply(protocol::error_frame(code, message, None))
+}

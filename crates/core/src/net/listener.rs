@@ -1,0 +1,40 @@
+//! The accept loop: takes new TCP connections until shutdown and gives each its socket task.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::server::Shared;
+
+use super::socket;
+
+/// Longest pause after failing accepts (for instance when out of file descriptors).
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Accepts connections until `shutdown` turns true; dropping the listener then closes the port.
+pub(crate) async fn accept(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    calls: mpsc::Sender<String>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        tokio::select! {
+            _ = super::stopped(&mut shutdown) => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, remote)) => {
+                    backoff = Duration::from_millis(5);
+                    tokio::spawn(socket::serve(shared.clone(), calls.clone(), shutdown.clone(), stream, remote));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, ?backoff, "accept failed, backing off");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+                }
+            },
+        }
+    }
+}

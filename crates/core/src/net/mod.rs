@@ -1,0 +1,16 @@
+//! The network: the listener, one task per socket, outbound queues and what happens to each frame.
+
+mod connection;
+mod inbound;
+mod listener;
+mod outbox;
+mod socket;
+
+pub(crate) use connection::Connection;
+pub(crate) use listener::accept;
+
+/// Resolves once `shutdown` turns true or its sender is gone.
+async fn stopped(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not `Send`; drop it here rather than across the caller's awaits.
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}

@@ -1,0 +1,274 @@
+//! One task per socket: the handshake, then reading frames, writing the outbound queue and closing,
+//! all in one loop so a connection's state has a single owner.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{sleep_until, timeout, Instant};
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::app::call;
+use crate::protocol::SUBPROTOCOL;
+use crate::server::Shared;
+
+use super::inbound::{self, Effect};
+use super::outbox::{Outbound, Outbox};
+use super::Connection;
+
+/// Most queued frames written before one flush; bounds how long reading waits on a busy writer.
+const MAX_FRAMES_PER_FLUSH: usize = 256;
+
+/// Code reported when the connection ended without a close frame.
+const ABNORMAL: u16 = 1006;
+
+/// How the connection ended, as the application hears it.
+struct Ending {
+    code: u16,
+    reason: String,
+}
+
+impl Ending {
+    fn new(code: u16, reason: impl Into<String>) -> Self {
+        Ending {
+            code,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// What the handshake learned about the client.
+#[derive(Default)]
+struct Handshake {
+    url: String,
+}
+
+/// Serves one accepted TCP stream until it closes.
+// The handshake callback's error type is tungstenite's HTTP response, large by nature.
+#[allow(clippy::result_large_err)]
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    calls: mpsc::Sender<String>,
+    mut shutdown: watch::Receiver<bool>,
+    stream: TcpStream,
+    remote: SocketAddr,
+) {
+    let _ = stream.set_nodelay(true);
+    let mut handshake = Handshake::default();
+    let ws = {
+        let callback = |request: &Request, mut response: Response| {
+            handshake.url = request.uri().to_string();
+            let offered = request
+                .headers()
+                .get_all("sec-websocket-protocol")
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .flat_map(|value| value.split(','))
+                .any(|protocol| protocol.trim() == SUBPROTOCOL);
+            if offered {
+                response
+                    .headers_mut()
+                    .insert("sec-websocket-protocol", HeaderValue::from_static(SUBPROTOCOL));
+            }
+            Ok(response)
+        };
+        let accept =
+            tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(websocket_config(&shared)));
+        match timeout(shared.config.handshake_timeout, accept).await {
+            Ok(Ok(ws)) => ws,
+            Ok(Err(error)) => {
+                tracing::debug!(%remote, %error, "handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%remote, "handshake timed out");
+                return;
+            }
+        }
+    };
+
+    let key = shared.next_key();
+    let (outbox, outbound) = Outbox::new(shared.config.max_backpressure);
+    let conn = Arc::new(Connection::new(key, uuid::Uuid::new_v4().to_string(), outbox, calls.clone()));
+    shared.connections.insert(key, conn.clone());
+    let opened = call::open(key, &conn.id, &handshake.url, &remote.to_string());
+    let ending = if calls.send(opened).await.is_ok() {
+        run(&shared, &conn, ws, outbound, &mut shutdown).await
+    } else {
+        Ending::new(1001, "Server stopping")
+    };
+
+    conn.close_pending();
+    shared.connections.remove(&key);
+    tracing::debug!(conn = %conn.id, code = ending.code, "connection closed");
+    let _ = calls.send(call::close(key, ending.code, &ending.reason)).await;
+}
+
+fn websocket_config(shared: &Shared) -> WebSocketConfig {
+    // A small read buffer: tungstenite zero-fills it on every read, and most messages are small.
+    WebSocketConfig::default()
+        .read_buffer_size(8 * 1024)
+        .max_message_size(Some(shared.config.max_message_size))
+        .max_frame_size(Some(shared.config.max_message_size))
+}
+
+/// The connection's loop; returns how it ended.
+async fn run(
+    shared: &Shared,
+    conn: &Connection,
+    mut ws: WebSocketStream<TcpStream>,
+    mut outbound: mpsc::UnboundedReceiver<Outbound>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Ending {
+    // Set once we have sent a close frame: from then on we only wait for the client's.
+    let mut closing: Option<(Instant, Ending)> = None;
+    loop {
+        let close_deadline = closing.as_ref().map(|(deadline, _)| *deadline);
+        tokio::select! {
+            incoming = ws.next() => match incoming {
+                Some(Ok(message)) => {
+                    if let Some(ending) = receive(shared, conn, message, &mut closing).await {
+                        return ending;
+                    }
+                }
+                Some(Err(error)) => return fail(&mut ws, conn, error, closing).await,
+                None => return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, "")),
+            },
+            Some(first) = outbound.recv(), if closing.is_none() => {
+                if let Err(error) = write(&mut ws, conn, first, &mut outbound, &mut closing, shared).await {
+                    tracing::debug!(conn = %conn.id, %error, "write failed");
+                    return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, ""));
+                }
+            },
+            _ = super::stopped(shutdown), if closing.is_none() => {
+                start_close(&mut ws, 1001, "Server stopping", &mut closing, shared).await;
+            },
+            _ = sleep_until(close_deadline.unwrap_or_else(Instant::now)), if close_deadline.is_some() => {
+                tracing::debug!(conn = %conn.id, "client did not answer the close frame");
+                return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, ""));
+            },
+        }
+    }
+}
+
+/// Acts on one message; returns the ending when the client closed.
+async fn receive(
+    shared: &Shared,
+    conn: &Connection,
+    message: Message,
+    closing: &mut Option<(Instant, Ending)>,
+) -> Option<Ending> {
+    let effect = match message {
+        Message::Text(text) => inbound::text(shared, conn, text.as_str()),
+        Message::Binary(bytes) => inbound::binary(shared, conn, &bytes),
+        Message::Close(frame) => {
+            // Our own close code wins when we started the close; tungstenite answers the client's close.
+            if let Some((_, ending)) = closing.take() {
+                return Some(ending);
+            }
+            let ending = frame
+                .map(|frame| Ending::new(frame.code.into(), frame.reason.as_str()))
+                .unwrap_or_else(|| Ending::new(1005, ""));
+            return Some(ending);
+        }
+        // Pings are answered by tungstenite itself.
+        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Effect::Nothing,
+    };
+    match effect {
+        Effect::Reply(frame) => {
+            conn.send(frame);
+        }
+        Effect::Call(call) => {
+            // Waiting here when the application is behind is the backpressure: this socket stops being read.
+            let _ = conn.calls.send(call).await;
+        }
+        Effect::Nothing => {}
+    }
+    None
+}
+
+/// Writes `first` and whatever else is queued, then flushes once.
+async fn write(
+    ws: &mut WebSocketStream<TcpStream>,
+    conn: &Connection,
+    first: Outbound,
+    outbound: &mut mpsc::UnboundedReceiver<Outbound>,
+    closing: &mut Option<(Instant, Ending)>,
+    shared: &Shared,
+) -> Result<(), WsError> {
+    let mut next = Some(first);
+    let mut written = 0;
+    while let Some(item) = next.take() {
+        match item {
+            Outbound::Frame(frame) => {
+                let len = frame.len();
+                ws.feed(Message::Text(frame)).await?;
+                conn.written(len);
+            }
+            Outbound::Close { code, reason } => {
+                ws.flush().await?;
+                start_close(ws, code, &reason, closing, shared).await;
+                return Ok(());
+            }
+        }
+        written += 1;
+        if written < MAX_FRAMES_PER_FLUSH {
+            next = outbound.try_recv().ok();
+        }
+    }
+    ws.flush().await
+}
+
+/// Sends a close frame and starts waiting for the client's answer.
+async fn start_close(
+    ws: &mut WebSocketStream<TcpStream>,
+    code: u16,
+    reason: &str,
+    closing: &mut Option<(Instant, Ending)>,
+    shared: &Shared,
+) {
+    let frame = CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.into(),
+    };
+    if let Err(error) = ws.close(Some(frame)).await {
+        tracing::debug!(%error, "close frame not sent");
+    }
+    *closing = Some((Instant::now() + shared.config.close_timeout, Ending::new(code, reason)));
+}
+
+/// Ends the connection after a read error, telling the client why when the error is its fault.
+async fn fail(
+    ws: &mut WebSocketStream<TcpStream>,
+    conn: &Connection,
+    error: WsError,
+    closing: Option<(Instant, Ending)>,
+) -> Ending {
+    let (code, reason) = match &error {
+        WsError::Capacity(_) => (1009, "Message too large"),
+        WsError::Utf8(_) => (1007, "Invalid UTF-8"),
+        WsError::Protocol(_) => (1002, "Protocol error"),
+        WsError::ConnectionClosed | WsError::AlreadyClosed => {
+            return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, ""));
+        }
+        _ => {
+            tracing::debug!(conn = %conn.id, %error, "connection lost");
+            return Ending::new(ABNORMAL, "");
+        }
+    };
+    tracing::info!(conn = %conn.id, %error, code, "closing connection after bad input");
+    let frame = CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.into(),
+    };
+    // Best effort: the peer misbehaved, so do not wait long for it.
+    let _ = timeout(std::time::Duration::from_secs(1), ws.close(Some(frame))).await;
+    Ending::new(code, reason)
+}

@@ -1,0 +1,251 @@
+//! Decoding of client text frames into borrowed messages. Payloads stay raw JSON text so they cross to
+//! JavaScript without being rebuilt.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::{MAX_ID_LEN, MAX_NAME_LEN};
+
+/// A request id exactly as the client wrote it: a JSON string or a non-negative integer.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestId<'a>(&'a RawValue);
+
+impl<'a> RequestId<'a> {
+    fn parse(raw: &'a RawValue) -> Option<Self> {
+        let text = raw.get();
+        let valid = if text.starts_with('"') {
+            text.len() <= MAX_ID_LEN
+        } else {
+            text.parse::<u64>().is_ok_and(|n| n < (1 << 53))
+        };
+        valid.then_some(RequestId(raw))
+    }
+
+    /// The id's JSON text, ready to be echoed.
+    pub fn as_json(&self) -> &'a str {
+        self.0.get()
+    }
+
+    /// The id as raw JSON.
+    pub fn as_raw(&self) -> &'a RawValue {
+        self.0
+    }
+
+    /// The id as an integer, when it is one (server-to-client requests use integers).
+    pub fn as_u64(&self) -> Option<u64> {
+        self.0.get().parse().ok()
+    }
+}
+
+/// A message from a client.
+#[derive(Debug)]
+pub enum Inbound<'a> {
+    /// Asks the server to run `method`.
+    Request {
+        /// Echoed in the response.
+        id: RequestId<'a>,
+        /// The method name, or the reason it is unusable (the request still gets a 400 response).
+        method: Result<Cow<'a, str>, &'static str>,
+        /// Raw JSON; `null` when absent.
+        payload: &'a RawValue,
+    },
+    /// Answers a request the server sent.
+    Response {
+        /// The server's request id.
+        id: RequestId<'a>,
+        /// HTTP-like status.
+        status: u16,
+        /// Raw JSON result (`null` when absent).
+        data: &'a RawValue,
+        /// Raw JSON error object, when the status is an error.
+        error: Option<&'a RawValue>,
+    },
+    /// A one-way message under a topic.
+    Event {
+        /// The topic.
+        topic: Cow<'a, str>,
+        /// Raw JSON; `null` when absent.
+        data: &'a RawValue,
+    },
+}
+
+/// Why a frame is not a usable message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The text is not JSON.
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
+    /// The JSON is not a protocol message.
+    #[error("{0}")]
+    InvalidMessage(Cow<'static, str>),
+}
+
+/// Every field is taken raw first, so that a wrongly typed field is reported precisely instead of failing
+/// the whole frame.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    method: Option<&'a RawValue>,
+    #[serde(borrow)]
+    topic: Option<&'a RawValue>,
+    #[serde(borrow)]
+    payload: Option<&'a RawValue>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+    #[serde(borrow)]
+    error: Option<&'a RawValue>,
+    #[serde(borrow)]
+    status: Option<&'a RawValue>,
+}
+
+fn string<'a>(raw: Option<&'a RawValue>) -> Option<Cow<'a, str>> {
+    raw.and_then(|raw| serde_json::from_str::<Cow<'a, str>>(raw.get()).ok())
+}
+
+fn name<'a>(raw: Option<&'a RawValue>, what: &'static str) -> Result<Cow<'a, str>, &'static str> {
+    let Some(raw) = raw else {
+        return Err(what);
+    };
+    match serde_json::from_str::<Cow<'a, str>>(raw.get()) {
+        Ok(text) if !text.is_empty() && text.len() <= MAX_NAME_LEN => Ok(text),
+        _ => Err(what),
+    }
+}
+
+/// Decodes one text frame.
+pub fn decode(text: &str) -> Result<Inbound<'_>, DecodeError> {
+    let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|error| {
+        if error.is_data() {
+            DecodeError::InvalidMessage(format!("not a protocol message: {error}").into())
+        } else {
+            DecodeError::InvalidJson(error.to_string())
+        }
+    })?;
+    let invalid = |why: &'static str| DecodeError::InvalidMessage(Cow::Borrowed(why));
+    let kind = string(envelope.kind).ok_or_else(|| invalid("missing or invalid 'type'"))?;
+    match kind.as_ref() {
+        "request" => {
+            let id = envelope
+                .id
+                .and_then(RequestId::parse)
+                .ok_or_else(|| invalid("request without a valid 'id' (a string of at most 128 bytes or an integer)"))?;
+            Ok(Inbound::Request {
+                id,
+                method: name(
+                    envelope.method,
+                    "'method' must be a non-empty string of at most 256 bytes",
+                ),
+                payload: envelope.payload.unwrap_or(RawValue::NULL),
+            })
+        }
+        "response" => {
+            let id = envelope
+                .id
+                .and_then(RequestId::parse)
+                .ok_or_else(|| invalid("response without a valid 'id'"))?;
+            let status = envelope
+                .status
+                .and_then(|raw| raw.get().parse::<u16>().ok())
+                .filter(|status| (100..1000).contains(status))
+                .ok_or_else(|| invalid("response without a valid 'status' (an integer from 100 to 999)"))?;
+            Ok(Inbound::Response {
+                id,
+                status,
+                data: envelope.data.unwrap_or(RawValue::NULL),
+                error: envelope.error,
+            })
+        }
+        "event" => Ok(Inbound::Event {
+            topic: name(
+                envelope.topic,
+                "event without a valid 'topic' (a non-empty string of at most 256 bytes)",
+            )
+            .map_err(invalid)?,
+            data: envelope.data.unwrap_or(RawValue::NULL),
+        }),
+        _ => Err(invalid("unknown 'type': expected request, response or event")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_a_request_with_raw_payload() {
+        let frame = r#"{"type":"request","id":7,"method":"user.get","payload":{"userId": 42}}"#;
+        let Ok(Inbound::Request { id, method, payload }) = decode(frame) else {
+            panic!("expected a request");
+        };
+        assert_eq!(id.as_json(), "7");
+        assert_eq!(method.as_deref(), Ok("user.get"));
+        assert_eq!(payload.get(), r#"{"userId": 42}"#);
+    }
+
+    #[test]
+    fn missing_payload_is_null_and_string_ids_are_kept_verbatim() {
+        let Ok(Inbound::Request { id, payload, .. }) =
+            decode(r#"{"type":"request","id":"a\"b","method":"m"}"#)
+        else {
+            panic!("expected a request");
+        };
+        assert_eq!(id.as_json(), r#""a\"b""#);
+        assert_eq!(payload.get(), "null");
+    }
+
+    #[test]
+    fn a_bad_method_keeps_the_id_for_a_400() {
+        let Ok(Inbound::Request { method, .. }) = decode(r#"{"type":"request","id":1,"method":""}"#)
+        else {
+            panic!("expected a request");
+        };
+        assert!(method.is_err());
+    }
+
+    #[test]
+    fn rejects_bad_ids() {
+        for frame in [
+            r#"{"type":"request","method":"m"}"#,
+            r#"{"type":"request","id":1.5,"method":"m"}"#,
+            r#"{"type":"request","id":-1,"method":"m"}"#,
+            r#"{"type":"request","id":{},"method":"m"}"#,
+            r#"{"type":"request","id":9007199254740992,"method":"m"}"#,
+        ] {
+            assert!(matches!(decode(frame), Err(DecodeError::InvalidMessage(_))), "{frame}");
+        }
+    }
+
+    #[test]
+    fn classifies_json_and_message_errors() {
+        assert!(matches!(decode("{oops"), Err(DecodeError::InvalidJson(_))));
+        assert!(matches!(decode("[1,2]"), Err(DecodeError::InvalidMessage(_))));
+        assert!(matches!(decode(r#"{"type":"nope"}"#), Err(DecodeError::InvalidMessage(_))));
+        assert!(matches!(decode(r#"{"type":"event"}"#), Err(DecodeError::InvalidMessage(_))));
+        assert!(matches!(
+            decode(r#"{"type":"event","topic":"a","topic":"b"}"#),
+            Err(DecodeError::InvalidMessage(_))
+        ));
+    }
+
+    #[test]
+    fn decodes_responses_and_events() {
+        let Ok(Inbound::Response { id, status, error, .. }) =
+            decode(r#"{"type":"response","id":3,"status":404,"error":{"message":"x"}}"#)
+        else {
+            panic!("expected a response");
+        };
+        assert_eq!((id.as_u64(), status), (Some(3), 404));
+        assert!(error.is_some());
+        let Ok(Inbound::Event { topic, data }) = decode(r#"{"type":"event","topic":"chat:message"}"#)
+        else {
+            panic!("expected an event");
+        };
+        assert_eq!((topic.as_ref(), data.get()), ("chat:message", "null"));
+    }
+}

@@ -1,0 +1,150 @@
+//! Encoding of server frames. Payloads arrive as raw JSON text and are embedded as they are.
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::ErrorCode;
+
+#[derive(Serialize)]
+struct Response<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: &'a RawValue,
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a RawValue>,
+}
+
+#[derive(Serialize)]
+struct Event<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    topic: &'a str,
+    data: &'a RawValue,
+}
+
+#[derive(Serialize)]
+struct Request<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: u64,
+    method: &'a str,
+    payload: &'a RawValue,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'static str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    topic: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ErrorMessage<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    error: ErrorBody<'a>,
+}
+
+fn to_text(value: &impl Serialize) -> String {
+    // Serializing these plain structs into a String cannot fail: every field is a string, a number or
+    // already-valid JSON.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// A `response` frame. `body` is the result when `status` < 400 and the error object otherwise.
+pub fn response_frame(id: &RawValue, status: u16, body: &RawValue) -> String {
+    let (data, error) = if status < 400 { (Some(body), None) } else { (None, Some(body)) };
+    to_text(&Response {
+        kind: "response",
+        id,
+        status,
+        data,
+        error,
+    })
+}
+
+/// The JSON error object `{code, message}` for a server-produced error.
+pub fn error_body(code: ErrorCode, message: &str) -> Box<RawValue> {
+    let body = ErrorBody {
+        code: code.as_str(),
+        message,
+        topic: None,
+    };
+    serde_json::value::to_raw_value(&body).unwrap_or_else(|_| RawValue::NULL.to_owned())
+}
+
+/// An `error` frame, for input that cannot be answered with a response.
+pub fn error_frame(code: ErrorCode, message: &str, topic: Option<&str>) -> String {
+    to_text(&ErrorMessage {
+        kind: "error",
+        error: ErrorBody {
+            code: code.as_str(),
+            message,
+            topic,
+        },
+    })
+}
+
+/// An `event` frame.
+pub fn event_frame(topic: &str, data: &RawValue) -> String {
+    to_text(&Event {
+        kind: "event",
+        topic,
+        data,
+    })
+}
+
+/// A server-to-client `request` frame.
+pub fn request_frame(id: u64, method: &str, payload: &RawValue) -> String {
+    to_text(&Request {
+        kind: "request",
+        id,
+        method,
+        payload,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{decode, Inbound};
+
+    fn raw(text: &str) -> &RawValue {
+        serde_json::from_str(text).expect("valid JSON")
+    }
+
+    #[test]
+    fn responses_carry_data_or_error() {
+        assert_eq!(
+            response_frame(raw("1"), 200, raw(r#"{"a":1}"#)),
+            r#"{"type":"response","id":1,"status":200,"data":{"a":1}}"#
+        );
+        let body = error_body(ErrorCode::MethodNotFound, "Method 'x' not found");
+        assert_eq!(
+            response_frame(raw(r#""r1""#), 404, &body),
+            r#"{"type":"response","id":"r1","status":404,"error":{"code":"METHOD_NOT_FOUND","message":"Method 'x' not found"}}"#
+        );
+    }
+
+    #[test]
+    fn topics_and_messages_are_escaped() {
+        let frame = event_frame("a\"b", raw("null"));
+        assert_eq!(frame, r#"{"type":"event","topic":"a\"b","data":null}"#);
+        let frame = error_frame(ErrorCode::InvalidJson, "line\n1", None);
+        assert!(frame.contains(r#""message":"line\n1""#));
+    }
+
+    #[test]
+    fn decode_reads_back_what_encode_wrote() {
+        let frame = request_frame(9, "client.ping", raw(r#"[1,"x"]"#));
+        // A server request has the shape of a client request, so the decoder reads it back.
+        let Ok(Inbound::Request { id, method, payload }) = decode(&frame) else {
+            panic!("expected a request");
+        };
+        assert_eq!((id.as_u64(), method.as_deref(), payload.get()), (Some(9), Ok("client.ping"), r#"[1,"x"]"#));
+    }
+}

@@ -1,0 +1,189 @@
+//! The composition root: wires configuration, routing, the network and the application together.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::app::op::{self, Op, OpError};
+use crate::app::{call, dispatch, App};
+use crate::config::Config;
+use crate::net::{self, Connection};
+use crate::protocol::{self, ErrorCode};
+use crate::router::Router;
+
+/// Calls waiting for the application before readers pause; bounds memory when handlers fall behind.
+const CALL_QUEUE: usize = 8192;
+
+/// State every task of a server shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    router: RwLock<Router>,
+    pub(crate) connections: DashMap<u64, Arc<Connection>>,
+    next_key: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn router(&self) -> RwLockReadGuard<'_, Router> {
+        // Registration cannot leave the table half-written, so a poisoned lock is still a valid table.
+        self.router.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn next_key(&self) -> u64 {
+        self.next_key.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// A serving server's handles.
+struct Running {
+    shutdown: watch::Sender<bool>,
+    dispatcher: JoinHandle<()>,
+    runtime: tokio::runtime::Handle,
+    local_addr: SocketAddr,
+}
+
+/// Why `start` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// `start` was called on a server that is serving.
+    #[error("the server is already serving on {0}")]
+    AlreadyServing(SocketAddr),
+    /// The listener could not be used.
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+}
+
+/// A Helios server: a routing table, the live connections, and (while serving) its tasks.
+pub struct Server {
+    shared: Arc<Shared>,
+    running: Mutex<Option<Running>>,
+}
+
+impl Server {
+    /// A server that is not serving yet.
+    pub fn new(config: Config) -> Self {
+        Server {
+            shared: Arc::new(Shared {
+                config,
+                router: RwLock::new(Router::new()),
+                connections: DashMap::new(),
+                next_key: AtomicU64::new(0),
+            }),
+            running: Mutex::new(None),
+        }
+    }
+
+    /// The routing table, for registering methods, middleware and event handlers at any time.
+    pub fn router_mut(&self) -> RwLockWriteGuard<'_, Router> {
+        self.shared.router.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
+        self.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Starts serving on a bound listener, delivering calls to `app`. Must run inside a tokio runtime.
+    pub fn start<A: App>(&self, listener: std::net::TcpListener, app: A) -> Result<SocketAddr, StartError> {
+        let mut running = self.running();
+        if let Some(running) = running.as_ref() {
+            return Err(StartError::AlreadyServing(running.local_addr));
+        }
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let local_addr = listener.local_addr()?;
+        let (calls, calls_rx) = mpsc::channel(CALL_QUEUE);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        tokio::spawn(net::accept(self.shared.clone(), listener, calls, shutdown_rx));
+        *running = Some(Running {
+            shutdown,
+            dispatcher: tokio::spawn(dispatch(app, calls_rx)),
+            runtime: tokio::runtime::Handle::current(),
+            local_addr,
+        });
+        tracing::info!(%local_addr, "serving");
+        Ok(local_addr)
+    }
+
+    /// The address the server listens on, while serving.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.running().as_ref().map(|running| running.local_addr)
+    }
+
+    /// Live connections.
+    pub fn connection_count(&self) -> usize {
+        self.shared.connections.len()
+    }
+
+    /// Stops accepting, closes every connection with 1001, and resolves once the application has heard
+    /// of every close and the port is free. Does nothing when not serving.
+    pub async fn stop(&self) {
+        let Some(running) = self.running().take() else {
+            return;
+        };
+        let _ = running.shutdown.send(true);
+        // The dispatcher ends when the accept loop and every connection have dropped their senders.
+        let _ = running.dispatcher.await;
+        tracing::info!(local_addr = %running.local_addr, "stopped");
+    }
+
+    /// Carries out a flush of operations from the application. Operations on connections that are gone
+    /// are skipped: the application learns of the close through its own call.
+    pub fn apply(&self, ops: &str) -> Result<(), OpError> {
+        for op in op::decode(ops)? {
+            self.apply_one(op);
+        }
+        Ok(())
+    }
+
+    fn apply_one(&self, op: Op<'_>) {
+        let conn_key = match &op {
+            Op::Reply { conn, .. }
+            | Op::Emit { conn, .. }
+            | Op::Request { conn, .. }
+            | Op::EventError { conn, .. }
+            | Op::Close { conn, .. } => *conn,
+        };
+        let Some(conn) = self.shared.connections.get(&conn_key).map(|entry| entry.value().clone()) else {
+            return;
+        };
+        match op {
+            Op::Reply { id, status, body, .. } => {
+                conn.send(protocol::response_frame(id, status, body));
+            }
+            Op::Emit { topic, data, .. } => {
+                conn.send(protocol::event_frame(&topic, data));
+            }
+            Op::Request { id, method, payload, timeout_ms, .. } => {
+                let Some(runtime) = self.running().as_ref().map(|running| running.runtime.clone()) else {
+                    return;
+                };
+                let timer_conn = conn.clone();
+                let registered = conn.add_pending(id, || {
+                    runtime
+                        .spawn(expire(timer_conn, id, Duration::from_millis(timeout_ms)))
+                        .abort_handle()
+                });
+                if registered {
+                    conn.send(protocol::request_frame(id, &method, payload));
+                }
+            }
+            Op::EventError { topic, message, .. } => {
+                conn.send(protocol::error_frame(ErrorCode::EventHandlerError, &message, Some(&topic)));
+            }
+            Op::Close { code, reason, .. } => conn.close(code, &reason),
+        }
+    }
+}
+
+/// Fails a server request that is still pending after `after`.
+async fn expire(conn: Arc<Connection>, id: u64, after: Duration) {
+    tokio::time::sleep(after).await;
+    if conn.expire_pending(id) {
+        let _ = conn.calls.send(call::request_failed(conn.key, id, "timeout")).await;
+    }
+}

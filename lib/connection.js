@@ -1,0 +1,137 @@
+'use strict';
+// A client connection as JavaScript sees it: identity, user data, and ways to reach the client.
+
+const { OP } = require('./outbox.js');
+const { Response } = require('./response.js');
+
+/** Close codes an application may send (RFC 6455 §7.4). */
+function validCloseCode(code) {
+  return code === 1000 || (code >= 3000 && code <= 4999);
+}
+
+class Connection {
+  #helios;
+  #key;
+  /** Server requests waiting for this client's answer: id → {resolve, reject, method, timeout}. */
+  #pending = new Map();
+
+  constructor(helios, key, id, url, remoteAddress) {
+    this.#helios = helios;
+    this.#key = key;
+    /** Unique id of the connection. */
+    this.id = id;
+    /** The path and query the client connected with. */
+    this.url = url;
+    /** The client's address, `ip:port`. */
+    this.remoteAddress = remoteAddress;
+    /** Session id, when session recovery is on. */
+    this.sessionId = null;
+    /** Application data attached to the connection. */
+    this.data = new Map();
+    /** 'OPEN' | 'CLOSING' | 'CLOSED' */
+    this.state = 'OPEN';
+  }
+
+  /** The connection itself, for code written against a raw socket (`connection.ws.close(...)`). */
+  get ws() {
+    return this;
+  }
+
+  /** Sends an event to this client. Resolves to false when the connection is not open. */
+  emit(topic, data) {
+    if (typeof topic !== 'string' || topic.length === 0) {
+      return Promise.reject(new TypeError('topic must be a non-empty string'));
+    }
+    if (this.state !== 'OPEN') return Promise.resolve(false);
+    this.#helios._outbox.push(`[${OP.emit},${this.#key},${JSON.stringify(topic)},${json(data)}]`);
+    return Promise.resolve(true);
+  }
+
+  /** Sends a protocol message; only `{ type: 'event', topic, data }` messages can be sent this way. */
+  send(message) {
+    if (!message || message.type !== 'event') {
+      return Promise.reject(new TypeError("send() takes an event message: { type: 'event', topic, data }"));
+    }
+    return this.emit(message.topic, message.data);
+  }
+
+  /**
+   * Calls a method the client registered. Resolves with the client's Response; rejects when the client
+   * does not answer within `timeout` ms or the connection closes first.
+   */
+  request(method, payload, options = {}) {
+    if (typeof method !== 'string' || method.length === 0) {
+      return Promise.reject(new TypeError('method must be a non-empty string'));
+    }
+    const timeout = options.timeout ?? this.#helios.options.requestTimeout;
+    if (!Number.isFinite(timeout) || timeout < 0) {
+      return Promise.reject(new RangeError('timeout must be a non-negative number of milliseconds'));
+    }
+    if (this.state !== 'OPEN') {
+      return Promise.reject(closedError(method, this));
+    }
+    let body;
+    try {
+      body = json(payload);
+    } catch (error) {
+      return Promise.reject(new TypeError(`payload of '${method}' is not serializable: ${error.message}`));
+    }
+    const id = this.#helios._nextRequestId();
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, method, timeout });
+      this.#helios._outbox.push(`[${OP.request},${this.#key},${id},${JSON.stringify(method)},${body},${Math.ceil(timeout)}]`);
+    });
+  }
+
+  /** Closes the connection with `code` (1000 or 3000–4999) and `reason`. */
+  close(code = 1000, reason = '') {
+    if (!validCloseCode(code)) throw new RangeError(`invalid close code ${code}: use 1000 or 3000-4999`);
+    if (Buffer.byteLength(String(reason)) > 123) throw new RangeError('close reason is longer than 123 bytes');
+    if (this.state !== 'OPEN') return;
+    this.state = 'CLOSING';
+    this.#helios._outbox.push(`[${OP.close},${this.#key},${code},${JSON.stringify(String(reason))}]`);
+  }
+
+  /** @internal the numeric key the native core knows this connection by */
+  get _key() {
+    return this.#key;
+  }
+
+  /** @internal the client answered request `id` */
+  _answered(id, status, data, error) {
+    const pending = this.#pending.get(id);
+    if (!pending) return;
+    this.#pending.delete(id);
+    pending.resolve(new Response(status, data, error));
+  }
+
+  /** @internal request `id` got no answer in time */
+  _failed(id) {
+    const pending = this.#pending.get(id);
+    if (!pending) return;
+    this.#pending.delete(id);
+    const error = new Error(`Request '${pending.method}' timed out after ${pending.timeout} ms`);
+    error.code = 'REQUEST_TIMEOUT';
+    pending.reject(error);
+  }
+
+  /** @internal the socket closed */
+  _closed() {
+    this.state = 'CLOSED';
+    for (const pending of this.#pending.values()) pending.reject(closedError(pending.method, this));
+    this.#pending.clear();
+  }
+}
+
+function closedError(method, connection) {
+  const error = new Error(`Request '${method}' failed: connection ${connection.id} is closed`);
+  error.code = 'CONNECTION_CLOSED';
+  return error;
+}
+
+/** JSON text of a value, `null` for undefined. Throws on cycles and BigInt. */
+function json(value) {
+  return JSON.stringify(value) ?? 'null';
+}
+
+module.exports = { Connection, json };

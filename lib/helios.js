@@ -1,0 +1,288 @@
+'use strict';
+// The Helios server as JavaScript sees it. Rust owns the sockets, the protocol and the routing; this file
+// keeps user handlers and user state, runs each batch of calls the core delivers, and sends results back
+// through one outbox.
+
+const { NativeServer } = require('../native.js');
+const { Connection, json } = require('./connection.js');
+const { RequestContext, EventContext } = require('./context.js');
+const { Emitter } = require('./emitter.js');
+const { Namespace } = require('./namespace.js');
+const { heliosOptions, serveOptions } = require('./options.js');
+const { Outbox, OP } = require('./outbox.js');
+const { Response } = require('./response.js');
+
+/** Call kinds, as the core's `app::call` documents them. */
+const CALL = { open: 0, close: 1, request: 2, event: 3, response: 4, requestFailed: 5, unparsed: 6 };
+
+/** Servers that are serving, kept reachable so the garbage collector never stops one under its clients. */
+const serving = new Set();
+
+class Helios {
+  #native;
+  /** Handler functions by the id the core routes to. */
+  #handlers = [];
+  /** Event handler ids by pattern, for `off`. */
+  #eventHandlers = [];
+  #connections = new Map();
+  #requestIds = 0;
+  #address = null;
+  #onBatch = (text) => this.#runBatch(text);
+
+  constructor(options) {
+    /** The validated options, with defaults. */
+    this.options = heliosOptions(options);
+    /** Lifecycle events (`connection`, `disconnection`, ...) and any event the application emits. */
+    this.events = new Emitter();
+    this.#native = new NativeServer({
+      parseMode: this.options.parseMode,
+      maxMessageSize: this.options.maxPayload,
+      maxBackpressure: this.options.maxBackpressure,
+    });
+    /** @internal */
+    this._outbox = new Outbox(this.#native);
+  }
+
+  /** Registers a method clients can call. `name` may be a pattern (`user.*`, `gateway.**`). */
+  method(name, handler) {
+    checkHandler('method', name, handler);
+    this.#native.addMethod(name, this.#register(handler));
+    return this;
+  }
+
+  /** Same as `method`. */
+  register(name, handler) {
+    return this.method(name, handler);
+  }
+
+  /** Adds middleware `(context, next) => ...` for the methods matching `pattern` (default `**`). */
+  use(pattern, middleware) {
+    if (typeof pattern === 'function') return this.use('**', pattern);
+    checkHandler('middleware', pattern, middleware);
+    this.#native.addMiddleware(pattern, this.#register(middleware));
+    return this;
+  }
+
+  /** A namespace: methods and middleware registered through it are prefixed with `name.`. */
+  namespace(name) {
+    return new Namespace(this, name);
+  }
+
+  /** Handles client events whose topic matches `pattern` (`chat:message`, `chat:*`, `chat:**`). */
+  on(pattern, handler) {
+    checkHandler('event handler', pattern, handler);
+    const id = this.#register(handler);
+    this.#native.addEventHandler(pattern, id);
+    this.#eventHandlers.push({ pattern, handler, id });
+    return this;
+  }
+
+  /** Removes an event handler added with `on`. */
+  off(pattern, handler) {
+    this.#eventHandlers = this.#eventHandlers.filter((entry) => {
+      if (entry.pattern !== pattern || entry.handler !== handler) return true;
+      this.#native.removeEventHandler(entry.id);
+      this.#handlers[entry.id] = undefined;
+      return false;
+    });
+    return this;
+  }
+
+  /**
+   * Starts listening. Port 0 picks a free port. Returns the address actually bound; throws when the
+   * port cannot be bound.
+   */
+  serve(options) {
+    const { port, hostname } = serveOptions(options);
+    if (this.#address) throw new Error(`Helios: already serving on port ${this.#address.port}`);
+    const bound = this.#native.listen(hostname, port, this.#onBatch);
+    serving.add(this);
+    const host = hostname.includes(':') ? `[${hostname}]` : hostname;
+    this.#address = Object.freeze({ port: bound, hostname, url: `ws://${host}:${bound}` });
+    return this.#address;
+  }
+
+  /** The address being served, or null. */
+  get address() {
+    return this.#address;
+  }
+
+  /** Open connections by id. */
+  get connections() {
+    const byId = new Map();
+    for (const connection of this.#connections.values()) byId.set(connection.id, connection);
+    return byId;
+  }
+
+  /**
+   * Stops serving: closes every connection with 1001, rejects pending server requests, and resolves once
+   * every `disconnection` event has fired and the port is free.
+   */
+  async stop() {
+    if (!this.#address) return;
+    this._outbox.flush();
+    await this.#native.stop();
+    this.#address = null;
+    serving.delete(this);
+  }
+
+  /** @internal */
+  _nextRequestId() {
+    this.#requestIds += 1;
+    return this.#requestIds;
+  }
+
+  #register(handler) {
+    this.#handlers.push(handler);
+    return this.#handlers.length - 1;
+  }
+
+  #runBatch(text) {
+    let calls;
+    try {
+      calls = JSON.parse(text);
+    } catch (error) {
+      console.error('[helios] unreadable batch from the native core:', error);
+      return;
+    }
+    for (const call of calls) {
+      try {
+        this.#run(call);
+      } catch (error) {
+        console.error('[helios] failed to handle a call:', error);
+      }
+    }
+  }
+
+  #run(call) {
+    const kind = call[0];
+    if (kind === CALL.open) {
+      const [, key, id, url, remoteAddress] = call;
+      const connection = new Connection(this, key, id, url, remoteAddress);
+      this.#connections.set(key, connection);
+      this.events.emit('connection', { connection, helios: this });
+      return;
+    }
+    const connection = this.#connections.get(call[1]);
+    if (!connection) return;
+    switch (kind) {
+      case CALL.close: {
+        const [, key, code, reason] = call;
+        this.#connections.delete(key);
+        connection._closed();
+        this.events.emit('disconnection', { connection, code, reason });
+        break;
+      }
+      case CALL.request: {
+        const [, , requestId, method, handlerId, middlewareIds, payload] = call;
+        this.#runRequest(connection, requestId, method, handlerId, middlewareIds, payload);
+        break;
+      }
+      case CALL.event: {
+        const [, , topic, handlerIds, data] = call;
+        this.#runEvent(connection, topic, handlerIds, data);
+        break;
+      }
+      case CALL.response: {
+        const [, , requestId, status, data, error] = call;
+        connection._answered(requestId, status, data, error);
+        break;
+      }
+      case CALL.requestFailed:
+        connection._failed(call[2]);
+        break;
+      case CALL.unparsed: {
+        const [, , format, content] = call;
+        const data = format === 'binary' ? Buffer.from(content, 'base64') : content;
+        this.events.emit(format, { connection, data });
+        break;
+      }
+      default:
+        console.error(`[helios] unknown call kind ${kind}`);
+    }
+  }
+
+  #runRequest(connection, requestId, method, handlerId, middlewareIds, payload) {
+    const context = new RequestContext(this, connection, method, payload, requestId);
+    const handler = this.#handlers[handlerId];
+    const chain = middlewareIds.map((id) => this.#handlers[id]);
+    const respond = (value) => this.#reply(connection, requestId, value);
+    const failed = (error) => this.#reply(connection, requestId, handlerFailure(method, error));
+    let result;
+    try {
+      result = runChain(chain, handler, context);
+    } catch (error) {
+      failed(error);
+      return;
+    }
+    if (result && typeof result.then === 'function') result.then(respond, failed);
+    else respond(result);
+  }
+
+  #reply(connection, requestId, value) {
+    const response = value instanceof Response ? value : null;
+    const status = response ? response.status : 200;
+    const body = response ? (response.isError() ? response.error : response.data) : value;
+    let text;
+    try {
+      text = json(body);
+    } catch (error) {
+      console.error(`[helios] result of request ${JSON.stringify(requestId)} is not serializable:`, error);
+      const failure = Response.error(`Result is not serializable: ${error.message}`, 500, 'UNSERIALIZABLE_RESULT');
+      return this.#reply(connection, requestId, failure);
+    }
+    this._outbox.push(`[${OP.reply},${connection._key},${JSON.stringify(requestId)},${status},${text}]`);
+  }
+
+  #runEvent(connection, topic, handlerIds, data) {
+    const context = new EventContext(this, connection, topic);
+    const failed = (error) => {
+      console.error(`[helios] handler of event '${topic}' failed:`, error);
+      const message = error instanceof Error ? error.message : String(error);
+      this._outbox.push(`[${OP.eventError},${connection._key},${JSON.stringify(topic)},${JSON.stringify(message)}]`);
+    };
+    for (const id of handlerIds) {
+      const handler = this.#handlers[id];
+      if (!handler) continue;
+      try {
+        const result = handler(data, context);
+        if (result && typeof result.then === 'function') result.then(undefined, failed);
+      } catch (error) {
+        failed(error);
+      }
+    }
+  }
+
+}
+
+/** Runs middleware in order around the handler; `next()` always returns a promise. */
+function runChain(chain, handler, context) {
+  const step = (index) => {
+    if (index === chain.length) return handler(context);
+    let called = false;
+    const next = () => {
+      if (called) return Promise.reject(new Error('next() called more than once'));
+      called = true;
+      try {
+        return Promise.resolve(step(index + 1));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    };
+    return chain[index](context, next);
+  };
+  return step(0);
+}
+
+function handlerFailure(method, error) {
+  console.error(`[helios] handler of '${method}' failed:`, error);
+  const message = error instanceof Error ? error.message : String(error);
+  return Response.error(message, 500, 'HANDLER_ERROR');
+}
+
+function checkHandler(what, pattern, handler) {
+  if (typeof pattern !== 'string' || pattern.length === 0) throw new TypeError(`${what} pattern must be a non-empty string`);
+  if (typeof handler !== 'function') throw new TypeError(`${what} for '${pattern}' must be a function`);
+}
+
+module.exports = { Helios };

@@ -1,0 +1,64 @@
+'use strict';
+// Validation of `new Helios(options)` and `serve(options)`: every mistake is reported at the call,
+// with the option's name.
+
+const DEFAULTS = Object.freeze({
+  requestTimeout: 5000,
+  parseMode: 'strict',
+  maxPayload: 1024 * 1024,
+  maxBackpressure: 1024 * 1024,
+});
+
+const KNOWN = new Set(Object.keys(DEFAULTS));
+/** Capabilities of the product that this version does not have yet: refused rather than ignored. */
+const NOT_YET = new Set(['sessionRecovery', 'healthCheck']);
+
+function fail(message) {
+  throw new TypeError(`Helios: ${message}`);
+}
+
+function positiveInteger(name, value, max) {
+  if (!Number.isInteger(value) || value <= 0 || value > max) {
+    fail(`option '${name}' must be an integer from 1 to ${max}, got ${describe(value)}`);
+  }
+}
+
+function describe(value) {
+  return typeof value === 'string' ? `'${value}'` : String(value);
+}
+
+/** Checks constructor options and fills in defaults. */
+function heliosOptions(options = {}) {
+  if (options === null || typeof options !== 'object') fail('options must be an object');
+  for (const name of Object.keys(options)) {
+    if (NOT_YET.has(name)) fail(`option '${name}' is not supported by this version`);
+    if (!KNOWN.has(name)) fail(`unknown option '${name}'`);
+  }
+  const merged = { ...DEFAULTS };
+  for (const [name, value] of Object.entries(options)) {
+    if (value !== undefined) merged[name] = value;
+  }
+  if (!Number.isFinite(merged.requestTimeout) || merged.requestTimeout <= 0) {
+    fail(`option 'requestTimeout' must be a positive number of milliseconds, got ${describe(merged.requestTimeout)}`);
+  }
+  if (merged.parseMode !== 'strict' && merged.parseMode !== 'permissive') {
+    fail(`option 'parseMode' must be 'strict' or 'permissive', got ${describe(merged.parseMode)}`);
+  }
+  positiveInteger('maxPayload', merged.maxPayload, 2 ** 31 - 1);
+  positiveInteger('maxBackpressure', merged.maxBackpressure, 2 ** 31 - 1);
+  return Object.freeze(merged);
+}
+
+/** Checks `serve()` options. */
+function serveOptions(options = {}) {
+  if (options === null || typeof options !== 'object') fail('serve options must be an object');
+  const { port = 3000, hostname = '0.0.0.0', ...rest } = options;
+  for (const name of Object.keys(rest)) fail(`unknown serve option '${name}'`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    fail(`serve option 'port' must be an integer from 0 to 65535, got ${describe(port)}`);
+  }
+  if (typeof hostname !== 'string' || hostname.length === 0) fail("serve option 'hostname' must be a non-empty string");
+  return { port, hostname };
+}
+
+module.exports = { heliosOptions, serveOptions };

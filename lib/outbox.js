@@ -1,0 +1,36 @@
+'use strict';
+// Everything JavaScript sends goes through one outbox that is flushed to the native side once per
+// microtask turn: one crossing carries every reply, event and request a batch produced, in order.
+
+const OP = { reply: 0, emit: 1, request: 2, close: 3, eventError: 4 };
+
+class Outbox {
+  #native;
+  #ops = [];
+  #scheduled = false;
+  #flush = () => this.flush();
+
+  constructor(native) {
+    this.#native = native;
+  }
+
+  /** Queues one operation, already written as JSON array text. */
+  push(op) {
+    this.#ops.push(op);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(this.#flush);
+    }
+  }
+
+  /** Hands every queued operation to the native side now. */
+  flush() {
+    this.#scheduled = false;
+    if (this.#ops.length === 0) return;
+    const text = '[' + this.#ops.join(',') + ']';
+    this.#ops = [];
+    this.#native.apply(text);
+  }
+}
+
+module.exports = { Outbox, OP };

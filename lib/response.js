@@ -1,0 +1,61 @@
+'use strict';
+// The result of a request: data on success, an error object on failure, and an HTTP-like status.
+
+const STATUS_CODES = {
+  400: 'BAD_REQUEST',
+  401: 'UNAUTHORIZED',
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  408: 'TIMEOUT',
+  409: 'CONFLICT',
+  422: 'UNPROCESSABLE',
+  429: 'RATE_LIMITED',
+  500: 'INTERNAL_ERROR',
+  501: 'NOT_IMPLEMENTED',
+  503: 'SERVICE_UNAVAILABLE',
+  504: 'TIMEOUT',
+};
+
+class Response {
+  /**
+   * @param {number} status
+   * @param {*} data the result when status < 400
+   * @param {{code: string, message: string} | null} error the error when status >= 400
+   */
+  constructor(status, data = null, error = null) {
+    this.status = status;
+    this.data = status < 400 ? data : null;
+    this.error = status >= 400 ? normalizeError(error, status) : null;
+  }
+
+  /** A successful response. */
+  static success(data, status = 200) {
+    return new Response(status, data, null);
+  }
+
+  /** An error response; `code` defaults to a name derived from the status. */
+  static error(message, status = 500, code) {
+    return new Response(status, null, { code: code ?? codeFor(status), message: String(message) });
+  }
+
+  isSuccess() {
+    return this.status < 400;
+  }
+
+  isError() {
+    return this.status >= 400;
+  }
+}
+
+function codeFor(status) {
+  return STATUS_CODES[status] ?? (status >= 500 ? 'INTERNAL_ERROR' : 'ERROR');
+}
+
+function normalizeError(error, status) {
+  if (error && typeof error === 'object') {
+    return { ...error, code: error.code ?? codeFor(status), message: String(error.message ?? '') };
+  }
+  return { code: codeFor(status), message: error == null ? '' : String(error) };
+}
+
+module.exports = { Response };

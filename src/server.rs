@@ -1,0 +1,118 @@
+//! `NativeServer`, the JavaScript mirror of `helios_core::Server`.
+
+use std::sync::Arc;
+
+use helios_core::{Config, ParseMode, Server};
+use napi::bindgen_prelude::{within_runtime_if_available, PromiseRaw};
+use napi::threadsafe_function::ThreadsafeFunction;
+use napi::{Env, Result, Status};
+use napi_derive::napi;
+
+use crate::app::JsApp;
+use crate::error::to_js;
+
+/// Settings the JavaScript face has already validated.
+#[napi(object)]
+pub struct NativeOptions {
+    /// `strict` or `permissive`.
+    pub parse_mode: String,
+    /// Largest client message, in bytes.
+    pub max_message_size: Option<u32>,
+    /// Most bytes queued for one connection.
+    pub max_backpressure: Option<u32>,
+}
+
+/// The native server. The JavaScript `Helios` class owns one and keeps it referenced while serving.
+#[napi]
+pub struct NativeServer {
+    server: Arc<Server>,
+}
+
+#[napi]
+impl NativeServer {
+    /// A server that is not serving yet.
+    #[napi(constructor)]
+    pub fn new(options: NativeOptions) -> Result<Self> {
+        let mut config = Config::default();
+        config.parse_mode = match options.parse_mode.as_str() {
+            "strict" => ParseMode::Strict,
+            "permissive" => ParseMode::Permissive,
+            other => return Err(to_js(format!("unknown parse mode '{other}'"))),
+        };
+        if let Some(size) = options.max_message_size {
+            config.max_message_size = size as usize;
+        }
+        if let Some(size) = options.max_backpressure {
+            config.max_backpressure = size as usize;
+        }
+        Ok(NativeServer {
+            server: Arc::new(Server::new(config)),
+        })
+    }
+
+    /// Registers the method handler `handler` under `pattern`.
+    #[napi]
+    pub fn add_method(&self, pattern: String, handler: u32) -> Result<()> {
+        self.server.router_mut().add_method(&pattern, handler).map_err(to_js)
+    }
+
+    /// Registers middleware `handler` for the methods matching `pattern`.
+    #[napi]
+    pub fn add_middleware(&self, pattern: String, handler: u32) -> Result<()> {
+        self.server.router_mut().add_middleware(&pattern, handler).map_err(to_js)
+    }
+
+    /// Registers event handler `handler` for the topics matching `pattern`.
+    #[napi]
+    pub fn add_event_handler(&self, pattern: String, handler: u32) -> Result<()> {
+        self.server
+            .router_mut()
+            .add_event_handler(&pattern, handler)
+            .map_err(to_js)
+    }
+
+    /// Removes an event handler; returns whether it was registered.
+    #[napi]
+    pub fn remove_event_handler(&self, handler: u32) -> bool {
+        self.server.router_mut().remove_event_handler(handler)
+    }
+
+    /// Binds `hostname:port` (port 0 picks a free one), starts serving and returns the bound port.
+    /// `on_batch` receives every batch of calls as JSON text.
+    #[napi(catch_unwind)]
+    pub fn listen(
+        &self,
+        hostname: String,
+        port: u32,
+        on_batch: ThreadsafeFunction<String, (), String, Status, false>,
+    ) -> Result<u32> {
+        let port = u16::try_from(port).map_err(|_| to_js(format!("invalid port {port}")))?;
+        let listener = std::net::TcpListener::bind((hostname.as_str(), port))
+            .map_err(|error| to_js(format!("cannot listen on {hostname}:{port}: {error}")))?;
+        let app = JsApp { on_batch };
+        let address = within_runtime_if_available(|| self.server.start(listener, app)).map_err(to_js)?;
+        Ok(u32::from(address.port()))
+    }
+
+    /// Carries out a flush of operations (see the core's `app::op`).
+    #[napi(catch_unwind)]
+    pub fn apply(&self, ops: String) -> Result<()> {
+        self.server.apply(&ops).map_err(to_js)
+    }
+
+    /// Live connections.
+    #[napi]
+    pub fn connection_count(&self) -> u32 {
+        u32::try_from(self.server.connection_count()).unwrap_or(u32::MAX)
+    }
+
+    /// Stops serving; resolves once every connection is closed and reported, and the port is free.
+    #[napi]
+    pub fn stop<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
+        let server = self.server.clone();
+        env.spawn_future(async move {
+            server.stop().await;
+            Ok(())
+        })
+    }
+}
