@@ -43,7 +43,13 @@ class Connection {
       return Promise.reject(new TypeError('topic must be a non-empty string'));
     }
     if (this.state !== 'OPEN') return Promise.resolve(false);
-    this.#helios._outbox.push(`[${OP.emit},${this.#key},${JSON.stringify(topic)},${json(data)}]`);
+    let body;
+    try {
+      body = json(data);
+    } catch (error) {
+      return Promise.reject(new TypeError(`data of event '${topic}' is not serializable: ${error.message}`));
+    }
+    this.#helios._outbox.push(`[${OP.emit},${this.#key},${JSON.stringify(topic)},${body}]`);
     return Promise.resolve(true);
   }
 

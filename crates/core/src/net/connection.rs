@@ -50,6 +50,11 @@ impl Connection {
         self.outbox.written(len);
     }
 
+    /// Resolves once the outbound byte limit has been passed.
+    pub(crate) async fn overflowed(&self) {
+        self.outbox.overflowed().await;
+    }
+
     /// Asks for the connection to be closed.
     pub(crate) fn close(&self, code: u16, reason: &str) {
         self.outbox.close(code, reason);

@@ -1,12 +1,9 @@
 //! A connection's outbound queue, bounded by the bytes it holds.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
-
-/// Close code sent when a client reads too slowly for what is sent to it.
-const TRY_AGAIN_LATER: u16 = 1013;
 
 /// What the socket task writes next.
 #[derive(Debug)]
@@ -23,6 +20,8 @@ pub(crate) struct Outbox {
     tx: mpsc::UnboundedSender<Outbound>,
     queued: AtomicUsize,
     limit: usize,
+    overflowed: AtomicBool,
+    overflow: Notify,
 }
 
 impl Outbox {
@@ -33,21 +32,35 @@ impl Outbox {
             tx,
             queued: AtomicUsize::new(0),
             limit,
+            overflowed: AtomicBool::new(false),
+            overflow: Notify::new(),
         };
         (outbox, rx)
     }
 
-    /// Queues a frame. Returns false when the connection is gone, or when the frame would pass the byte
-    /// limit, in which case the connection is closed with 1013.
+    /// Queues a frame. Returns false when the connection is gone or has passed the byte limit. A frame
+    /// that finds the queue empty is always taken, so one large message never trips the limit alone.
     pub(crate) fn push(&self, frame: Utf8Bytes) -> bool {
+        if self.overflowed.load(Ordering::Acquire) {
+            return false;
+        }
         let len = frame.len();
-        if self.queued.fetch_add(len, Ordering::AcqRel) + len > self.limit {
+        let before = self.queued.fetch_add(len, Ordering::AcqRel);
+        if before > 0 && before + len > self.limit {
             self.queued.fetch_sub(len, Ordering::AcqRel);
-            tracing::warn!(queued = self.queued(), limit = self.limit, "outbound limit passed, closing");
-            self.close(TRY_AGAIN_LATER, "Backpressure limit exceeded");
+            if !self.overflowed.swap(true, Ordering::AcqRel) {
+                tracing::warn!(queued = before, limit = self.limit, "outbound limit passed, dropping the connection");
+                self.overflow.notify_one();
+            }
             return false;
         }
         self.tx.send(Outbound::Frame(frame)).is_ok()
+    }
+
+    /// Resolves once the byte limit has been passed; the socket task then drops the connection, since a
+    /// client that does not read would not read a close frame either.
+    pub(crate) async fn overflowed(&self) {
+        self.overflow.notified().await;
     }
 
     /// Records that a frame of `len` bytes has left the queue.
@@ -74,14 +87,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn passing_the_limit_closes_with_1013() {
+    fn passing_the_limit_refuses_every_later_frame_and_signals_once() {
         let (outbox, mut rx) = Outbox::new(10);
         assert!(outbox.push(Utf8Bytes::from("123456")));
         assert!(!outbox.push(Utf8Bytes::from("123456")));
         assert_eq!(outbox.queued(), 6);
         assert!(matches!(rx.try_recv(), Ok(Outbound::Frame(_))));
-        assert!(matches!(rx.try_recv(), Ok(Outbound::Close { code: 1013, .. })));
+        assert!(rx.try_recv().is_err());
         outbox.written(6);
-        assert!(outbox.push(Utf8Bytes::from("123456")));
+        assert!(!outbox.push(Utf8Bytes::from("1")), "an overflowed connection takes nothing more");
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(outbox.overflowed());
+    }
+
+    #[test]
+    fn a_large_frame_on_an_empty_queue_is_taken() {
+        let (outbox, _rx) = Outbox::new(10);
+        assert!(outbox.push(Utf8Bytes::from("x".repeat(100))));
     }
 }

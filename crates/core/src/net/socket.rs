@@ -12,6 +12,7 @@ use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
@@ -28,6 +29,9 @@ const MAX_FRAMES_PER_FLUSH: usize = 256;
 
 /// Code reported when the connection ended without a close frame.
 const ABNORMAL: u16 = 1006;
+
+/// Code reported when the connection was dropped for not reading what was sent to it.
+const TRY_AGAIN_LATER: u16 = 1013;
 
 /// How the connection ended, as the application hears it.
 struct Ending {
@@ -135,6 +139,8 @@ async fn run(
             incoming = ws.next() => match incoming {
                 Some(Ok(message)) => {
                     if let Some(ending) = receive(shared, conn, message, &mut closing).await {
+                        // Sends tungstenite's answer to the client's close frame.
+                        let _ = timeout(shared.config.close_timeout, ws.flush()).await;
                         return ending;
                     }
                 }
@@ -142,11 +148,18 @@ async fn run(
                 None => return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, "")),
             },
             Some(first) = outbound.recv(), if closing.is_none() => {
-                if let Err(error) = write(&mut ws, conn, first, &mut outbound, &mut closing, shared).await {
+                // A client that stops reading blocks the write: the limit or a shutdown ends the wait.
+                let written = tokio::select! {
+                    written = write(&mut ws, conn, first, &mut outbound, &mut closing, shared) => written,
+                    _ = conn.overflowed() => return Ending::new(TRY_AGAIN_LATER, "Backpressure limit exceeded"),
+                    _ = super::stopped(shutdown) => return Ending::new(1001, "Server stopping"),
+                };
+                if let Err(error) = written {
                     tracing::debug!(conn = %conn.id, %error, "write failed");
                     return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, ""));
                 }
             },
+            _ = conn.overflowed() => return Ending::new(TRY_AGAIN_LATER, "Backpressure limit exceeded"),
             _ = super::stopped(shutdown), if closing.is_none() => {
                 start_close(&mut ws, 1001, "Server stopping", &mut closing, shared).await;
             },
@@ -238,8 +251,10 @@ async fn start_close(
         code: CloseCode::from(code),
         reason: reason.into(),
     };
-    if let Err(error) = ws.close(Some(frame)).await {
-        tracing::debug!(%error, "close frame not sent");
+    match timeout(shared.config.close_timeout, ws.close(Some(frame))).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::debug!(%error, "close frame not sent"),
+        Err(_) => tracing::debug!("close frame not sent in time"),
     }
     *closing = Some((Instant::now() + shared.config.close_timeout, Ending::new(code, reason)));
 }
@@ -254,6 +269,9 @@ async fn fail(
     let (code, reason) = match &error {
         WsError::Capacity(_) => (1009, "Message too large"),
         WsError::Utf8(_) => (1007, "Invalid UTF-8"),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+            return Ending::new(ABNORMAL, "");
+        }
         WsError::Protocol(_) => (1002, "Protocol error"),
         WsError::ConnectionClosed | WsError::AlreadyClosed => {
             return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, ""));

@@ -16,7 +16,7 @@ impl<'a> RequestId<'a> {
     fn parse(raw: &'a RawValue) -> Option<Self> {
         let text = raw.get();
         let valid = if text.starts_with('"') {
-            text.len() <= MAX_ID_LEN
+            serde_json::from_str::<Cow<'_, str>>(text).is_ok_and(|id| id.len() <= MAX_ID_LEN)
         } else {
             text.parse::<u64>().is_ok_and(|n| n < (1 << 53))
         };
@@ -210,15 +210,19 @@ mod tests {
 
     #[test]
     fn rejects_bad_ids() {
-        for frame in [
+        for frame in &[
             r#"{"type":"request","method":"m"}"#,
             r#"{"type":"request","id":1.5,"method":"m"}"#,
             r#"{"type":"request","id":-1,"method":"m"}"#,
             r#"{"type":"request","id":{},"method":"m"}"#,
             r#"{"type":"request","id":9007199254740992,"method":"m"}"#,
+            &format!(r#"{{"type":"request","id":"{}","method":"m"}}"#, "x".repeat(129)),
         ] {
             assert!(matches!(decode(frame), Err(DecodeError::InvalidMessage(_))), "{frame}");
         }
+        // The limit is on the decoded id: escapes do not count twice.
+        let escaped = format!(r#"{{"type":"request","id":"{}","method":"m"}}"#, "\\\"".repeat(128));
+        assert!(matches!(decode(&escaped), Ok(Inbound::Request { .. })));
     }
 
     #[test]

@@ -15,5 +15,5 @@ pub const SUBPROTOCOL: &str = "helios.v1";
 /// Longest accepted method name or topic, in bytes.
 pub const MAX_NAME_LEN: usize = 256;
 
-/// Longest accepted string request id, in bytes (quotes included).
-pub const MAX_ID_LEN: usize = 130;
+/// Longest accepted string request id, in bytes.
+pub const MAX_ID_LEN: usize = 128;

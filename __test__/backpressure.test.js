@@ -1,0 +1,83 @@
+import { test, expect, describe } from 'bun:test';
+import {
+  useCleanup,
+  startServer,
+  connect,
+  connectWithConnection,
+  tcpSocket,
+  connectionAt,
+  nextEvent,
+  waitFor,
+} from './helpers.js';
+
+useCleanup();
+
+const CHUNK = 'x'.repeat(1_000_000);
+/** 60 MB: far more than the socket buffers of a loopback connection hold. */
+const CHUNKS = 60;
+
+/**
+ * A server with `maxBackpressure` 2 MiB, a well-behaved client, and a hand-written client that has
+ * stopped reading. `flood()` emits CHUNKS events to the stuck client, one per event-loop turn (as an
+ * application emitting over time would), until it is disconnected.
+ */
+async function stuckClient() {
+  const { helios, url, port } = startServer({ maxBackpressure: 2 * 1024 * 1024 }, (server) => {
+    server.method('ok', () => 'ok');
+  });
+  const good = await connect(url);
+  const connected = connectionAt(helios, '/stuck');
+  const stuck = await tcpSocket(port, '/stuck');
+  const connection = await connected;
+  stuck.pause();
+  let disconnected = null;
+  helios.events.on('disconnection', (payload) => {
+    if (payload.connection === connection) disconnected = payload;
+  });
+  const flood = async () => {
+    for (let i = 0; i < CHUNKS && !disconnected; i++) {
+      connection.emit('bulk', CHUNK);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  };
+  return { helios, good, stuck, connection, flood, disconnection: () => disconnected };
+}
+
+describe('backpressure', () => {
+  test('a client that stops reading is closed with 1013 once maxBackpressure is passed; others are unaffected', async () => {
+    const { helios, good, connection, flood, disconnection } = await stuckClient();
+    const disconnected = nextEvent(helios.events, 'disconnection', (d) => d.connection === connection, 4000);
+    await flood();
+    expect((await good.request('ok')).data).toBe('ok');
+    const { code } = disconnection() ?? (await disconnected);
+    expect(code).toBe(1013);
+    expect(connection.state).toBe('CLOSED');
+    expect(await connection.emit('bulk', 'after close')).toBe(false);
+    expect((await good.request('ok')).data).toBe('ok');
+  }, 10000);
+
+  test('helios.stop() completes while a client is not reading', async () => {
+    const { helios, flood } = await stuckClient();
+    await flood();
+    const outcome = await Promise.race([
+      helios.stop().then(() => 'stopped'),
+      new Promise((resolve) => setTimeout(() => resolve('stop() still pending after 4 s'), 4000)),
+    ]);
+    expect(outcome).toBe('stopped');
+  }, 10000);
+
+  test('a client that keeps up is never closed, and receives everything in order', async () => {
+    const { helios, url } = startServer({ maxBackpressure: 256 * 1024 }, () => {});
+    const { starling, connection } = await connectWithConnection(helios, url);
+    const got = [];
+    starling.on('seq', (data) => got.push(data.n));
+    const chunk = 'y'.repeat(10_000);
+    // 3 MB in all, but never more than 100 kB in flight: the client reads as fast as it is sent to.
+    for (let n = 0; n < 300; n++) {
+      connection.emit('seq', { n, chunk });
+      if (n % 10 === 9) await waitFor(() => got.length === n + 1, { message: `event ${n}` });
+    }
+    expect(got).toEqual(Array.from({ length: 300 }, (_, n) => n));
+    expect(connection.state).toBe('OPEN');
+  });
+});

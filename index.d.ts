@@ -1,0 +1,196 @@
+// Type definitions for @aionbuilders/helios.
+
+/** Options of `new Helios(options)`. */
+export interface HeliosOptions {
+  /** Default timeout of `connection.request`, in ms. Default: 5000. */
+  requestTimeout?: number;
+  /**
+   * What happens to frames that are not protocol messages. `'strict'` (default) answers them with an
+   * `error` message; `'permissive'` hands them to `helios.events` as `text`, `json` or `binary` events.
+   */
+  parseMode?: 'strict' | 'permissive';
+  /** Largest message a client may send, in bytes; larger ones close the connection with 1009. Default: 1 MiB. */
+  maxPayload?: number;
+  /** Most bytes queued for one connection before it is closed with 1013. Default: 1 MiB. */
+  maxBackpressure?: number;
+}
+
+/** Options of `helios.serve(options)`. */
+export interface ServeOptions {
+  /** Port to listen on; 0 picks a free one. Default: 3000. */
+  port?: number;
+  /** Address to listen on. Default: '0.0.0.0'. */
+  hostname?: string;
+}
+
+/** The address a server listens on. */
+export interface ServerAddress {
+  readonly port: number;
+  readonly hostname: string;
+  /** `ws://hostname:port` */
+  readonly url: string;
+}
+
+/** The error object of an error response. */
+export interface ResponseError {
+  code: string;
+  message: string;
+  [key: string]: unknown;
+}
+
+/** The result of a request: `data` on success, `error` on failure, and an HTTP-like status. */
+export declare class Response<T = any> {
+  constructor(status: number, data?: T | null, error?: ResponseError | string | null);
+  readonly status: number;
+  readonly data: T | null;
+  readonly error: ResponseError | null;
+  /** A successful response. */
+  static success<T>(data: T, status?: number): Response<T>;
+  /** An error response; `code` defaults to a name derived from the status (401 → 'UNAUTHORIZED'). */
+  static error(message: string, status?: number, code?: string): Response<never>;
+  isSuccess(): boolean;
+  isError(): boolean;
+}
+
+/** Options of `connection.request`. */
+export interface RequestOptions {
+  /** ms to wait for the client's answer. Default: the server's `requestTimeout`. */
+  timeout?: number;
+}
+
+/** A client connection. */
+export declare class Connection {
+  /** Unique id of the connection (a UUID). */
+  readonly id: string;
+  /** The path and query the client connected with, e.g. `/?room=1`. */
+  readonly url: string;
+  /** The client's address, `ip:port`. */
+  readonly remoteAddress: string;
+  /** Session id, when session recovery is on. */
+  sessionId: string | null;
+  /** Application data attached to the connection. */
+  readonly data: Map<string, any>;
+  readonly state: 'OPEN' | 'CLOSING' | 'CLOSED';
+  /** The connection itself, for code written against a raw socket: `connection.ws.close(4001, 'Auth timeout')`. */
+  readonly ws: Connection;
+  /** Sends an event to the client; resolves to false when the connection is not open. */
+  emit(topic: string, data?: unknown): Promise<boolean>;
+  /** Sends an event message. */
+  send(message: { type: 'event'; topic: string; data?: unknown }): Promise<boolean>;
+  /**
+   * Calls a method the client registered. Resolves with the client's response (success or error);
+   * rejects with `code: 'REQUEST_TIMEOUT'` when it does not answer in time and `code: 'CONNECTION_CLOSED'`
+   * when the connection closes first.
+   */
+  request<T = any>(method: string, payload?: unknown, options?: RequestOptions): Promise<Response<T>>;
+  /** Closes the connection; `code` is 1000 or 3000–4999, `reason` at most 123 bytes. */
+  close(code?: number, reason?: string): void;
+}
+
+/** What a method handler and middleware receive. */
+export declare class RequestContext<P = any> {
+  readonly helios: Helios;
+  readonly connection: Connection;
+  /** The method the client called. */
+  readonly method: string;
+  /** The request's payload. */
+  readonly payload: P;
+  /** The client's request id. */
+  readonly requestId: string | number;
+  /** The id of the calling connection. */
+  readonly clientId: string;
+  /** An error response to return: the client receives `status` and `{ code, message }`. */
+  createErrorResponse(message: string, status?: number, code?: string): Response<never>;
+  /** A success response with an explicit status. */
+  createResponse<T>(data: T, status?: number): Response<T>;
+}
+
+/** What an event handler receives besides the data. */
+export declare class EventContext {
+  readonly helios: Helios;
+  readonly connection: Connection;
+  /** The topic the client sent the event under. */
+  readonly topic: string;
+  /** The id of the sending connection. */
+  readonly clientId: string;
+}
+
+/** A method handler: its return value (or resolved value) is the response data; a `Response` is sent as is. */
+export type MethodHandler<P = any, R = any> = (context: RequestContext<P>) => R | Promise<R>;
+
+/** Middleware: call `next()` to run the rest of the chain, or return a response to short-circuit. */
+export type Middleware = (context: RequestContext, next: () => Promise<any>) => any;
+
+/** A client event handler. */
+export type EventHandler<D = any> = (data: D, context: EventContext) => void | Promise<void>;
+
+/** Payloads of the lifecycle events on `helios.events`. */
+export interface HeliosEvents {
+  connection: { connection: Connection; helios: Helios };
+  disconnection: { connection: Connection; code: number; reason: string };
+  /** A text frame that is not JSON (permissive mode). */
+  text: { connection: Connection; data: string };
+  /** JSON that is not a protocol message (permissive mode). */
+  json: { connection: Connection; data: unknown };
+  /** A binary frame (permissive mode). */
+  binary: { connection: Connection; data: Buffer };
+}
+
+/** The emitter behind `helios.events`: lifecycle events, plus any event the application emits. */
+export declare class Emitter<Events extends Record<string, any> = HeliosEvents> {
+  on<K extends keyof Events & string>(name: K, listener: (payload: Events[K]) => unknown): this;
+  on(name: string, listener: (payload: any) => unknown): this;
+  once<K extends keyof Events & string>(name: K, listener: (payload: Events[K]) => unknown): this;
+  once(name: string, listener: (payload: any) => unknown): this;
+  off(name: string, listener?: (payload: any) => unknown): this;
+  emit<K extends keyof Events & string>(name: K, payload: Events[K]): boolean;
+  emit(name: string, payload?: unknown): boolean;
+  listenerCount(name: string): number;
+}
+
+/** A name prefix: methods and middleware registered through it live under `prefix.`. */
+export declare class Namespace {
+  /** The full prefix, without the trailing dot. */
+  readonly prefix: string;
+  method(name: string, handler: MethodHandler): this;
+  register(name: string, handler: MethodHandler): this;
+  use(pattern: string, middleware: Middleware): this;
+  use(middleware: Middleware): this;
+  namespace(name: string): Namespace;
+}
+
+/**
+ * A Helios server. Method names are `.`-separated and topics `:`-separated; in patterns `*` matches one
+ * segment and `**` one or more (last only).
+ */
+export declare class Helios {
+  constructor(options?: HeliosOptions);
+  /** The validated options, with defaults. */
+  readonly options: Readonly<Required<HeliosOptions>>;
+  /** Lifecycle events, and any event the application emits. */
+  readonly events: Emitter<HeliosEvents>;
+  /** The address being served, or null. */
+  readonly address: ServerAddress | null;
+  /** Open connections by id. */
+  readonly connections: Map<string, Connection>;
+  /** Registers a method; when several patterns match a call, the most specific wins. */
+  method<P = any, R = any>(name: string, handler: MethodHandler<P, R>): this;
+  /** Same as `method`. */
+  register<P = any, R = any>(name: string, handler: MethodHandler<P, R>): this;
+  /** Adds middleware for the methods matching `pattern`; all matching middleware runs in registration order. */
+  use(pattern: string, middleware: Middleware): this;
+  use(middleware: Middleware): this;
+  /** A namespace whose methods and middleware are prefixed with `name.`. */
+  namespace(name: string): Namespace;
+  /** Handles client events whose topic matches `pattern`; every matching handler runs. */
+  on<D = any>(pattern: string, handler: EventHandler<D>): this;
+  /** Removes an event handler. */
+  off(pattern: string, handler: EventHandler): this;
+  /** Starts listening; throws when the port cannot be bound. */
+  serve(options?: ServeOptions): ServerAddress;
+  /**
+   * Stops serving: closes every connection with 1001, rejects pending server requests, and resolves once
+   * every `disconnection` event has fired and the port is free.
+   */
+  stop(): Promise<void>;
+}
