@@ -1,7 +1,5 @@
 //! The core's `App` seam implemented by a JavaScript function: each batch of calls becomes one call of it.
 
-use std::future::Future;
-
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi::Status;
 
@@ -14,12 +12,10 @@ pub(crate) struct JsApp {
 }
 
 impl helios_core::App for JsApp {
-    fn deliver(&self, batch: String) -> impl Future<Output = ()> + Send {
-        async move {
-            // Waiting for the call to return is what makes the next batch gather what arrives meanwhile.
-            if let Err(error) = self.on_batch.call_async(batch).await {
-                tracing::error!(%error, "the batch handler failed");
-            }
+    async fn deliver(&self, batch: String) {
+        // Waiting for the call to return is what makes the next batch gather what arrives meanwhile.
+        if let Err(error) = self.on_batch.call_async(batch).await {
+            tracing::error!(%error, "the batch handler failed");
         }
     }
 }

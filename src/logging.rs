@@ -3,7 +3,11 @@
 use tracing_subscriber::filter::LevelFilter;
 
 pub(crate) fn init() {
-    let level = match std::env::var("HELIOS_LOG").as_deref().map(str::to_ascii_lowercase).as_deref() {
+    let level = match std::env::var("HELIOS_LOG")
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Ok("off") => LevelFilter::OFF,
         Ok("error") => LevelFilter::ERROR,
         Ok("info") => LevelFilter::INFO,

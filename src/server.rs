@@ -33,18 +33,21 @@ impl NativeServer {
     /// A server that is not serving yet.
     #[napi(constructor)]
     pub fn new(options: NativeOptions) -> Result<Self> {
-        let mut config = Config::default();
-        config.parse_mode = match options.parse_mode.as_str() {
-            "strict" => ParseMode::Strict,
-            "permissive" => ParseMode::Permissive,
-            other => return Err(to_js(format!("unknown parse mode '{other}'"))),
+        let defaults = Config::default();
+        let config = Config {
+            parse_mode: match options.parse_mode.as_str() {
+                "strict" => ParseMode::Strict,
+                "permissive" => ParseMode::Permissive,
+                other => return Err(to_js(format!("unknown parse mode '{other}'"))),
+            },
+            max_message_size: options
+                .max_message_size
+                .map_or(defaults.max_message_size, |size| size as usize),
+            max_backpressure: options
+                .max_backpressure
+                .map_or(defaults.max_backpressure, |size| size as usize),
+            ..defaults
         };
-        if let Some(size) = options.max_message_size {
-            config.max_message_size = size as usize;
-        }
-        if let Some(size) = options.max_backpressure {
-            config.max_backpressure = size as usize;
-        }
         Ok(NativeServer {
             server: Arc::new(Server::new(config)),
         })
@@ -53,13 +56,19 @@ impl NativeServer {
     /// Registers the method handler `handler` under `pattern`.
     #[napi]
     pub fn add_method(&self, pattern: String, handler: u32) -> Result<()> {
-        self.server.router_mut().add_method(&pattern, handler).map_err(to_js)
+        self.server
+            .router_mut()
+            .add_method(&pattern, handler)
+            .map_err(to_js)
     }
 
     /// Registers middleware `handler` for the methods matching `pattern`.
     #[napi]
     pub fn add_middleware(&self, pattern: String, handler: u32) -> Result<()> {
-        self.server.router_mut().add_middleware(&pattern, handler).map_err(to_js)
+        self.server
+            .router_mut()
+            .add_middleware(&pattern, handler)
+            .map_err(to_js)
     }
 
     /// Registers event handler `handler` for the topics matching `pattern`.
@@ -90,7 +99,8 @@ impl NativeServer {
         let listener = std::net::TcpListener::bind((hostname.as_str(), port))
             .map_err(|error| to_js(format!("cannot listen on {hostname}:{port}: {error}")))?;
         let app = JsApp { on_batch };
-        let address = within_runtime_if_available(|| self.server.start(listener, app)).map_err(to_js)?;
+        let address =
+            within_runtime_if_available(|| self.server.start(listener, app)).map_err(to_js)?;
         Ok(u32::from(address.port()))
     }
 

@@ -38,10 +38,12 @@ impl Router {
     pub fn add_method(&mut self, pattern: &str, handler: HandlerId) -> Result<(), PatternError> {
         let pattern = Pattern::parse(pattern, Separator::Dot)?;
         if pattern.is_exact() {
-            self.exact_methods.insert(pattern.as_str().to_owned(), handler);
+            self.exact_methods
+                .insert(pattern.as_str().to_owned(), handler);
             return Ok(());
         }
-        self.pattern_methods.retain(|(existing, _)| existing != &pattern);
+        self.pattern_methods
+            .retain(|(existing, _)| existing != &pattern);
         let at = self
             .pattern_methods
             .partition_point(|(existing, _)| existing.specificity_cmp(&pattern).is_le());
@@ -50,14 +52,22 @@ impl Router {
     }
 
     /// Registers middleware for the methods matching `pattern`.
-    pub fn add_middleware(&mut self, pattern: &str, handler: HandlerId) -> Result<(), PatternError> {
+    pub fn add_middleware(
+        &mut self,
+        pattern: &str,
+        handler: HandlerId,
+    ) -> Result<(), PatternError> {
         self.middleware
             .push((Pattern::parse(pattern, Separator::Dot)?, handler));
         Ok(())
     }
 
     /// Registers an event handler for the topics matching `pattern` (`:`-separated).
-    pub fn add_event_handler(&mut self, pattern: &str, handler: HandlerId) -> Result<(), PatternError> {
+    pub fn add_event_handler(
+        &mut self,
+        pattern: &str,
+        handler: HandlerId,
+    ) -> Result<(), PatternError> {
         self.events
             .push((Pattern::parse(pattern, Separator::Colon)?, handler));
         Ok(())
@@ -84,7 +94,10 @@ impl Router {
             .filter(|(pattern, _)| pattern.matches(method))
             .map(|(_, id)| *id)
             .collect();
-        Some(Route { handler, middleware })
+        Some(Route {
+            handler,
+            middleware,
+        })
     }
 
     /// Every event handler whose pattern matches `topic`, in registration order.
@@ -130,7 +143,10 @@ mod tests {
         router.add_middleware("**", 1).expect("valid");
         router.add_middleware("api.**", 2).expect("valid");
         router.add_middleware("api.users.list", 3).expect("valid");
-        assert_eq!(router.route("api.users.list").map(|r| r.middleware), Some(vec![1, 2, 3]));
+        assert_eq!(
+            router.route("api.users.list").map(|r| r.middleware),
+            Some(vec![1, 2, 3])
+        );
         assert_eq!(router.route("ping").map(|r| r.middleware), Some(vec![1]));
     }
 

@@ -31,7 +31,9 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn router(&self) -> RwLockReadGuard<'_, Router> {
         // Registration cannot leave the table half-written, so a poisoned lock is still a valid table.
-        self.router.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.router
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub(crate) fn next_key(&self) -> u64 {
@@ -80,15 +82,24 @@ impl Server {
 
     /// The routing table, for registering methods, middleware and event handlers at any time.
     pub fn router_mut(&self) -> RwLockWriteGuard<'_, Router> {
-        self.shared.router.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.shared
+            .router
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
-        self.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Starts serving on a bound listener, delivering calls to `app`. Must run inside a tokio runtime.
-    pub fn start<A: App>(&self, listener: std::net::TcpListener, app: A) -> Result<SocketAddr, StartError> {
+    pub fn start<A: App>(
+        &self,
+        listener: std::net::TcpListener,
+        app: A,
+    ) -> Result<SocketAddr, StartError> {
         let mut running = self.running();
         if let Some(running) = running.as_ref() {
             return Err(StartError::AlreadyServing(running.local_addr));
@@ -98,7 +109,12 @@ impl Server {
         let local_addr = listener.local_addr()?;
         let (calls, calls_rx) = mpsc::channel(CALL_QUEUE);
         let (shutdown, shutdown_rx) = watch::channel(false);
-        tokio::spawn(net::accept(self.shared.clone(), listener, calls, shutdown_rx));
+        tokio::spawn(net::accept(
+            self.shared.clone(),
+            listener,
+            calls,
+            shutdown_rx,
+        ));
         *running = Some(Running {
             shutdown,
             dispatcher: tokio::spawn(dispatch(app, calls_rx)),
@@ -148,18 +164,35 @@ impl Server {
             | Op::EventError { conn, .. }
             | Op::Close { conn, .. } => *conn,
         };
-        let Some(conn) = self.shared.connections.get(&conn_key).map(|entry| entry.value().clone()) else {
+        let Some(conn) = self
+            .shared
+            .connections
+            .get(&conn_key)
+            .map(|entry| entry.value().clone())
+        else {
             return;
         };
         match op {
-            Op::Reply { id, status, body, .. } => {
+            Op::Reply {
+                id, status, body, ..
+            } => {
                 conn.send(protocol::response_frame(id, status, body));
             }
             Op::Emit { topic, data, .. } => {
                 conn.send(protocol::event_frame(&topic, data));
             }
-            Op::Request { id, method, payload, timeout_ms, .. } => {
-                let Some(runtime) = self.running().as_ref().map(|running| running.runtime.clone()) else {
+            Op::Request {
+                id,
+                method,
+                payload,
+                timeout_ms,
+                ..
+            } => {
+                let Some(runtime) = self
+                    .running()
+                    .as_ref()
+                    .map(|running| running.runtime.clone())
+                else {
                     return;
                 };
                 let timer_conn = conn.clone();
@@ -173,7 +206,11 @@ impl Server {
                 }
             }
             Op::EventError { topic, message, .. } => {
-                conn.send(protocol::error_frame(ErrorCode::EventHandlerError, &message, Some(&topic)));
+                conn.send(protocol::error_frame(
+                    ErrorCode::EventHandlerError,
+                    &message,
+                    Some(&topic),
+                ));
             }
             Op::Close { code, reason, .. } => conn.close(code, &reason),
         }
@@ -184,6 +221,9 @@ impl Server {
 async fn expire(conn: Arc<Connection>, id: u64, after: Duration) {
     tokio::time::sleep(after).await;
     if conn.expire_pending(id) {
-        let _ = conn.calls.send(call::request_failed(conn.key, id, "timeout")).await;
+        let _ = conn
+            .calls
+            .send(call::request_failed(conn.key, id, "timeout"))
+            .await;
     }
 }

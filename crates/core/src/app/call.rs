@@ -33,8 +33,22 @@ pub(crate) fn close(conn: u64, code: u16, reason: &str) -> String {
 }
 
 /// Run the method `route` leads to.
-pub(crate) fn request(conn: u64, id: &RawValue, method: &str, route: &Route, payload: &RawValue) -> String {
-    to_text(&(2, conn, id, method, route.handler, &route.middleware, payload))
+pub(crate) fn request(
+    conn: u64,
+    id: &RawValue,
+    method: &str,
+    route: &Route,
+    payload: &RawValue,
+) -> String {
+    to_text(&(
+        2,
+        conn,
+        id,
+        method,
+        route.handler,
+        &route.middleware,
+        payload,
+    ))
 }
 
 /// A client event for `handlers`.
@@ -43,7 +57,13 @@ pub(crate) fn event(conn: u64, topic: &str, handlers: &[HandlerId], data: &RawVa
 }
 
 /// A client's answer to the server request `id`.
-pub(crate) fn response(conn: u64, id: u64, status: u16, data: &RawValue, error: Option<&RawValue>) -> String {
+pub(crate) fn response(
+    conn: u64,
+    id: u64,
+    status: u16,
+    data: &RawValue,
+    error: Option<&RawValue>,
+) -> String {
     to_text(&(4, conn, id, status, data, error))
 }
 
@@ -70,6 +90,8 @@ pub(crate) fn unparsed(conn: u64, frame: Unparsed<'_>) -> String {
             to_text(&(6, conn, "json", content))
         }
         Unparsed::Text(text) => to_text(&(6, conn, "text", text)),
-        Unparsed::Binary(bytes) => to_text(&(6, conn, "binary", data_encoding::BASE64.encode(bytes))),
+        Unparsed::Binary(bytes) => {
+            to_text(&(6, conn, "binary", data_encoding::BASE64.encode(bytes)))
+        }
     }
 }

@@ -77,12 +77,16 @@ pub struct OpError {
 }
 
 fn field<'a, T: serde::Deserialize<'a>>(item: &[&'a RawValue], at: usize) -> Result<T, String> {
-    let raw = item.get(at).ok_or_else(|| format!("missing element {at}"))?;
+    let raw = item
+        .get(at)
+        .ok_or_else(|| format!("missing element {at}"))?;
     serde_json::from_str(raw.get()).map_err(|error| format!("element {at}: {error}"))
 }
 
 fn raw<'a>(item: &[&'a RawValue], at: usize) -> Result<&'a RawValue, String> {
-    item.get(at).copied().ok_or_else(|| format!("missing element {at}"))
+    item.get(at)
+        .copied()
+        .ok_or_else(|| format!("missing element {at}"))
 }
 
 fn op<'a>(item: &[&'a RawValue]) -> Result<Op<'a>, String> {
@@ -143,11 +147,19 @@ mod tests {
             r#"[[0,1,"r",200,{"a":1}],[1,2,"chat:x",null],[2,3,7,"client.ping",[1],5000],[3,4,4001,"Auth timeout"],[4,5,"chat:x","boom"]]"#,
         )
         .expect("valid ops");
-        assert!(matches!(&ops[0], Op::Reply { conn: 1, status: 200, id, body } if id.get() == r#""r""# && body.get() == r#"{"a":1}"#));
+        assert!(
+            matches!(&ops[0], Op::Reply { conn: 1, status: 200, id, body } if id.get() == r#""r""# && body.get() == r#"{"a":1}"#)
+        );
         assert!(matches!(&ops[1], Op::Emit { conn: 2, topic, .. } if topic == "chat:x"));
-        assert!(matches!(&ops[2], Op::Request { conn: 3, id: 7, timeout_ms: 5000, method, .. } if method == "client.ping"));
-        assert!(matches!(&ops[3], Op::Close { conn: 4, code: 4001, reason } if reason == "Auth timeout"));
-        assert!(matches!(&ops[4], Op::EventError { conn: 5, topic, message } if topic == "chat:x" && message == "boom"));
+        assert!(
+            matches!(&ops[2], Op::Request { conn: 3, id: 7, timeout_ms: 5000, method, .. } if method == "client.ping")
+        );
+        assert!(
+            matches!(&ops[3], Op::Close { conn: 4, code: 4001, reason } if reason == "Auth timeout")
+        );
+        assert!(
+            matches!(&ops[4], Op::EventError { conn: 5, topic, message } if topic == "chat:x" && message == "boom")
+        );
     }
 
     #[test]

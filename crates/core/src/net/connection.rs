@@ -62,7 +62,9 @@ impl Connection {
 
     fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
         // A poisoned lock only means another thread panicked mid-update of a plain map; keep serving.
-        self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Records a server request and starts its timeout task with `start_timer`; false once the

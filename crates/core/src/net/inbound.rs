@@ -22,13 +22,23 @@ pub(crate) enum Effect {
 /// Handles a text frame.
 pub(crate) fn text(shared: &Shared, conn: &Connection, text: &str) -> Effect {
     match protocol::decode(text) {
-        Ok(Inbound::Request { id, method, payload }) => {
+        Ok(Inbound::Request {
+            id,
+            method,
+            payload,
+        }) => {
             let method = match method {
                 Ok(method) => method,
                 Err(why) => return error_response(id.as_raw(), ErrorCode::InvalidRequest, why),
             };
             match shared.router().route(&method) {
-                Some(route) => Effect::Call(call::request(conn.key, id.as_raw(), &method, &route, payload)),
+                Some(route) => Effect::Call(call::request(
+                    conn.key,
+                    id.as_raw(),
+                    &method,
+                    &route,
+                    payload,
+                )),
                 None => error_response(
                     id.as_raw(),
                     ErrorCode::MethodNotFound,
@@ -36,7 +46,12 @@ pub(crate) fn text(shared: &Shared, conn: &Connection, text: &str) -> Effect {
                 ),
             }
         }
-        Ok(Inbound::Response { id, status, data, error }) => match id.as_u64() {
+        Ok(Inbound::Response {
+            id,
+            status,
+            data,
+            error,
+        }) => match id.as_u64() {
             Some(number) if conn.answer_pending(number) => {
                 Effect::Call(call::response(conn.key, number, status, data, error))
             }
@@ -63,7 +78,10 @@ pub(crate) fn binary(shared: &Shared, conn: &Connection, bytes: &[u8]) -> Effect
         ParseMode::Permissive => Effect::Call(call::unparsed(conn.key, Unparsed::Binary(bytes))),
         ParseMode::Strict => {
             tracing::debug!(conn = %conn.id, len = bytes.len(), "binary frame refused");
-            error_frame(ErrorCode::UnsupportedFrame, "binary frames are not protocol messages")
+            error_frame(
+                ErrorCode::UnsupportedFrame,
+                "binary frames are not protocol messages",
+            )
         }
     }
 }

@@ -49,7 +49,11 @@ impl Outbox {
         if before > 0 && before + len > self.limit {
             self.queued.fetch_sub(len, Ordering::AcqRel);
             if !self.overflowed.swap(true, Ordering::AcqRel) {
-                tracing::warn!(queued = before, limit = self.limit, "outbound limit passed, dropping the connection");
+                tracing::warn!(
+                    queued = before,
+                    limit = self.limit,
+                    "outbound limit passed, dropping the connection"
+                );
                 self.overflow.notify_one();
             }
             return false;
@@ -69,6 +73,7 @@ impl Outbox {
     }
 
     /// Bytes waiting to be written.
+    #[cfg(test)]
     pub(crate) fn queued(&self) -> usize {
         self.queued.load(Ordering::Acquire)
     }
@@ -95,7 +100,10 @@ mod tests {
         assert!(matches!(rx.try_recv(), Ok(Outbound::Frame(_))));
         assert!(rx.try_recv().is_err());
         outbox.written(6);
-        assert!(!outbox.push(Utf8Bytes::from("1")), "an overflowed connection takes nothing more");
+        assert!(
+            !outbox.push(Utf8Bytes::from("1")),
+            "an overflowed connection takes nothing more"
+        );
         tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime")

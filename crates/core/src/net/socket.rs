@@ -8,11 +8,11 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep_until, timeout, Instant};
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
@@ -77,14 +77,18 @@ pub(crate) async fn serve(
                 .flat_map(|value| value.split(','))
                 .any(|protocol| protocol.trim() == SUBPROTOCOL);
             if offered {
-                response
-                    .headers_mut()
-                    .insert("sec-websocket-protocol", HeaderValue::from_static(SUBPROTOCOL));
+                response.headers_mut().insert(
+                    "sec-websocket-protocol",
+                    HeaderValue::from_static(SUBPROTOCOL),
+                );
             }
             Ok(response)
         };
-        let accept =
-            tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(websocket_config(&shared)));
+        let accept = tokio_tungstenite::accept_hdr_async_with_config(
+            stream,
+            callback,
+            Some(websocket_config(&shared)),
+        );
         match timeout(shared.config.handshake_timeout, accept).await {
             Ok(Ok(ws)) => ws,
             Ok(Err(error)) => {
@@ -100,7 +104,12 @@ pub(crate) async fn serve(
 
     let key = shared.next_key();
     let (outbox, outbound) = Outbox::new(shared.config.max_backpressure);
-    let conn = Arc::new(Connection::new(key, uuid::Uuid::new_v4().to_string(), outbox, calls.clone()));
+    let conn = Arc::new(Connection::new(
+        key,
+        uuid::Uuid::new_v4().to_string(),
+        outbox,
+        calls.clone(),
+    ));
     shared.connections.insert(key, conn.clone());
     let opened = call::open(key, &conn.id, &handshake.url, &remote.to_string());
     let ending = if calls.send(opened).await.is_ok() {
@@ -112,7 +121,9 @@ pub(crate) async fn serve(
     conn.close_pending();
     shared.connections.remove(&key);
     tracing::debug!(conn = %conn.id, code = ending.code, "connection closed");
-    let _ = calls.send(call::close(key, ending.code, &ending.reason)).await;
+    let _ = calls
+        .send(call::close(key, ending.code, &ending.reason))
+        .await;
 }
 
 fn websocket_config(shared: &Shared) -> WebSocketConfig {
@@ -256,7 +267,10 @@ async fn start_close(
         Ok(Err(error)) => tracing::debug!(%error, "close frame not sent"),
         Err(_) => tracing::debug!("close frame not sent in time"),
     }
-    *closing = Some((Instant::now() + shared.config.close_timeout, Ending::new(code, reason)));
+    *closing = Some((
+        Instant::now() + shared.config.close_timeout,
+        Ending::new(code, reason),
+    ));
 }
 
 /// Ends the connection after a read error, telling the client why when the error is its fault.
@@ -274,7 +288,9 @@ async fn fail(
         }
         WsError::Protocol(_) => (1002, "Protocol error"),
         WsError::ConnectionClosed | WsError::AlreadyClosed => {
-            return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, ""));
+            return closing
+                .map(|(_, ending)| ending)
+                .unwrap_or_else(|| Ending::new(ABNORMAL, ""));
         }
         _ => {
             tracing::debug!(conn = %conn.id, %error, "connection lost");

@@ -131,10 +131,11 @@ pub fn decode(text: &str) -> Result<Inbound<'_>, DecodeError> {
     let kind = string(envelope.kind).ok_or_else(|| invalid("missing or invalid 'type'"))?;
     match kind.as_ref() {
         "request" => {
-            let id = envelope
-                .id
-                .and_then(RequestId::parse)
-                .ok_or_else(|| invalid("request without a valid 'id' (a string of at most 128 bytes or an integer)"))?;
+            let id = envelope.id.and_then(RequestId::parse).ok_or_else(|| {
+                invalid(
+                    "request without a valid 'id' (a string of at most 128 bytes or an integer)",
+                )
+            })?;
             Ok(Inbound::Request {
                 id,
                 method: name(
@@ -153,7 +154,9 @@ pub fn decode(text: &str) -> Result<Inbound<'_>, DecodeError> {
                 .status
                 .and_then(|raw| raw.get().parse::<u16>().ok())
                 .filter(|status| (100..1000).contains(status))
-                .ok_or_else(|| invalid("response without a valid 'status' (an integer from 100 to 999)"))?;
+                .ok_or_else(|| {
+                    invalid("response without a valid 'status' (an integer from 100 to 999)")
+                })?;
             Ok(Inbound::Response {
                 id,
                 status,
@@ -169,7 +172,9 @@ pub fn decode(text: &str) -> Result<Inbound<'_>, DecodeError> {
             .map_err(invalid)?,
             data: envelope.data.unwrap_or(RawValue::NULL),
         }),
-        _ => Err(invalid("unknown 'type': expected request, response or event")),
+        _ => Err(invalid(
+            "unknown 'type': expected request, response or event",
+        )),
     }
 }
 
@@ -180,7 +185,12 @@ mod tests {
     #[test]
     fn decodes_a_request_with_raw_payload() {
         let frame = r#"{"type":"request","id":7,"method":"user.get","payload":{"userId": 42}}"#;
-        let Ok(Inbound::Request { id, method, payload }) = decode(frame) else {
+        let Ok(Inbound::Request {
+            id,
+            method,
+            payload,
+        }) = decode(frame)
+        else {
             panic!("expected a request");
         };
         assert_eq!(id.as_json(), "7");
@@ -201,7 +211,8 @@ mod tests {
 
     #[test]
     fn a_bad_method_keeps_the_id_for_a_400() {
-        let Ok(Inbound::Request { method, .. }) = decode(r#"{"type":"request","id":1,"method":""}"#)
+        let Ok(Inbound::Request { method, .. }) =
+            decode(r#"{"type":"request","id":1,"method":""}"#)
         else {
             panic!("expected a request");
         };
@@ -216,21 +227,39 @@ mod tests {
             r#"{"type":"request","id":-1,"method":"m"}"#,
             r#"{"type":"request","id":{},"method":"m"}"#,
             r#"{"type":"request","id":9007199254740992,"method":"m"}"#,
-            &format!(r#"{{"type":"request","id":"{}","method":"m"}}"#, "x".repeat(129)),
+            &format!(
+                r#"{{"type":"request","id":"{}","method":"m"}}"#,
+                "x".repeat(129)
+            ),
         ] {
-            assert!(matches!(decode(frame), Err(DecodeError::InvalidMessage(_))), "{frame}");
+            assert!(
+                matches!(decode(frame), Err(DecodeError::InvalidMessage(_))),
+                "{frame}"
+            );
         }
         // The limit is on the decoded id: escapes do not count twice.
-        let escaped = format!(r#"{{"type":"request","id":"{}","method":"m"}}"#, "\\\"".repeat(128));
+        let escaped = format!(
+            r#"{{"type":"request","id":"{}","method":"m"}}"#,
+            "\\\"".repeat(128)
+        );
         assert!(matches!(decode(&escaped), Ok(Inbound::Request { .. })));
     }
 
     #[test]
     fn classifies_json_and_message_errors() {
         assert!(matches!(decode("{oops"), Err(DecodeError::InvalidJson(_))));
-        assert!(matches!(decode("[1,2]"), Err(DecodeError::InvalidMessage(_))));
-        assert!(matches!(decode(r#"{"type":"nope"}"#), Err(DecodeError::InvalidMessage(_))));
-        assert!(matches!(decode(r#"{"type":"event"}"#), Err(DecodeError::InvalidMessage(_))));
+        assert!(matches!(
+            decode("[1,2]"),
+            Err(DecodeError::InvalidMessage(_))
+        ));
+        assert!(matches!(
+            decode(r#"{"type":"nope"}"#),
+            Err(DecodeError::InvalidMessage(_))
+        ));
+        assert!(matches!(
+            decode(r#"{"type":"event"}"#),
+            Err(DecodeError::InvalidMessage(_))
+        ));
         assert!(matches!(
             decode(r#"{"type":"event","topic":"a","topic":"b"}"#),
             Err(DecodeError::InvalidMessage(_))
@@ -239,14 +268,16 @@ mod tests {
 
     #[test]
     fn decodes_responses_and_events() {
-        let Ok(Inbound::Response { id, status, error, .. }) =
-            decode(r#"{"type":"response","id":3,"status":404,"error":{"message":"x"}}"#)
+        let Ok(Inbound::Response {
+            id, status, error, ..
+        }) = decode(r#"{"type":"response","id":3,"status":404,"error":{"message":"x"}}"#)
         else {
             panic!("expected a response");
         };
         assert_eq!((id.as_u64(), status), (Some(3), 404));
         assert!(error.is_some());
-        let Ok(Inbound::Event { topic, data }) = decode(r#"{"type":"event","topic":"chat:message"}"#)
+        let Ok(Inbound::Event { topic, data }) =
+            decode(r#"{"type":"event","topic":"chat:message"}"#)
         else {
             panic!("expected an event");
         };

@@ -57,7 +57,11 @@ fn to_text(value: &impl Serialize) -> String {
 
 /// A `response` frame. `body` is the result when `status` < 400 and the error object otherwise.
 pub fn response_frame(id: &RawValue, status: u16, body: &RawValue) -> String {
-    let (data, error) = if status < 400 { (Some(body), None) } else { (None, Some(body)) };
+    let (data, error) = if status < 400 {
+        (Some(body), None)
+    } else {
+        (None, Some(body))
+    };
     to_text(&Response {
         kind: "response",
         id,
@@ -142,9 +146,17 @@ mod tests {
     fn decode_reads_back_what_encode_wrote() {
         let frame = request_frame(9, "client.ping", raw(r#"[1,"x"]"#));
         // A server request has the shape of a client request, so the decoder reads it back.
-        let Ok(Inbound::Request { id, method, payload }) = decode(&frame) else {
+        let Ok(Inbound::Request {
+            id,
+            method,
+            payload,
+        }) = decode(&frame)
+        else {
             panic!("expected a request");
         };
-        assert_eq!((id.as_u64(), method.as_deref(), payload.get()), (Some(9), Ok("client.ping"), r#"[1,"x"]"#));
+        assert_eq!(
+            (id.as_u64(), method.as_deref(), payload.get()),
+            (Some(9), Ok("client.ping"), r#"[1,"x"]"#)
+        );
     }
 }
