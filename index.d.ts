@@ -71,6 +71,8 @@ export declare class Connection {
   /** Application data attached to the connection. */
   readonly data: Map<string, any>;
   readonly state: 'OPEN' | 'CLOSING' | 'CLOSED';
+  /** The topics of the rooms the connection is in (a copy, updated as it subscribes and unsubscribes). */
+  readonly subscriptions: string[];
   /** The connection itself, for code written against a raw socket: `connection.ws.close(4001, 'Auth timeout')`. */
   readonly ws: Connection;
   /** Sends an event to the client; resolves to false when the connection is not open. */
@@ -124,6 +126,56 @@ export type Middleware = (context: RequestContext, next: () => Promise<any>) => 
 /** A client event handler. */
 export type EventHandler<D = any> = (data: D, context: EventContext) => void | Promise<void>;
 
+/**
+ * Options of `helios.room(pattern, options)`. A public room is an exact name anyone may join; a protected
+ * room (the default) matches a pattern and asks its validator.
+ */
+export type RoomOptions =
+  | { type: 'public' }
+  | {
+      type?: 'protected';
+      /**
+       * Decides a subscription: return (or resolve to) `true` to allow it; anything else denies. `captures`
+       * are what the pattern's wildcards matched (`user:*` and `user:42` → `['42']`; `**` as one string),
+       * `data` is what the client sent with `subscribe`. Throwing, rejecting or not settling within
+       * `requestTimeout` denies too, and is logged.
+       */
+      validator: RoomValidator;
+    };
+
+/** A protected room's validator. */
+export type RoomValidator = (connection: Connection, captures: string[], data: any) => boolean | Promise<boolean>;
+
+/** Options of `helios.broadcast`. */
+export interface BroadcastOptions {
+  /** A connection that receives nothing, typically the sender. */
+  exclude?: Connection | null;
+}
+
+/** What `helios.broadcast` did. */
+export interface BroadcastResult {
+  /** Deliveries selected: one per recipient and room (a connection in two matching rooms counts twice). */
+  targets: number;
+  /** Frames queued; fewer than `targets` when a recipient closed or passed its outbound limit. */
+  sent: number;
+}
+
+/** A room and the connections in it. */
+export interface Room {
+  topic: string;
+  connections: Connection[];
+}
+
+/** `helios.rooms`: who is in which room. */
+export interface Rooms {
+  /** The room `topic` and its connections (none when nobody is in it). */
+  getRoom(topic: string): Room;
+  /** The topics of the rooms `connection` is in. */
+  getSubscriptions(connection: Connection): string[];
+  /** How many rooms have at least one connection in them. */
+  readonly count: number;
+}
+
 /** Payloads of the lifecycle events on `helios.events`. */
 export interface HeliosEvents {
   connection: { connection: Connection; helios: Helios };
@@ -134,6 +186,10 @@ export interface HeliosEvents {
   json: { connection: Connection; data: unknown };
   /** A binary frame (permissive mode). */
   binary: { connection: Connection; data: Buffer };
+  /** A connection joined a room (through `helios.subscribe`). */
+  'room:subscribed': { connection: Connection; topic: string };
+  /** A connection left a room (`helios.unsubscribe`, or it closed: then before `disconnection`). */
+  'room:unsubscribed': { connection: Connection; topic: string };
 }
 
 /** The emitter behind `helios.events`: lifecycle events, plus any event the application emits. */
@@ -173,6 +229,8 @@ export declare class Helios {
   readonly address: ServerAddress | null;
   /** Open connections by id. */
   readonly connections: Map<string, Connection>;
+  /** Who is in which room. */
+  readonly rooms: Rooms;
   /** Registers a method; when several patterns match a call, the most specific wins. */
   method<P = any, R = any>(name: string, handler: MethodHandler<P, R>): this;
   /** Same as `method`. */
@@ -186,6 +244,18 @@ export declare class Helios {
   on<D = any>(pattern: string, handler: EventHandler<D>): this;
   /** Removes an event handler. */
   off(pattern: string, handler: EventHandler): this;
+  /**
+   * Declares a room clients may subscribe to with the built-in method `helios.subscribe`; undeclared
+   * topics are refused. Throws on an empty pattern, a wildcard in a public room, or a protected room
+   * without validator. When several protected patterns match a topic, the most specific one decides.
+   */
+  room(pattern: string, options?: RoomOptions): this;
+  /**
+   * Sends an event to every connection in the room `topicOrPattern`, or in every room matching the
+   * pattern (`chat:*`, `news:**`); each recipient gets it under the topic it subscribed to. Events
+   * emitted before the call are sent before it.
+   */
+  broadcast(topicOrPattern: string, data?: unknown, options?: BroadcastOptions): BroadcastResult;
   /** Starts listening; throws when the port cannot be bound. */
   serve(options?: ServeOptions): ServerAddress;
   /**

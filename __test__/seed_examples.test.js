@@ -183,6 +183,38 @@ describe('seed README examples', () => {
     expect(creator).toBe('creator-1');
   });
 
+  test('Events (Pub/Sub): the handler broadcasts to the chat:room room', async () => {
+    const helios = new Helios();
+
+    helios.on('chat:message', async (data, context) => {
+      // data = event payload
+      // context = EventContext with connection info
+
+      // Broadcast to others
+      helios.broadcast('chat:room', {
+        from: context.clientId,
+        message: data.text
+      });
+    });
+
+    // Outside the example: rooms are declared (deny by default), here as a public room (README "Rooms").
+    helios.room('chat:room', { type: 'public' });
+
+    helios.serve({ port: 0 });
+    track(helios);
+    const listener = await connect(urlOf(helios));
+    // Joining a room is the client's helios.subscribe (README "Rooms").
+    expect(await listener.subscribe('chat:room')).toEqual({ success: true, topic: 'chat:room' });
+    const received = nextTopic(listener, 'chat:room');
+    const { starling: sender, connection } = await connectWithConnection(helios, urlOf(helios));
+    const senderErrors = [];
+    sender.events.on('error', ({ error }) => senderErrors.push(error));
+    await sender.emit('chat:message', { text: 'hello room' });
+    const [data] = await received;
+    expect(data).toEqual({ from: connection.id, message: 'hello room' });
+    expect(senderErrors).toEqual([]);
+  });
+
   describe('Authentication', () => {
     /** The README's example on a fresh server; the 5 s auth timeout runs in 50 ms. */
     function authenticationServer() {

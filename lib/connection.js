@@ -14,6 +14,8 @@ class Connection {
   #key;
   /** Server requests waiting for this client's answer: id → {resolve, reject, method, timeout}. */
   #pending = new Map();
+  /** Topics of the rooms the connection is in, as the native core reported them. */
+  #subscriptions = new Set();
 
   constructor(helios, key, id, url, remoteAddress) {
     this.#helios = helios;
@@ -30,6 +32,11 @@ class Connection {
     this.data = new Map();
     /** 'OPEN' | 'CLOSING' | 'CLOSED' */
     this.state = 'OPEN';
+  }
+
+  /** The topics of the rooms the connection is in (a copy). */
+  get subscriptions() {
+    return [...this.#subscriptions];
   }
 
   /** The connection itself, for code written against a raw socket (`connection.ws.close(...)`). */
@@ -119,6 +126,25 @@ class Connection {
     const error = new Error(`Request '${pending.method}' timed out after ${pending.timeout} ms`);
     error.code = 'REQUEST_TIMEOUT';
     pending.reject(error);
+  }
+
+  /** @internal the connection joined the room `topic`; false when nothing changed */
+  _joined(topic) {
+    if (this.state === 'CLOSED' || this.#subscriptions.has(topic)) return false;
+    this.#subscriptions.add(topic);
+    return true;
+  }
+
+  /** @internal the connection left the room `topic`; false when it was not in it */
+  _left(topic) {
+    return this.#subscriptions.delete(topic);
+  }
+
+  /** @internal the connection left every room (it closed); returns the topics */
+  _leftAll() {
+    const topics = [...this.#subscriptions];
+    this.#subscriptions.clear();
+    return topics;
   }
 
   /** @internal the socket closed */

@@ -11,9 +11,10 @@ const { Namespace } = require('./namespace.js');
 const { heliosOptions, serveOptions } = require('./options.js');
 const { Outbox, OP } = require('./outbox.js');
 const { Response } = require('./response.js');
+const { Rooms, roomDeclaration } = require('./rooms.js');
 
 /** Call kinds, as the core's `app::call` documents them. */
-const CALL = { open: 0, close: 1, request: 2, event: 3, response: 4, requestFailed: 5, unparsed: 6 };
+const CALL = { open: 0, close: 1, request: 2, event: 3, response: 4, requestFailed: 5, unparsed: 6, room: 7, validate: 8 };
 
 /** Servers that are serving, kept reachable so the garbage collector never stops one under its clients. */
 const serving = new Set();
@@ -41,6 +42,8 @@ class Helios {
     });
     /** @internal */
     this._outbox = new Outbox(this.#native);
+    /** Who is in which room. */
+    this.rooms = new Rooms(this.#native, (key) => this.#connections.get(key));
   }
 
   /** Registers a method clients can call. `name` may be a pattern (`user.*`, `gateway.**`). */
@@ -86,6 +89,47 @@ class Helios {
       return false;
     });
     return this;
+  }
+
+  /**
+   * Declares a room clients may subscribe to (`helios.subscribe`). `{ type: 'public' }` rooms are exact
+   * names anyone may join; protected rooms (the default) match a pattern (`user:*`, `files:**`) and ask
+   * `validator(connection, captures, data)`, which allows the subscription by returning (or resolving to)
+   * true. When several protected patterns match a topic, the most specific one decides.
+   */
+  room(pattern, options) {
+    const { type, validator } = roomDeclaration(pattern, options);
+    if (type === 'public') this.#native.declarePublicRoom(pattern);
+    else this.#native.declareProtectedRoom(pattern, this.#register(validator));
+    return this;
+  }
+
+  /**
+   * Sends an event to every connection in the room `topicOrPattern`, or in every room matching the pattern
+   * (`chat:*`), each under its own room's topic. `options.exclude` is a connection that receives nothing
+   * (typically the sender). Returns `{ targets, sent }`: deliveries selected and frames queued.
+   */
+  broadcast(topicOrPattern, data, options = {}) {
+    if (typeof topicOrPattern !== 'string' || topicOrPattern.length === 0) {
+      throw new TypeError('Helios: broadcast topic must be a non-empty string');
+    }
+    if (options === null || typeof options !== 'object') throw new TypeError('Helios: broadcast options must be an object');
+    for (const name of Object.keys(options)) {
+      if (name !== 'exclude') throw new TypeError(`Helios: unknown broadcast option '${name}'`);
+    }
+    const { exclude } = options;
+    if (exclude != null && !(exclude instanceof Connection)) {
+      throw new TypeError("Helios: broadcast option 'exclude' must be a Connection");
+    }
+    let body;
+    try {
+      body = json(data);
+    } catch (error) {
+      throw new TypeError(`Helios: data of broadcast to '${topicOrPattern}' is not serializable: ${error.message}`);
+    }
+    // Everything queued earlier (replies, emits) goes out before the broadcast.
+    this._outbox.flush();
+    return this.#native.broadcast(topicOrPattern, body, exclude ? exclude._key : null);
   }
 
   /**
@@ -170,6 +214,8 @@ class Helios {
         const [, key, code, reason] = call;
         this.#connections.delete(key);
         connection._closed();
+        // The core took the connection out of every room already.
+        for (const topic of connection._leftAll()) this.events.emit('room:unsubscribed', { connection, topic });
         this.events.emit('disconnection', { connection, code, reason });
         break;
       }
@@ -195,6 +241,18 @@ class Helios {
         const [, , format, content] = call;
         const data = format === 'binary' ? Buffer.from(content, 'base64') : content;
         this.events.emit(format, { connection, data });
+        break;
+      }
+      case CALL.room: {
+        const [, , topic, joined] = call;
+        if (joined ? connection._joined(topic) : connection._left(topic)) {
+          this.events.emit(joined ? 'room:subscribed' : 'room:unsubscribed', { connection, topic });
+        }
+        break;
+      }
+      case CALL.validate: {
+        const [, , requestId, topic, validatorId, captures, data] = call;
+        this.#runValidator(connection, requestId, topic, validatorId, captures, data);
         break;
       }
       default:
@@ -253,6 +311,45 @@ class Helios {
     }
   }
 
+  /**
+   * Asks a protected room's validator whether `connection` may join `topic`, within `requestTimeout`, and
+   * hands the verdict to the core, which joins and answers the client.
+   */
+  #runValidator(connection, requestId, topic, validatorId, captures, data) {
+    const validator = this.#handlers[validatorId];
+    const timeout = this.options.requestTimeout;
+    let timer;
+    let settled = false;
+    /** `failed`: the validator threw, rejected or timed out, with `failure`. */
+    const verdict = (allowed, failed = false, failure = undefined) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      let error = null;
+      if (failed) {
+        console.error(`[helios] validator of room '${topic}' failed:`, failure);
+        error = failure instanceof Error ? failure.message : String(failure);
+      }
+      const granted = allowed && !failed;
+      this._outbox.push(
+        `[${OP.roomVerdict},${connection._key},${JSON.stringify(requestId)},${JSON.stringify(topic)},${granted},${JSON.stringify(error)}]`,
+      );
+      if (granted && connection._joined(topic)) this.events.emit('room:subscribed', { connection, topic });
+    };
+    let result;
+    try {
+      result = validator(connection, captures, data);
+    } catch (error) {
+      verdict(false, true, error);
+      return;
+    }
+    if (result && typeof result.then === 'function') {
+      timer = setTimeout(() => verdict(false, true, new Error(`timed out after ${timeout} ms`)), timeout);
+      result.then((value) => verdict(value === true), (error) => verdict(false, true, error));
+    } else {
+      verdict(result === true);
+    }
+  }
 }
 
 /** Runs middleware in order around the handler; `next()` always returns a promise. */

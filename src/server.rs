@@ -22,6 +22,15 @@ pub struct NativeOptions {
     pub max_backpressure: Option<u32>,
 }
 
+/// What `broadcast` did.
+#[napi(object)]
+pub struct BroadcastResult {
+    /// Deliveries selected: one per recipient and room.
+    pub targets: u32,
+    /// Frames queued.
+    pub sent: u32,
+}
+
 /// The native server. The JavaScript `Helios` class owns one and keeps it referenced while serving.
 #[napi]
 pub struct NativeServer {
@@ -33,13 +42,14 @@ impl NativeServer {
     /// A server that is not serving yet.
     #[napi(constructor)]
     pub fn new(options: NativeOptions) -> Result<Self> {
+        let parse_mode = match options.parse_mode.as_str() {
+            "strict" => ParseMode::Strict,
+            "permissive" => ParseMode::Permissive,
+            other => return Err(to_js(format!("unknown parse mode '{other}'"))),
+        };
         let defaults = Config::default();
         let config = Config {
-            parse_mode: match options.parse_mode.as_str() {
-                "strict" => ParseMode::Strict,
-                "permissive" => ParseMode::Permissive,
-                other => return Err(to_js(format!("unknown parse mode '{other}'"))),
-            },
+            parse_mode,
             max_message_size: options
                 .max_message_size
                 .map_or(defaults.max_message_size, |size| size as usize),
@@ -84,6 +94,57 @@ impl NativeServer {
     #[napi]
     pub fn remove_event_handler(&self, handler: u32) -> bool {
         self.server.router_mut().remove_event_handler(handler)
+    }
+
+    /// Declares a public room: an exact name anyone may join.
+    #[napi]
+    pub fn declare_public_room(&self, name: String) -> Result<()> {
+        self.server.rooms().declare_public(&name).map_err(to_js)
+    }
+
+    /// Declares a protected room: topics matching `pattern` are joined when validator `handler` allows it.
+    #[napi]
+    pub fn declare_protected_room(&self, pattern: String, handler: u32) -> Result<()> {
+        self.server
+            .rooms()
+            .declare_protected(&pattern, handler)
+            .map_err(to_js)
+    }
+
+    /// Sends the event `data` (JSON text) to the room `target`, or to every room matching the pattern
+    /// `target`; the connection with key `exclude` gets nothing.
+    #[napi]
+    pub fn broadcast(
+        &self,
+        target: String,
+        data: String,
+        exclude: Option<i64>,
+    ) -> Result<BroadcastResult> {
+        let exclude = exclude.and_then(|key| u64::try_from(key).ok());
+        let result = self
+            .server
+            .broadcast(&target, &data, exclude)
+            .map_err(to_js)?;
+        Ok(BroadcastResult {
+            targets: u32::try_from(result.targets).unwrap_or(u32::MAX),
+            sent: u32::try_from(result.sent).unwrap_or(u32::MAX),
+        })
+    }
+
+    /// The keys of the connections in the room `topic`.
+    #[napi]
+    pub fn room_members(&self, topic: String) -> Vec<i64> {
+        let members = self.server.rooms().members(&topic);
+        members
+            .into_iter()
+            .filter_map(|key| i64::try_from(key).ok())
+            .collect()
+    }
+
+    /// Rooms with at least one member.
+    #[napi]
+    pub fn room_count(&self) -> u32 {
+        u32::try_from(self.server.rooms().room_count()).unwrap_or(u32::MAX)
     }
 
     /// Binds `hostname:port` (port 0 picks a free one), starts serving and returns the bound port.

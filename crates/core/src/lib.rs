@@ -1,4 +1,4 @@
-//! The Helios server core: the wire protocol, routing, and the network, with no JavaScript in it.
+//! The Helios server core: the wire protocol, routing, rooms, and the network, with no JavaScript in it.
 //!
 //! The application (the JavaScript binding in Helios) registers handler ids in the [`Router`], starts a
 //! [`Server`] with an [`App`] that receives batches of calls, and answers with batches of ops
@@ -11,11 +11,13 @@ pub mod config;
 mod net;
 pub mod pattern;
 pub mod protocol;
+pub mod rooms;
 pub mod router;
 mod server;
 
 pub use app::App;
 pub use config::{Config, ParseMode};
 pub use pattern::PatternError;
+pub use rooms::{Broadcast, RoomError, Rooms};
 pub use router::{HandlerId, Router};
-pub use server::{Server, StartError};
+pub use server::{BroadcastError, Server, StartError};

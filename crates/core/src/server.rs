@@ -6,14 +6,18 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use dashmap::DashMap;
+use serde_json::value::RawValue;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::app::op::{self, Op, OpError};
 use crate::app::{call, dispatch, App};
 use crate::config::Config;
 use crate::net::{self, Connection};
+use crate::pattern::PatternError;
 use crate::protocol::{self, ErrorCode};
+use crate::rooms::{request, Broadcast, Denial, Join, Rooms};
 use crate::router::Router;
 
 /// Calls waiting for the application before readers pause; bounds memory when handlers fall behind.
@@ -25,6 +29,7 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     router: RwLock<Router>,
     pub(crate) connections: DashMap<u64, Arc<Connection>>,
+    pub(crate) rooms: Rooms,
     next_key: AtomicU64,
 }
 
@@ -60,6 +65,17 @@ pub enum StartError {
     Listen(#[from] std::io::Error),
 }
 
+/// Why a broadcast was refused: a bug in the application side, never client input.
+#[derive(Debug, thiserror::Error)]
+pub enum BroadcastError {
+    /// The topic or pattern does not parse.
+    #[error("invalid broadcast topic: {0}")]
+    Target(#[from] PatternError),
+    /// The data is not JSON text.
+    #[error("broadcast data is not JSON: {0}")]
+    Data(#[from] serde_json::Error),
+}
+
 /// A Helios server: a routing table, the live connections, and (while serving) its tasks.
 pub struct Server {
     shared: Arc<Shared>,
@@ -74,6 +90,7 @@ impl Server {
                 config,
                 router: RwLock::new(Router::new()),
                 connections: DashMap::new(),
+                rooms: Rooms::default(),
                 next_key: AtomicU64::new(0),
             }),
             running: Mutex::new(None),
@@ -86,6 +103,41 @@ impl Server {
             .router
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The rooms: declarations, and queries of membership.
+    pub fn rooms(&self) -> &Rooms {
+        &self.shared.rooms
+    }
+
+    /// Sends the event `data` (JSON text) to every member of the room `target`, or, when `target` is a
+    /// pattern (`chat:*`), of every room matching it, each under its own room's topic. Each room's frame
+    /// is encoded once and its bytes shared by all its recipients. `exclude` (a connection key) gets nothing.
+    pub fn broadcast(
+        &self,
+        target: &str,
+        data: &str,
+        exclude: Option<u64>,
+    ) -> Result<Broadcast, BroadcastError> {
+        let data: &RawValue = serde_json::from_str(data)?;
+        // Recipients are copied out of the rooms' lock before anything is sent.
+        let rooms = self.shared.rooms.recipients(target)?;
+        let mut result = Broadcast::default();
+        for (topic, members) in rooms {
+            let frame = Utf8Bytes::from(protocol::event_frame(&topic, data));
+            for key in members.into_iter().filter(|key| Some(*key) != exclude) {
+                result.targets += 1;
+                if self
+                    .shared
+                    .connections
+                    .get(&key)
+                    .is_some_and(|conn| conn.send(frame.clone()))
+                {
+                    result.sent += 1;
+                }
+            }
+        }
+        Ok(result)
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
@@ -162,6 +214,7 @@ impl Server {
             | Op::Emit { conn, .. }
             | Op::Request { conn, .. }
             | Op::EventError { conn, .. }
+            | Op::RoomVerdict { conn, .. }
             | Op::Close { conn, .. } => *conn,
         };
         let Some(conn) = self
@@ -210,6 +263,28 @@ impl Server {
                     ErrorCode::EventHandlerError,
                     &message,
                     Some(&topic),
+                ));
+            }
+            Op::RoomVerdict {
+                id,
+                topic,
+                allowed,
+                error,
+                ..
+            } => {
+                let outcome = match (allowed, error) {
+                    (_, Some(message)) => Err(Denial::ValidatorFailed(message.into_owned())),
+                    (false, None) => Err(Denial::PermissionDenied),
+                    (true, None) => match self.shared.rooms.join(conn_key, &topic) {
+                        // Closed meanwhile: nobody is left to answer.
+                        Join::Closed => return,
+                        Join::Joined | Join::Already => Ok(()),
+                    },
+                };
+                conn.send(protocol::response_frame(
+                    id,
+                    200,
+                    &request::answer(&topic, outcome),
                 ));
             }
             Op::Close { code, reason, .. } => conn.close(code, &reason),

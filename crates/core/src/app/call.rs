@@ -9,6 +9,8 @@
 //! | 4    | `[4, conn, requestId, status, data, error]`            | a client answered a server request       |
 //! | 5    | `[5, conn, requestId, reason]`                         | a server request failed (timed out)      |
 //! | 6    | `[6, conn, format, content]`                           | a frame that is not a protocol message (permissive mode); format is `json` (content raw), `text` or `binary` (base64) |
+//! | 7    | `[7, conn, topic, joined]`                             | the connection joined a public room through `helios.subscribe` (`true`) or left a room through `helios.unsubscribe` (`false`); joins of protected rooms are known from op 5, and a close leaves every room without this call |
+//! | 8    | `[8, conn, requestId, topic, validator, [captures], data]` | run a protected room's validator; answered with op 5 |
 //!
 //! `conn` is the connection's numeric key, the one ops address.
 
@@ -70,6 +72,23 @@ pub(crate) fn response(
 /// The server request `id` failed without an answer.
 pub(crate) fn request_failed(conn: u64, id: u64, reason: &str) -> String {
     to_text(&(5, conn, id, reason))
+}
+
+/// The connection joined or left the room `topic`.
+pub(crate) fn room(conn: u64, topic: &str, joined: bool) -> String {
+    to_text(&(7, conn, topic, joined))
+}
+
+/// Run `validator` to decide whether the connection may join `topic`.
+pub(crate) fn validate(
+    conn: u64,
+    id: &RawValue,
+    topic: &str,
+    validator: HandlerId,
+    captures: &[String],
+    data: &RawValue,
+) -> String {
+    to_text(&(8, conn, id, topic, validator, captures, data))
 }
 
 /// What a permissive server hands over for a frame that is not a protocol message.

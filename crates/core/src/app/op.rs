@@ -7,6 +7,7 @@
 //! | 2    | `[2, conn, requestId, method, payload, timeoutMs]` | send a server request; ids are integers chosen by the application |
 //! | 3    | `[3, conn, code, reason]`                       | close the connection                           |
 //! | 4    | `[4, conn, topic, message]`                     | tell the client its event's handler failed     |
+//! | 5    | `[5, conn, requestId, topic, allowed, error]`   | a room validator's verdict (call 8): join when `allowed`, and answer the client's `helios.subscribe`; `error` is the validator's failure message or null |
 
 use std::borrow::Cow;
 
@@ -56,6 +57,19 @@ pub enum Op<'a> {
         topic: Cow<'a, str>,
         /// What went wrong.
         message: Cow<'a, str>,
+    },
+    /// A room validator's verdict on a `helios.subscribe` request.
+    RoomVerdict {
+        /// The connection.
+        conn: u64,
+        /// The client's request id, raw.
+        id: &'a RawValue,
+        /// The room.
+        topic: Cow<'a, str>,
+        /// True when the validator allowed the subscription.
+        allowed: bool,
+        /// Why the validator failed (threw, rejected, timed out), when it did.
+        error: Option<Cow<'a, str>>,
     },
     /// Close the connection.
     Close {
@@ -120,6 +134,13 @@ fn op<'a>(item: &[&'a RawValue]) -> Result<Op<'a>, String> {
             topic: field(item, 2)?,
             message: field(item, 3)?,
         }),
+        5 => Ok(Op::RoomVerdict {
+            conn,
+            id: raw(item, 2)?,
+            topic: field(item, 3)?,
+            allowed: field(item, 4)?,
+            error: field(item, 5)?,
+        }),
         kind => Err(format!("unknown kind {kind}")),
     }
 }
@@ -144,7 +165,7 @@ mod tests {
     #[test]
     fn decodes_every_kind() {
         let ops = decode(
-            r#"[[0,1,"r",200,{"a":1}],[1,2,"chat:x",null],[2,3,7,"client.ping",[1],5000],[3,4,4001,"Auth timeout"],[4,5,"chat:x","boom"]]"#,
+            r#"[[0,1,"r",200,{"a":1}],[1,2,"chat:x",null],[2,3,7,"client.ping",[1],5000],[3,4,4001,"Auth timeout"],[4,5,"chat:x","boom"],[5,6,"r2","user:42",false,"boom"]]"#,
         )
         .expect("valid ops");
         assert!(
@@ -159,6 +180,9 @@ mod tests {
         );
         assert!(
             matches!(&ops[4], Op::EventError { conn: 5, topic, message } if topic == "chat:x" && message == "boom")
+        );
+        assert!(
+            matches!(&ops[5], Op::RoomVerdict { conn: 6, allowed: false, topic, error: Some(error), .. } if topic == "user:42" && error == "boom")
         );
     }
 

@@ -1,9 +1,12 @@
 //! What the server does with each frame a client sends: answer it at once, hand it to the application,
 //! or drop it. Synchronous, so every rule is testable without a socket.
 
+use serde_json::value::RawValue;
+
 use crate::app::call::{self, Unparsed};
 use crate::config::ParseMode;
 use crate::protocol::{self, DecodeError, ErrorCode, Inbound};
+use crate::rooms::{request, Decision, Denial, Join};
 use crate::server::Shared;
 
 use super::Connection;
@@ -15,6 +18,14 @@ pub(crate) enum Effect {
     Reply(String),
     /// Hand this call to the application.
     Call(String),
+    /// Hand this call to the application, then send this frame back: the application hears of a change
+    /// before the client can act on its answer.
+    CallThenReply {
+        /// The call.
+        call: String,
+        /// The frame.
+        reply: String,
+    },
     /// Nothing to do.
     Nothing,
 }
@@ -31,6 +42,9 @@ pub(crate) fn text(shared: &Shared, conn: &Connection, text: &str) -> Effect {
                 Ok(method) => method,
                 Err(why) => return error_response(id.as_raw(), ErrorCode::InvalidRequest, why),
             };
+            if let Some(effect) = room_method(shared, conn, id.as_raw(), &method, payload) {
+                return effect;
+            }
             match shared.router().route(&method) {
                 Some(route) => Effect::Call(call::request(
                     conn.key,
@@ -70,6 +84,67 @@ pub(crate) fn text(shared: &Shared, conn: &Connection, text: &str) -> Effect {
         }
         Err(error) => unparsed(shared, conn, text, error),
     }
+}
+
+/// Answers the built-in methods `helios.subscribe` and `helios.unsubscribe`, ahead of the router so no
+/// application method shadows them; `None` for any other method. Refusals are 200 answers with
+/// `success: false`; only a malformed payload is a 400.
+fn room_method(
+    shared: &Shared,
+    conn: &Connection,
+    id: &RawValue,
+    method: &str,
+    payload: &RawValue,
+) -> Option<Effect> {
+    let subscribe = match method {
+        request::SUBSCRIBE => true,
+        request::UNSUBSCRIBE => false,
+        _ => return None,
+    };
+    let args = match request::args(method, payload) {
+        Ok(args) => args,
+        Err(why) => return Some(error_response(id, ErrorCode::InvalidRequest, &why)),
+    };
+    let topic = args.topic.as_ref();
+    let answer = |outcome| protocol::response_frame(id, 200, &request::answer(topic, outcome));
+    if let Err(denial) = request::check_topic(topic) {
+        return Some(Effect::Reply(answer(Err(denial))));
+    }
+    if !subscribe {
+        return Some(if shared.rooms.leave(conn.key, topic) {
+            Effect::CallThenReply {
+                call: call::room(conn.key, topic, false),
+                reply: answer(Ok(())),
+            }
+        } else {
+            Effect::Reply(answer(Err(Denial::NotSubscribed)))
+        });
+    }
+    let effect = match shared.rooms.decide(topic) {
+        Decision::Undeclared => {
+            tracing::debug!(conn = %conn.id, %topic, "subscription to an undeclared topic refused");
+            Effect::Reply(answer(Err(Denial::Undeclared)))
+        }
+        Decision::Public => match shared.rooms.join(conn.key, topic) {
+            Join::Joined => Effect::CallThenReply {
+                call: call::room(conn.key, topic, true),
+                reply: answer(Ok(())),
+            },
+            Join::Already => Effect::Reply(answer(Ok(()))),
+            // Only a closed connection is refused, and a closed one sends nothing more.
+            Join::Closed => Effect::Nothing,
+        },
+        Decision::Protected {
+            validator,
+            captures,
+        } => {
+            let data = args.data.unwrap_or(RawValue::NULL);
+            Effect::Call(call::validate(
+                conn.key, id, topic, validator, &captures, data,
+            ))
+        }
+    };
+    Some(effect)
 }
 
 /// Handles a binary frame: never a protocol message.

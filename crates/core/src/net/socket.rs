@@ -111,6 +111,7 @@ pub(crate) async fn serve(
         calls.clone(),
     ));
     shared.connections.insert(key, conn.clone());
+    shared.rooms.open(key);
     let opened = call::open(key, &conn.id, &handshake.url, &remote.to_string());
     let ending = if calls.send(opened).await.is_ok() {
         run(&shared, &conn, ws, outbound, &mut shutdown).await
@@ -120,6 +121,8 @@ pub(crate) async fn serve(
 
     conn.close_pending();
     shared.connections.remove(&key);
+    // Every room at once; the application clears its view of them when it hears of the close.
+    shared.rooms.close(key);
     tracing::debug!(conn = %conn.id, code = ending.code, "connection closed");
     let _ = calls
         .send(call::close(key, ending.code, &ending.reason))
@@ -212,6 +215,10 @@ async fn receive(
         Effect::Call(call) => {
             // Waiting here when the application is behind is the backpressure: this socket stops being read.
             let _ = conn.calls.send(call).await;
+        }
+        Effect::CallThenReply { call, reply } => {
+            let _ = conn.calls.send(call).await;
+            conn.send(reply);
         }
         Effect::Nothing => {}
     }

@@ -1,0 +1,70 @@
+'use strict';
+// Rooms as JavaScript sees them: checks of `helios.room(...)` declarations, and `helios.rooms`, a view of
+// the membership the native core keeps.
+
+const ROOM_TYPES = new Set(['public', 'protected']);
+const ROOM_OPTIONS = new Set(['type', 'validator']);
+
+/** Checks `helios.room(pattern, options)`; returns `{ type, validator }`. */
+function roomDeclaration(pattern, options = {}) {
+  if (typeof pattern !== 'string' || pattern.length === 0) {
+    throw new TypeError('Helios: room pattern must be a non-empty string');
+  }
+  if (options === null || typeof options !== 'object') {
+    throw new TypeError(`Helios: options of room '${pattern}' must be an object`);
+  }
+  for (const name of Object.keys(options)) {
+    if (!ROOM_OPTIONS.has(name)) throw new TypeError(`Helios: unknown option '${name}' of room '${pattern}'`);
+  }
+  const { type = 'protected', validator } = options;
+  if (!ROOM_TYPES.has(type)) {
+    throw new TypeError(`Helios: room '${pattern}' has type '${type}'; use 'public' or 'protected'`);
+  }
+  if (type === 'protected' && typeof validator !== 'function') {
+    throw new TypeError(
+      `Helios: protected room '${pattern}' needs a validator(connection, captures, data) function (or type: 'public')`,
+    );
+  }
+  if (type === 'public' && validator !== undefined) {
+    throw new TypeError(`Helios: public room '${pattern}' takes no validator; anyone may join it`);
+  }
+  return { type, validator };
+}
+
+/** `helios.rooms`: who is in which room. */
+class Rooms {
+  #native;
+  #connectionOf;
+
+  /** @internal */
+  constructor(native, connectionOf) {
+    this.#native = native;
+    this.#connectionOf = connectionOf;
+  }
+
+  /** The room `topic` and its connections (none when nobody is in it). */
+  getRoom(topic) {
+    if (typeof topic !== 'string' || topic.length === 0) throw new TypeError('Helios: topic must be a non-empty string');
+    const connections = [];
+    for (const key of this.#native.roomMembers(topic)) {
+      const connection = this.#connectionOf(key);
+      if (connection) connections.push(connection);
+    }
+    return { topic, connections };
+  }
+
+  /** The topics of the rooms `connection` is in. */
+  getSubscriptions(connection) {
+    if (!connection || !Array.isArray(connection.subscriptions)) {
+      throw new TypeError('Helios: getSubscriptions takes a Connection');
+    }
+    return connection.subscriptions;
+  }
+
+  /** How many rooms have at least one connection in them. */
+  get count() {
+    return this.#native.roomCount();
+  }
+}
+
+module.exports = { Rooms, roomDeclaration };
