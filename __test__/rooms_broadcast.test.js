@@ -135,7 +135,11 @@ describe('broadcast', () => {
       );
       sockets.push(...batch);
     }
-    expect(helios.rooms.getRoom('lobby').connections.length).toBe(count);
+    // Public joins are answered by the core at once; the JavaScript side hears of the connections (and the
+    // joins) in its next batches, so wait for it to catch up before asking it.
+    await waitFor(() => helios.rooms.getRoom('lobby').connections.length === count, {
+      message: 'JavaScript sees every member',
+    });
     const messages = 5;
     for (let n = 0; n < messages; n += 1) {
       expect(helios.broadcast('lobby', { n })).toEqual({ targets: count, sent: count });
