@@ -5,6 +5,23 @@ import { useCleanup, startServer, connectWithConnection, nextEvent, deferred, qu
 
 useCleanup();
 
+/**
+ * A server whose client has received a request it never answers: resolves once the client's handler
+ * runs, with `pending` settling to the request's rejection.
+ */
+async function hangingRequest() {
+  const { helios, url } = startServer(() => {});
+  const { starling, connection } = await connectWithConnection(helios, url);
+  const started = deferred();
+  starling.method('client.hang', () => {
+    started.resolve();
+    return new Promise(() => {});
+  });
+  const pending = connection.request('client.hang', null, { timeout: 5000 }).catch((e) => e);
+  await started.promise;
+  return { helios, starling, connection, pending };
+}
+
 describe('connection.request', () => {
   test("the client's method answers with data and the Response is a success", async () => {
     const { helios, url } = startServer(() => {});
@@ -110,15 +127,7 @@ describe('connection.request', () => {
   });
 
   test('closing the connection while a request is pending rejects it with CONNECTION_CLOSED', async () => {
-    const { helios, url } = startServer(() => {});
-    const { starling, connection } = await connectWithConnection(helios, url);
-    const started = deferred();
-    starling.method('client.hang', () => {
-      started.resolve();
-      return new Promise(() => {});
-    });
-    const pending = connection.request('client.hang', null, { timeout: 5000 }).catch((e) => e);
-    await started.promise;
+    const { starling, pending } = await hangingRequest();
     await starling.close();
     const error = await pending;
     expect(error).toBeInstanceOf(Error);
@@ -126,30 +135,14 @@ describe('connection.request', () => {
   });
 
   test('the server closing the connection while a request is pending rejects it', async () => {
-    const { helios, url } = startServer(() => {});
-    const { starling, connection } = await connectWithConnection(helios, url);
-    const started = deferred();
-    starling.method('client.hang', () => {
-      started.resolve();
-      return new Promise(() => {});
-    });
-    const pending = connection.request('client.hang', null, { timeout: 5000 }).catch((e) => e);
-    await started.promise;
+    const { connection, pending } = await hangingRequest();
     connection.close(4000, 'bye');
     const error = await pending;
     expect(error.code).toBe('CONNECTION_CLOSED');
   });
 
   test('helios.stop() while a request is pending rejects it', async () => {
-    const { helios, url } = startServer(() => {});
-    const { starling, connection } = await connectWithConnection(helios, url);
-    const started = deferred();
-    starling.method('client.hang', () => {
-      started.resolve();
-      return new Promise(() => {});
-    });
-    const pending = connection.request('client.hang', null, { timeout: 5000 }).catch((e) => e);
-    await started.promise;
+    const { helios, pending } = await hangingRequest();
     const began = Date.now();
     await helios.stop();
     const error = await pending;

@@ -345,6 +345,8 @@ class Helios {
     }
     if (result && typeof result.then === 'function') {
       timer = setTimeout(() => verdict(false, true, new Error(`timed out after ${timeout} ms`)), timeout);
+      // A validator that never settles must not keep a stopped server's process alive.
+      timer.unref?.();
       result.then((value) => verdict(value === true), (error) => verdict(false, true, error));
     } else {
       verdict(result === true);

@@ -180,7 +180,7 @@ fn unparsed(shared: &Shared, conn: &Connection, text: &str, error: DecodeError) 
     }
 }
 
-fn error_response(id: &serde_json::value::RawValue, code: ErrorCode, message: &str) -> Effect {
+fn error_response(id: &RawValue, code: ErrorCode, message: &str) -> Effect {
     let body = protocol::error_body(code, message);
     Effect::Reply(protocol::response_frame(id, code.status(), &body))
 }
