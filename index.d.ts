@@ -13,6 +13,20 @@ export interface HeliosOptions {
   maxPayload?: number;
   /** Most bytes queued for one connection before it is closed with 1013. Default: 1 MiB. */
   maxBackpressure?: number;
+  /** WebSocket pings sent by the server to find dead connections; a partial object keeps the other defaults. */
+  healthCheck?: HealthCheckOptions;
+}
+
+/** Options of `healthCheck`. */
+export interface HealthCheckOptions {
+  /** Default: true. */
+  enabled?: boolean;
+  /** ms between pings. Default: 30000. */
+  interval?: number;
+  /** ms a pong may take. Default: 10000. */
+  timeout?: number;
+  /** Unanswered pings in a row after which the connection is closed. Default: 2. */
+  maxMissed?: number;
 }
 
 /** Options of `helios.serve(options)`. */
@@ -87,6 +101,8 @@ export declare class Connection {
   request<T = any>(method: string, payload?: unknown, options?: RequestOptions): Promise<Response<T>>;
   /** Closes the connection; `code` is 1000 or 3000–4999, `reason` at most 123 bytes. */
   close(code?: number, reason?: string): void;
+  /** Pings the client; resolves with the round trip in ms. Same as `helios.ping(connection, { timeout })`. */
+  ping(timeout: number): Promise<number>;
 }
 
 /** What a method handler and middleware receive. */
@@ -186,6 +202,12 @@ export interface HeliosEvents {
   json: { connection: Connection; data: unknown };
   /** A binary frame (permissive mode). */
   binary: { connection: Connection; data: Buffer };
+  /** A health-check ping was answered after `latency` ms. Pongs cross into JavaScript only while this has listeners. */
+  'pong-received': { connection: Connection; latency: number };
+  /** A health-check ping went unanswered; `missedPongs` in a row so far. */
+  'ping-missed': { connection: Connection; missedPongs: number };
+  /** `maxMissed` pings went unanswered: the connection is dropped (its `disconnection` has code 1006, reason 'Ping timeout'). */
+  'ping-timeout': { connection: Connection };
   /** A connection joined a room (through `helios.subscribe`). */
   'room:subscribed': { connection: Connection; topic: string };
   /** A connection left a room (`helios.unsubscribe`, or it closed: then before `disconnection`). */
@@ -222,7 +244,9 @@ export declare class Namespace {
 export declare class Helios {
   constructor(options?: HeliosOptions);
   /** The validated options, with defaults. */
-  readonly options: Readonly<Required<HeliosOptions>>;
+  readonly options: Readonly<Required<Omit<HeliosOptions, 'healthCheck'>>> & {
+    readonly healthCheck: Readonly<Required<HealthCheckOptions>>;
+  };
   /** Lifecycle events, and any event the application emits. */
   readonly events: Emitter<HeliosEvents>;
   /** The address being served, or null. */
@@ -263,4 +287,9 @@ export declare class Helios {
    * every `disconnection` event has fired and the port is free.
    */
   stop(): Promise<void>;
+  /**
+   * Pings `connection` now; resolves with the round trip in ms. Rejects with `code: 'PING_TIMEOUT'` when no
+   * pong comes within `timeout` ms (default: `healthCheck.timeout`), `code: 'CONNECTION_CLOSED'` when it closes.
+   */
+  ping(connection: Connection, options?: { timeout?: number }): Promise<number>;
 }

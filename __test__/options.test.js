@@ -13,6 +13,7 @@ describe('constructor options', () => {
       parseMode: 'strict',
       maxPayload: 1024 * 1024,
       maxBackpressure: 1024 * 1024,
+      healthCheck: { enabled: true, interval: 30000, timeout: 10000, maxMissed: 2 },
     });
     expect(new Helios({}).options.parseMode).toBe('strict');
     expect(new Helios({ requestTimeout: 250, parseMode: 'permissive' }).options).toMatchObject({
@@ -45,7 +46,6 @@ describe('constructor options', () => {
 
   test('capabilities of later versions are refused, not ignored', () => {
     expect(() => new Helios({ sessionRecovery: { enabled: true } })).toThrow(/sessionRecovery.*not supported/);
-    expect(() => new Helios({ healthCheck: { enabled: true } })).toThrow(/healthCheck.*not supported/);
   });
 
   test('requestTimeout sets the default of connection.request (checked in server_requests too)', () => {

@@ -12,6 +12,8 @@ function validCloseCode(code) {
 class Connection {
   #helios;
   #key;
+  /** Pings waiting for their pong: id → {resolve, reject, timer}. */
+  #pings = new Map();
   /** Server requests waiting for this client's answer: id → {resolve, reject, method, timeout}. */
   #pending = new Map();
   /** Topics of the rooms the connection is in, as the native core reported them. */
@@ -96,6 +98,27 @@ class Connection {
     });
   }
 
+  /** Pings the client; resolves with the round trip in ms. Prefer `helios.ping(connection)`. */
+  ping(timeout) {
+    if (!Number.isFinite(timeout) || timeout <= 0) {
+      return Promise.reject(new RangeError('timeout must be a positive number of milliseconds'));
+    }
+    if (this.state !== 'OPEN') return Promise.reject(closedError('ping', this));
+    const id = this.#helios._nextRequestId();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pings.delete(id);
+        const error = new Error(`Ping of connection ${this.id} got no pong within ${timeout} ms`);
+        error.code = 'PING_TIMEOUT';
+        reject(error);
+      }, timeout);
+      // An unanswered ping must not keep the process alive.
+      timer.unref?.();
+      this.#pings.set(id, { resolve, reject, timer });
+      this.#helios._outbox.push(`[${OP.ping},${this.#key},${id}]`);
+    });
+  }
+
   /** Closes the connection with `code` (1000 or 3000–4999) and `reason`. */
   close(code = 1000, reason = '') {
     if (!validCloseCode(code)) throw new RangeError(`invalid close code ${code}: use 1000 or 3000-4999`);
@@ -147,9 +170,23 @@ class Connection {
     return topics;
   }
 
+  /** @internal the pong to ping `id` came back after `latency` ms */
+  _ponged(id, latency) {
+    const ping = this.#pings.get(id);
+    if (!ping) return;
+    this.#pings.delete(id);
+    clearTimeout(ping.timer);
+    ping.resolve(latency);
+  }
+
   /** @internal the socket closed */
   _closed() {
     this.state = 'CLOSED';
+    for (const ping of this.#pings.values()) {
+      clearTimeout(ping.timer);
+      ping.reject(closedError('ping', this));
+    }
+    this.#pings.clear();
     for (const pending of this.#pending.values()) pending.reject(closedError(pending.method, this));
     this.#pending.clear();
   }

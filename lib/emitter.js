@@ -4,6 +4,12 @@
 
 class Emitter {
   #listeners = new Map();
+  #onChange;
+
+  /** @param {(name: string) => void} [onChange] told whenever the listeners of an event change */
+  constructor(onChange) {
+    this.#onChange = onChange;
+  }
 
   /** Adds `listener` for `name`; returns `this`. */
   on(name, listener) {
@@ -11,6 +17,7 @@ class Emitter {
     const list = this.#listeners.get(name);
     if (list) list.push(listener);
     else this.#listeners.set(name, [listener]);
+    this.#onChange?.(name);
     return this;
   }
 
@@ -32,6 +39,7 @@ class Emitter {
     const kept = listener ? list.filter((l) => l !== listener && l.listener !== listener) : [];
     if (kept.length) this.#listeners.set(name, kept);
     else this.#listeners.delete(name);
+    this.#onChange?.(name);
     return this;
   }
 

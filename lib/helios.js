@@ -14,7 +14,7 @@ const { Response } = require('./response.js');
 const { Rooms, roomDeclaration } = require('./rooms.js');
 
 /** Call kinds, as the core's `app::call` documents them. */
-const CALL = { open: 0, close: 1, request: 2, event: 3, response: 4, requestFailed: 5, unparsed: 6, room: 7, validate: 8 };
+const CALL = { open: 0, close: 1, request: 2, event: 3, response: 4, requestFailed: 5, unparsed: 6, room: 7, validate: 8, health: 9, pong: 10 };
 
 /** Servers that are serving, kept reachable so the garbage collector never stops one under its clients. */
 const serving = new Set();
@@ -34,11 +34,15 @@ class Helios {
     /** The validated options, with defaults. */
     this.options = heliosOptions(options);
     /** Lifecycle events (`connection`, `disconnection`, ...) and any event the application emits. */
-    this.events = new Emitter();
+    this.events = new Emitter((name) => {
+      // Every pong crosses into JavaScript only while someone listens for it.
+      if (name === 'pong-received') this.#native.reportPongs(this.events.listenerCount(name) > 0);
+    });
     this.#native = new NativeServer({
       parseMode: this.options.parseMode,
       maxMessageSize: this.options.maxPayload,
       maxBackpressure: this.options.maxBackpressure,
+      healthCheck: this.options.healthCheck.enabled ? this.options.healthCheck : undefined,
     });
     /** @internal */
     this._outbox = new Outbox(this.#native);
@@ -130,6 +134,15 @@ class Helios {
     // Everything queued earlier (replies, emits) goes out before the broadcast.
     this._outbox.flush();
     return this.#native.broadcast(topicOrPattern, body, exclude ? exclude._key : null);
+  }
+
+  /**
+   * Pings `connection` now; resolves with the round trip in ms, rejects when no pong comes within
+   * `timeout` ms (default: `healthCheck.timeout`) or the connection closes.
+   */
+  ping(connection, options = {}) {
+    if (!(connection instanceof Connection)) return Promise.reject(new TypeError('Helios: ping takes a Connection'));
+    return connection.ping(options.timeout ?? this.options.healthCheck.timeout);
   }
 
   /**
@@ -250,6 +263,16 @@ class Helios {
         }
         break;
       }
+      case CALL.health: {
+        const [, , what, value] = call;
+        if (what === 'pong') this.events.emit('pong-received', { connection, latency: value });
+        else if (what === 'missed') this.events.emit('ping-missed', { connection, missedPongs: value });
+        else this.events.emit('ping-timeout', { connection });
+        break;
+      }
+      case CALL.pong:
+        connection._ponged(call[2], call[3]);
+        break;
       case CALL.validate: {
         const [, , requestId, topic, validatorId, captures, data] = call;
         this.#runValidator(connection, requestId, topic, validatorId, captures, data);

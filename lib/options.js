@@ -7,11 +7,12 @@ const DEFAULTS = Object.freeze({
   parseMode: 'strict',
   maxPayload: 1024 * 1024,
   maxBackpressure: 1024 * 1024,
+  healthCheck: Object.freeze({ enabled: true, interval: 30000, timeout: 10000, maxMissed: 2 }),
 });
 
 const KNOWN = new Set(Object.keys(DEFAULTS));
 /** Capabilities of the product that this version does not have yet: refused rather than ignored. */
-const NOT_YET = new Set(['sessionRecovery', 'healthCheck']);
+const NOT_YET = new Set(['sessionRecovery']);
 
 function fail(message) {
   throw new TypeError(`Helios: ${message}`);
@@ -46,6 +47,22 @@ function heliosOptions(options = {}) {
   }
   positiveInteger('maxPayload', merged.maxPayload, 2 ** 31 - 1);
   positiveInteger('maxBackpressure', merged.maxBackpressure, 2 ** 31 - 1);
+  merged.healthCheck = healthCheck(options.healthCheck);
+  return Object.freeze(merged);
+}
+
+/** Checks `healthCheck`; a partial object keeps the other defaults. */
+function healthCheck(value = {}) {
+  if (value === null || typeof value !== 'object') fail("option 'healthCheck' must be an object");
+  for (const name of Object.keys(value)) {
+    if (!(name in DEFAULTS.healthCheck)) fail(`unknown option 'healthCheck.${name}'`);
+  }
+  const merged = { ...DEFAULTS.healthCheck };
+  for (const [name, v] of Object.entries(value)) if (v !== undefined) merged[name] = v;
+  if (typeof merged.enabled !== 'boolean') fail("option 'healthCheck.enabled' must be a boolean");
+  positiveInteger('healthCheck.interval', merged.interval, 2 ** 31 - 1);
+  positiveInteger('healthCheck.timeout', merged.timeout, 2 ** 31 - 1);
+  positiveInteger('healthCheck.maxMissed', merged.maxMissed, 1000);
   return Object.freeze(merged);
 }
 

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use helios_core::{Config, ParseMode, Server};
+use std::time::Duration;
+
+use helios_core::{Config, HealthCheck, ParseMode, Server};
 use napi::bindgen_prelude::{within_runtime_if_available, PromiseRaw};
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi::{Env, Result, Status};
@@ -10,6 +12,17 @@ use napi_derive::napi;
 
 use crate::app::JsApp;
 use crate::error::to_js;
+
+/// Health-check settings, in milliseconds.
+#[napi(object)]
+pub struct NativeHealthCheck {
+    /// Time between pings.
+    pub interval: u32,
+    /// How long a pong may take.
+    pub timeout: u32,
+    /// Unanswered pings in a row after which the connection is closed.
+    pub max_missed: u32,
+}
 
 /// Settings the JavaScript face has already validated.
 #[napi(object)]
@@ -20,6 +33,8 @@ pub struct NativeOptions {
     pub max_message_size: Option<u32>,
     /// Most bytes queued for one connection.
     pub max_backpressure: Option<u32>,
+    /// Pings from the server; none when absent.
+    pub health_check: Option<NativeHealthCheck>,
 }
 
 /// What `broadcast` did.
@@ -56,6 +71,11 @@ impl NativeServer {
             max_backpressure: options
                 .max_backpressure
                 .map_or(defaults.max_backpressure, |size| size as usize),
+            health_check: options.health_check.map(|health| HealthCheck {
+                interval: Duration::from_millis(u64::from(health.interval)),
+                timeout: Duration::from_millis(u64::from(health.timeout)),
+                max_missed: health.max_missed,
+            }),
             ..defaults
         };
         Ok(NativeServer {
@@ -169,6 +189,12 @@ impl NativeServer {
     #[napi(catch_unwind)]
     pub fn apply(&self, ops: String) -> Result<()> {
         self.server.apply(&ops).map_err(to_js)
+    }
+
+    /// Whether every health-check pong is reported (call 9, `pong`).
+    #[napi]
+    pub fn report_pongs(&self, report: bool) {
+        self.server.report_pongs(report);
     }
 
     /// Live connections.

@@ -26,6 +26,29 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// How long a closing connection waits for the client's close frame.
     pub close_timeout: Duration,
+    /// Pings from the server, or `None` to send none.
+    pub health_check: Option<HealthCheck>,
+}
+
+/// How the server pings connections to find the dead ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// Time between pings.
+    pub interval: Duration,
+    /// How long a pong may take.
+    pub timeout: Duration,
+    /// Unanswered pings in a row after which the connection is closed.
+    pub max_missed: u32,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck {
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(10),
+            max_missed: 2,
+        }
+    }
 }
 
 impl Default for Config {
@@ -36,6 +59,7 @@ impl Default for Config {
             max_backpressure: 1024 * 1024,
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(2),
+            health_check: Some(HealthCheck::default()),
         }
     }
 }

@@ -16,7 +16,7 @@ pub mod router;
 mod server;
 
 pub use app::App;
-pub use config::{Config, ParseMode};
+pub use config::{Config, HealthCheck, ParseMode};
 pub use pattern::PatternError;
 pub use rooms::{Broadcast, RoomError, Rooms};
 pub use router::{HandlerId, Router};

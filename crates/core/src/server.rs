@@ -1,7 +1,7 @@
 //! The composition root: wires configuration, routing, the network and the application together.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
@@ -31,6 +31,8 @@ pub(crate) struct Shared {
     pub(crate) connections: DashMap<u64, Arc<Connection>>,
     pub(crate) rooms: Rooms,
     next_key: AtomicU64,
+    /// Whether the application wants every pong reported (it listens to `pong-received`).
+    report_pongs: AtomicBool,
 }
 
 impl Shared {
@@ -39,6 +41,10 @@ impl Shared {
         self.router
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn reports_pongs(&self) -> bool {
+        self.report_pongs.load(Ordering::Relaxed)
     }
 
     pub(crate) fn next_key(&self) -> u64 {
@@ -92,6 +98,7 @@ impl Server {
                 connections: DashMap::new(),
                 rooms: Rooms::default(),
                 next_key: AtomicU64::new(0),
+                report_pongs: AtomicBool::new(false),
             }),
             running: Mutex::new(None),
         }
@@ -103,6 +110,12 @@ impl Server {
             .router
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether every health-check pong is reported to the application; off by default so idle
+    /// connections cost no crossing.
+    pub fn report_pongs(&self, report: bool) {
+        self.shared.report_pongs.store(report, Ordering::Relaxed);
     }
 
     /// The rooms: declarations, and queries of membership.
@@ -215,6 +228,7 @@ impl Server {
             | Op::Request { conn, .. }
             | Op::EventError { conn, .. }
             | Op::RoomVerdict { conn, .. }
+            | Op::Ping { conn, .. }
             | Op::Close { conn, .. } => *conn,
         };
         let Some(conn) = self
@@ -287,6 +301,7 @@ impl Server {
                     &request::answer(&topic, outcome),
                 ));
             }
+            Op::Ping { id, .. } => conn.ping(id),
             Op::Close { code, reason, .. } => conn.close(code, &reason),
         }
     }

@@ -11,6 +11,8 @@
 //! | 6    | `[6, conn, format, content]`                           | a frame that is not a protocol message (permissive mode); format is `json` (content raw), `text` or `binary` (base64) |
 //! | 7    | `[7, conn, topic, joined]`                             | the connection joined a public room through `helios.subscribe` (`true`) or left a room through `helios.unsubscribe` (`false`); joins of protected rooms are known from op 5, and a close leaves every room without this call |
 //! | 8    | `[8, conn, requestId, topic, validator, [captures], data]` | run a protected room's validator; answered with op 5 |
+//! | 9    | `[9, conn, "pong", latencyMs]`, `[9, conn, "missed", count]`, `[9, conn, "timeout", null]` | health checks: a pong came back (only when asked for), a ping went unanswered, the connection is given up on |
+//! | 10   | `[10, conn, pingId, latencyMs]`                         | the answer to an application ping (op 6) |
 //!
 //! `conn` is the connection's numeric key, the one ops address.
 
@@ -89,6 +91,16 @@ pub(crate) fn validate(
     data: &RawValue,
 ) -> String {
     to_text(&(8, conn, id, topic, validator, captures, data))
+}
+
+/// A health check outcome (see the table).
+pub(crate) fn health(conn: u64, what: &str, value: Option<f64>) -> String {
+    to_text(&(9, conn, what, value))
+}
+
+/// The pong to an application ping.
+pub(crate) fn ping_result(conn: u64, id: u64, latency_ms: f64) -> String {
+    to_text(&(10, conn, id, latency_ms))
 }
 
 /// What a permissive server hands over for a frame that is not a protocol message.

@@ -8,6 +8,7 @@
 //! | 3    | `[3, conn, code, reason]`                       | close the connection                           |
 //! | 4    | `[4, conn, topic, message]`                     | tell the client its event's handler failed     |
 //! | 5    | `[5, conn, requestId, topic, allowed, error]`   | a room validator's verdict (call 8): join when `allowed`, and answer the client's `helios.subscribe`; `error` is the validator's failure message or null |
+//! | 6    | `[6, conn, pingId]`                             | send a ping now; its pong is reported by call 10 |
 
 use std::borrow::Cow;
 
@@ -70,6 +71,13 @@ pub enum Op<'a> {
         allowed: bool,
         /// Why the validator failed (threw, rejected, timed out), when it did.
         error: Option<Cow<'a, str>>,
+    },
+    /// Ping the client now, for the application.
+    Ping {
+        /// The connection.
+        conn: u64,
+        /// The application's id for this ping.
+        id: u64,
     },
     /// Close the connection.
     Close {
@@ -140,6 +148,10 @@ fn op<'a>(item: &[&'a RawValue]) -> Result<Op<'a>, String> {
             topic: field(item, 3)?,
             allowed: field(item, 4)?,
             error: field(item, 5)?,
+        }),
+        6 => Ok(Op::Ping {
+            conn,
+            id: field(item, 2)?,
         }),
         kind => Err(format!("unknown kind {kind}")),
     }

@@ -55,6 +55,11 @@ impl Connection {
         self.outbox.overflowed().await;
     }
 
+    /// Asks for a ping to be sent now (for the application's `ping`).
+    pub(crate) fn ping(&self, id: u64) {
+        self.outbox.ping(id);
+    }
+
     /// Asks for the connection to be closed.
     pub(crate) fn close(&self, code: u16, reason: &str) {
         self.outbox.close(code, reason);

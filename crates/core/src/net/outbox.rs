@@ -10,6 +10,8 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 pub(crate) enum Outbound {
     /// A text frame; clones share the bytes, so one broadcast frame serves every recipient.
     Frame(Utf8Bytes),
+    /// A ping the application asked for, with its id.
+    Ping(u64),
     /// A close frame, after which the connection only waits for the client's close.
     Close { code: u16, reason: String },
 }
@@ -76,6 +78,11 @@ impl Outbox {
     #[cfg(test)]
     pub(crate) fn queued(&self) -> usize {
         self.queued.load(Ordering::Acquire)
+    }
+
+    /// Asks the socket task to ping the client.
+    pub(crate) fn ping(&self, id: u64) {
+        let _ = self.tx.send(Outbound::Ping(id));
     }
 
     /// Asks the socket task to close the connection.

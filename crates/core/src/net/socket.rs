@@ -1,13 +1,14 @@
 //! One task per socket: the handshake, then reading frames, writing the outbound queue and closing,
 //! all in one loop so a connection's state has a single owner.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
-use tokio::time::{sleep_until, timeout, Instant};
+use tokio::time::{sleep_until, timeout, Duration, Instant};
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -20,6 +21,7 @@ use crate::app::call;
 use crate::protocol::SUBPROTOCOL;
 use crate::server::Shared;
 
+use super::health::{self, Due, Health};
 use super::inbound::{self, Effect};
 use super::outbox::{Outbound, Outbox};
 use super::Connection;
@@ -29,6 +31,9 @@ const MAX_FRAMES_PER_FLUSH: usize = 256;
 
 /// Code reported when the connection ended without a close frame.
 const ABNORMAL: u16 = 1006;
+
+/// How long an application ping waits for its pong before it is forgotten.
+const FORGET_PINGS_AFTER: Duration = Duration::from_secs(60);
 
 /// Code reported when the connection was dropped for not reading what was sent to it.
 const TRY_AGAIN_LATER: u16 = 1013;
@@ -147,10 +152,18 @@ async fn run(
 ) -> Ending {
     // Set once we have sent a close frame: from then on we only wait for the client's.
     let mut closing: Option<(Instant, Ending)> = None;
+    let mut health = shared
+        .config
+        .health_check
+        .map(|config| Health::new(config, Instant::now()));
+    // Application pings waiting for their pong, by id.
+    let mut pings = HashMap::new();
     loop {
         let close_deadline = closing.as_ref().map(|(deadline, _)| *deadline);
+        let health_deadline = health.as_ref().map(Health::deadline);
         tokio::select! {
             incoming = ws.next() => match incoming {
+                Some(Ok(Message::Pong(bytes))) => pong(shared, conn, &bytes, health.as_mut(), &mut pings).await,
                 Some(Ok(message)) => {
                     if let Some(ending) = receive(shared, conn, message, &mut closing).await {
                         // Sends tungstenite's answer to the client's close frame.
@@ -164,7 +177,7 @@ async fn run(
             Some(first) = outbound.recv(), if closing.is_none() => {
                 // A client that stops reading blocks the write: the limit or a shutdown ends the wait.
                 let written = tokio::select! {
-                    written = write(&mut ws, conn, first, &mut outbound, &mut closing, shared) => written,
+                    written = write(&mut ws, conn, first, &mut outbound, &mut closing, &mut pings, shared) => written,
                     _ = conn.overflowed() => return Ending::new(TRY_AGAIN_LATER, "Backpressure limit exceeded"),
                     _ = super::stopped(shutdown) => return Ending::new(1001, "Server stopping"),
                 };
@@ -176,6 +189,24 @@ async fn run(
             _ = conn.overflowed() => return Ending::new(TRY_AGAIN_LATER, "Backpressure limit exceeded"),
             _ = super::stopped(shutdown), if closing.is_none() => {
                 start_close(&mut ws, 1001, "Server stopping", &mut closing, shared).await;
+            },
+            _ = sleep_until(health_deadline.unwrap_or_else(Instant::now)), if health_deadline.is_some() && closing.is_none() => {
+                let Some(health) = health.as_mut() else { continue };
+                match health.due(Instant::now()) {
+                    Due::Ping(id) => {
+                        // A ping that cannot even be written in time simply goes unanswered.
+                        let ping = Message::Ping(health::payload(health::AUTO, id).into());
+                        let _ = timeout(shared.config.close_timeout, ws.send(ping)).await;
+                    }
+                    Due::Missed(count) => {
+                        let _ = conn.calls.send(call::health(conn.key, "missed", Some(f64::from(count)))).await;
+                    }
+                    Due::Dead => {
+                        tracing::info!(conn = %conn.id, "no pong in time, dropping the connection");
+                        let _ = conn.calls.send(call::health(conn.key, "timeout", None)).await;
+                        return Ending::new(ABNORMAL, "Ping timeout");
+                    }
+                }
             },
             _ = sleep_until(close_deadline.unwrap_or_else(Instant::now)), if close_deadline.is_some() => {
                 tracing::debug!(conn = %conn.id, "client did not answer the close frame");
@@ -205,7 +236,7 @@ async fn receive(
                 .unwrap_or_else(|| Ending::new(1005, ""));
             return Some(ending);
         }
-        // Pings are answered by tungstenite itself.
+        // Pings are answered by tungstenite itself; pongs are handled by `pong`.
         Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Effect::Nothing,
     };
     match effect {
@@ -225,6 +256,35 @@ async fn receive(
     None
 }
 
+/// Handles a pong: the answer to a health ping or to an application ping.
+async fn pong(
+    shared: &Shared,
+    conn: &Connection,
+    bytes: &[u8],
+    health: Option<&mut Health>,
+    pings: &mut HashMap<u64, Instant>,
+) {
+    let now = Instant::now();
+    let millis = |latency: Duration| latency.as_secs_f64() * 1000.0;
+    let call = match health::parse(bytes) {
+        Some((health::AUTO, id)) => match health.and_then(|health| health.pong(id, now)) {
+            Some(latency) if shared.reports_pongs() => {
+                call::health(conn.key, "pong", Some(millis(latency)))
+            }
+            _ => return,
+        },
+        Some((health::ON_DEMAND, id)) => match pings.remove(&id) {
+            Some(sent) => {
+                call::ping_result(conn.key, id, millis(now.saturating_duration_since(sent)))
+            }
+            None => return,
+        },
+        // Unsolicited pongs are allowed (RFC 6455 §5.5.3) and mean nothing.
+        _ => return,
+    };
+    let _ = conn.calls.send(call).await;
+}
+
 /// Writes `first` and whatever else is queued, then flushes once.
 async fn write(
     ws: &mut WebSocketStream<TcpStream>,
@@ -232,6 +292,7 @@ async fn write(
     first: Outbound,
     outbound: &mut mpsc::UnboundedReceiver<Outbound>,
     closing: &mut Option<(Instant, Ending)>,
+    pings: &mut HashMap<u64, Instant>,
     shared: &Shared,
 ) -> Result<(), WsError> {
     let mut next = Some(first);
@@ -242,6 +303,13 @@ async fn write(
                 let len = frame.len();
                 ws.feed(Message::Text(frame)).await?;
                 conn.written(len);
+            }
+            Outbound::Ping(id) => {
+                // Unanswered application pings are forgotten after a while, so the map stays small.
+                pings.retain(|_, sent: &mut Instant| sent.elapsed() < FORGET_PINGS_AFTER);
+                pings.insert(id, Instant::now());
+                ws.feed(Message::Ping(health::payload(health::ON_DEMAND, id).into()))
+                    .await?;
             }
             Outbound::Close { code, reason } => {
                 ws.flush().await?;
