@@ -15,6 +15,53 @@ export interface HeliosOptions {
   maxBackpressure?: number;
   /** WebSocket pings sent by the server to find dead connections; a partial object keeps the other defaults. */
   healthCheck?: HealthCheckOptions;
+  /** Origins allowed to connect (exact `Origin` values); others get 403 before the upgrade. Default: any. */
+  allowedOrigins?: string[] | null;
+  /** Most connections at once; upgrades beyond it get 503. Default: no limit. */
+  maxConnections?: number | null;
+  /** A path answered with `stats()` as JSON (200) to plain HTTP requests; other plain requests get 426. */
+  healthPath?: string | null;
+  /**
+   * Decides each upgrade before the WebSocket is accepted. Return (or resolve to) `true`/`undefined` to
+   * accept, `{ data }` to accept with the connection's initial `data` entries (JSON-serializable), `false`
+   * to refuse with 403, or `{ status, reason }` (400–599) to refuse with that answer. A hook that throws
+   * refuses with 500.
+   */
+  upgrade?: ((request: UpgradeRequest) => UpgradeVerdict | Promise<UpgradeVerdict>) | null;
+}
+
+/** What the upgrade hook sees of a request. */
+export interface UpgradeRequest {
+  /** Path and query, e.g. `/chat?token=abc`. */
+  url: string;
+  /** Request headers, names in lower case; repeated headers joined with ', '. */
+  headers: Record<string, string>;
+  /** `ip:port` of the client. */
+  remoteAddress: string;
+  /** The query parameters. */
+  query: Record<string, string>;
+}
+
+/** The upgrade hook's answer. */
+export type UpgradeVerdict =
+  | boolean
+  | undefined
+  | { data: Record<string, unknown> }
+  | { status: number; reason?: string };
+
+/** What `helios.stats()` returns. */
+export interface HeliosStats {
+  connections: number;
+  /** Rooms with at least one member. */
+  rooms: number;
+  messagesIn: number;
+  messagesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Messages not sent because their connection was gone or past its outbound limit. */
+  dropped: number;
+  /** Closed connections by close code. */
+  closed: Record<string, number>;
 }
 
 /** Options of `healthCheck`. */
@@ -292,4 +339,6 @@ export declare class Helios {
    * pong comes within `timeout` ms (default: `healthCheck.timeout`), `code: 'CONNECTION_CLOSED'` when it closes.
    */
   ping(connection: Connection, options?: { timeout?: number }): Promise<number>;
+  /** Counters: connections, rooms, messages and bytes in and out, dropped messages, closes by code. */
+  stats(): HeliosStats;
 }

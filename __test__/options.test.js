@@ -14,6 +14,10 @@ describe('constructor options', () => {
       maxPayload: 1024 * 1024,
       maxBackpressure: 1024 * 1024,
       healthCheck: { enabled: true, interval: 30000, timeout: 10000, maxMissed: 2 },
+      allowedOrigins: null,
+      maxConnections: null,
+      healthPath: null,
+      upgrade: null,
     });
     expect(new Helios({}).options.parseMode).toBe('strict');
     expect(new Helios({ requestTimeout: 250, parseMode: 'permissive' }).options).toMatchObject({

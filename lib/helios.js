@@ -14,7 +14,7 @@ const { Response } = require('./response.js');
 const { Rooms, roomDeclaration } = require('./rooms.js');
 
 /** Call kinds, as the core's `app::call` documents them. */
-const CALL = { open: 0, close: 1, request: 2, event: 3, response: 4, requestFailed: 5, unparsed: 6, room: 7, validate: 8, health: 9, pong: 10 };
+const CALL = { open: 0, close: 1, request: 2, event: 3, response: 4, requestFailed: 5, unparsed: 6, room: 7, validate: 8, health: 9, pong: 10, upgrade: 11 };
 
 /** Servers that are serving, kept reachable so the garbage collector never stops one under its clients. */
 const serving = new Set();
@@ -43,6 +43,10 @@ class Helios {
       maxMessageSize: this.options.maxPayload,
       maxBackpressure: this.options.maxBackpressure,
       healthCheck: this.options.healthCheck.enabled ? this.options.healthCheck : undefined,
+      allowedOrigins: this.options.allowedOrigins ?? undefined,
+      maxConnections: this.options.maxConnections ?? undefined,
+      healthPath: this.options.healthPath ?? undefined,
+      upgradeHook: this.options.upgrade !== null,
     });
     /** @internal */
     this._outbox = new Outbox(this.#native);
@@ -136,6 +140,11 @@ class Helios {
     return this.#native.broadcast(topicOrPattern, body, exclude ? exclude._key : null);
   }
 
+  /** Counters: connections, rooms, messages and bytes in and out, dropped messages, closes by code. */
+  stats() {
+    return JSON.parse(this.#native.stats());
+  }
+
   /**
    * Pings `connection` now; resolves with the round trip in ms, rejects when no pong comes within
    * `timeout` ms (default: `healthCheck.timeout`) or the connection closes.
@@ -214,10 +223,17 @@ class Helios {
   #run(call) {
     const kind = call[0];
     if (kind === CALL.open) {
-      const [, key, id, url, remoteAddress] = call;
+      const [, key, id, url, remoteAddress, data] = call;
       const connection = new Connection(this, key, id, url, remoteAddress);
+      // The upgrade hook's data is in place before anyone hears of the connection.
+      if (data) for (const [name, value] of Object.entries(data)) connection.data.set(name, value);
       this.#connections.set(key, connection);
       this.events.emit('connection', { connection, helios: this });
+      return;
+    }
+    if (kind === CALL.upgrade) {
+      const [, id, url, headers, remoteAddress] = call;
+      this.#runUpgrade(id, url, headers, remoteAddress);
       return;
     }
     const connection = this.#connections.get(call[1]);
@@ -338,6 +354,45 @@ class Helios {
    * Asks a protected room's validator whether `connection` may join `topic`, within `requestTimeout`, and
    * hands the verdict to the core, which joins and answers the client.
    */
+  /** Asks the `upgrade` option whether a request may connect, and answers the core (op 7). */
+  #runUpgrade(id, url, headers, remoteAddress) {
+    const answer = (accepted, status = 0, reason = '', data = null) =>
+      this._outbox.push(`[${OP.upgrade},${id},${accepted},${status},${JSON.stringify(reason)},${data}]`);
+    const refuse = (error) => {
+      console.error('[helios] upgrade hook failed:', error);
+      answer(false, 500, 'Upgrade hook failed');
+    };
+    const decide = (verdict) => {
+      if (verdict === undefined || verdict === true) return answer(true);
+      if (verdict === false) return answer(false, 403, 'Forbidden');
+      if (verdict && typeof verdict === 'object' && 'status' in verdict) {
+        const { status, reason = 'Refused' } = verdict;
+        if (!Number.isInteger(status) || status < 400 || status > 599) {
+          return refuse(new RangeError(`upgrade hook refused with status ${status}; use 400-599`));
+        }
+        return answer(false, status, String(reason));
+      }
+      if (verdict && typeof verdict === 'object' && verdict.data && typeof verdict.data === 'object') {
+        let data;
+        try {
+          data = JSON.stringify(verdict.data);
+        } catch (error) {
+          return refuse(error);
+        }
+        return answer(true, 0, '', data);
+      }
+      return refuse(new TypeError('upgrade hook must return true, false, { data } or { status, reason }'));
+    };
+    const query = Object.fromEntries(new URL(url, 'http://localhost').searchParams);
+    try {
+      const verdict = this.options.upgrade({ url, headers, remoteAddress, query });
+      if (verdict && typeof verdict.then === 'function') verdict.then(decide, refuse);
+      else decide(verdict);
+    } catch (error) {
+      refuse(error);
+    }
+  }
+
   #runValidator(connection, requestId, topic, validatorId, captures, data) {
     const validator = this.#handlers[validatorId];
     const timeout = this.options.requestTimeout;

@@ -7,6 +7,10 @@ const DEFAULTS = Object.freeze({
   parseMode: 'strict',
   maxPayload: 1024 * 1024,
   maxBackpressure: 1024 * 1024,
+  allowedOrigins: null,
+  maxConnections: null,
+  healthPath: null,
+  upgrade: null,
   healthCheck: Object.freeze({ enabled: true, interval: 30000, timeout: 10000, maxMissed: 2 }),
 });
 
@@ -48,6 +52,18 @@ function heliosOptions(options = {}) {
   positiveInteger('maxPayload', merged.maxPayload, 2 ** 31 - 1);
   positiveInteger('maxBackpressure', merged.maxBackpressure, 2 ** 31 - 1);
   merged.healthCheck = healthCheck(options.healthCheck);
+  const { allowedOrigins, maxConnections, healthPath, upgrade } = merged;
+  if (allowedOrigins !== null) {
+    if (!Array.isArray(allowedOrigins) || allowedOrigins.some((o) => typeof o !== 'string' || o.length === 0)) {
+      fail("option 'allowedOrigins' must be an array of origins such as 'https://example.com'");
+    }
+    merged.allowedOrigins = Object.freeze([...allowedOrigins]);
+  }
+  if (maxConnections !== null) positiveInteger('maxConnections', maxConnections, 2 ** 31 - 1);
+  if (healthPath !== null && (typeof healthPath !== 'string' || !healthPath.startsWith('/'))) {
+    fail(`option 'healthPath' must be a path starting with '/', got ${describe(healthPath)}`);
+  }
+  if (upgrade !== null && typeof upgrade !== 'function') fail("option 'upgrade' must be a function");
   return Object.freeze(merged);
 }
 

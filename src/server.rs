@@ -35,6 +35,14 @@ pub struct NativeOptions {
     pub max_backpressure: Option<u32>,
     /// Pings from the server; none when absent.
     pub health_check: Option<NativeHealthCheck>,
+    /// Origins allowed to connect; any when absent.
+    pub allowed_origins: Option<Vec<String>>,
+    /// Most connections at once.
+    pub max_connections: Option<u32>,
+    /// Path answered with the stats to plain HTTP requests.
+    pub health_path: Option<String>,
+    /// Whether the JavaScript upgrade hook decides each upgrade.
+    pub upgrade_hook: bool,
 }
 
 /// What `broadcast` did.
@@ -76,6 +84,10 @@ impl NativeServer {
                 timeout: Duration::from_millis(u64::from(health.timeout)),
                 max_missed: health.max_missed,
             }),
+            allowed_origins: options.allowed_origins,
+            max_connections: options.max_connections.map(|max| max as usize),
+            health_path: options.health_path,
+            upgrade_hook: options.upgrade_hook,
             ..defaults
         };
         Ok(NativeServer {
@@ -195,6 +207,12 @@ impl NativeServer {
     #[napi]
     pub fn report_pongs(&self, report: bool) {
         self.server.report_pongs(report);
+    }
+
+    /// The server's counters, as JSON text.
+    #[napi]
+    pub fn stats(&self) -> String {
+        serde_json::to_string(&self.server.stats()).unwrap_or_default()
     }
 
     /// Live connections.

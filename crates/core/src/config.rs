@@ -28,6 +28,14 @@ pub struct Config {
     pub close_timeout: Duration,
     /// Pings from the server, or `None` to send none.
     pub health_check: Option<HealthCheck>,
+    /// Origins allowed to connect (exact `Origin` header values); `None` allows any.
+    pub allowed_origins: Option<Vec<String>>,
+    /// Most connections at once; upgrades beyond it are answered 503.
+    pub max_connections: Option<usize>,
+    /// A path answered with the stats as JSON to plain HTTP requests.
+    pub health_path: Option<String>,
+    /// Whether the application decides each upgrade (call 11, op 7).
+    pub upgrade_hook: bool,
 }
 
 /// How the server pings connections to find the dead ones.
@@ -60,6 +68,10 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(2),
             health_check: Some(HealthCheck::default()),
+            allowed_origins: None,
+            max_connections: None,
+            health_path: None,
+            upgrade_hook: false,
         }
     }
 }

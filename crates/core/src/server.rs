@@ -1,24 +1,26 @@
 //! The composition root: wires configuration, routing, the network and the application together.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use dashmap::DashMap;
 use serde_json::value::RawValue;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::app::op::{self, Op, OpError};
 use crate::app::{call, dispatch, App};
 use crate::config::Config;
+use crate::net::Verdict;
 use crate::net::{self, Connection};
 use crate::pattern::PatternError;
 use crate::protocol::{self, ErrorCode};
 use crate::rooms::{request, Broadcast, Denial, Join, Rooms};
 use crate::router::Router;
+use crate::stats::{Snapshot, Stats};
 
 /// Calls waiting for the application before readers pause; bounds memory when handlers fall behind.
 const CALL_QUEUE: usize = 8192;
@@ -33,6 +35,11 @@ pub(crate) struct Shared {
     next_key: AtomicU64,
     /// Whether the application wants every pong reported (it listens to `pong-received`).
     report_pongs: AtomicBool,
+    /// Connections admitted and not yet closed, handshakes included (for `max_connections`).
+    pub(crate) admitted: AtomicUsize,
+    /// Upgrades waiting for the application's verdict.
+    pub(crate) upgrades: DashMap<u64, oneshot::Sender<Verdict>>,
+    pub(crate) stats: Arc<Stats>,
 }
 
 impl Shared {
@@ -41,6 +48,11 @@ impl Shared {
         self.router
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        self.stats
+            .snapshot(self.connections.len(), self.rooms.room_count())
     }
 
     pub(crate) fn reports_pongs(&self) -> bool {
@@ -99,6 +111,9 @@ impl Server {
                 rooms: Rooms::default(),
                 next_key: AtomicU64::new(0),
                 report_pongs: AtomicBool::new(false),
+                admitted: AtomicUsize::new(0),
+                upgrades: DashMap::new(),
+                stats: Arc::default(),
             }),
             running: Mutex::new(None),
         }
@@ -195,6 +210,11 @@ impl Server {
         self.running().as_ref().map(|running| running.local_addr)
     }
 
+    /// What the server has done so far.
+    pub fn stats(&self) -> Snapshot {
+        self.shared.snapshot()
+    }
+
     /// Live connections.
     pub fn connection_count(&self) -> usize {
         self.shared.connections.len()
@@ -222,6 +242,27 @@ impl Server {
     }
 
     fn apply_one(&self, op: Op<'_>) {
+        if let Op::Upgrade {
+            id,
+            accepted,
+            status,
+            reason,
+            data,
+        } = op
+        {
+            let verdict = if accepted {
+                Verdict::Accept((data.get() != "null").then(|| data.to_owned()))
+            } else {
+                Verdict::Reject {
+                    status,
+                    reason: reason.into_owned(),
+                }
+            };
+            if let Some((_, answer)) = self.shared.upgrades.remove(&id) {
+                let _ = answer.send(verdict);
+            }
+            return;
+        }
         let conn_key = match &op {
             Op::Reply { conn, .. }
             | Op::Emit { conn, .. }
@@ -230,6 +271,7 @@ impl Server {
             | Op::RoomVerdict { conn, .. }
             | Op::Ping { conn, .. }
             | Op::Close { conn, .. } => *conn,
+            Op::Upgrade { .. } => return,
         };
         let Some(conn) = self
             .shared
@@ -303,6 +345,8 @@ impl Server {
             }
             Op::Ping { id, .. } => conn.ping(id),
             Op::Close { code, reason, .. } => conn.close(code, &reason),
+            // Answered above: an upgrade has no connection yet.
+            Op::Upgrade { .. } => {}
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! | kind | array                                                  | meaning                                  |
 //! |------|--------------------------------------------------------|------------------------------------------|
-//! | 0    | `[0, conn, id, url, remoteAddress]`                    | a connection opened                      |
+//! | 0    | `[0, conn, id, url, remoteAddress, data]`              | a connection opened; `data` is the object the upgrade hook gave, or null |
 //! | 1    | `[1, conn, code, reason]`                              | a connection closed                      |
 //! | 2    | `[2, conn, requestId, method, handler, [middleware], payload]` | run a method                     |
 //! | 3    | `[3, conn, topic, [handlers], data]`                   | a client event                           |
@@ -13,8 +13,11 @@
 //! | 8    | `[8, conn, requestId, topic, validator, [captures], data]` | run a protected room's validator; answered with op 5 |
 //! | 9    | `[9, conn, "pong", latencyMs]`, `[9, conn, "missed", count]`, `[9, conn, "timeout", null]` | health checks: a pong came back (only when asked for), a ping went unanswered, the connection is given up on |
 //! | 10   | `[10, conn, pingId, latencyMs]`                         | the answer to an application ping (op 6) |
+//! | 11   | `[11, upgradeId, url, {headers}, remoteAddress]`        | run the upgrade hook (no connection yet); answered with op 7 |
 //!
 //! `conn` is the connection's numeric key, the one ops address.
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -27,8 +30,24 @@ fn to_text(value: &impl Serialize) -> String {
 }
 
 /// A connection opened.
-pub(crate) fn open(conn: u64, id: &str, url: &str, remote: &str) -> String {
-    to_text(&(0, conn, id, url, remote))
+pub(crate) fn open(
+    conn: u64,
+    id: &str,
+    url: &str,
+    remote: &str,
+    data: Option<&RawValue>,
+) -> String {
+    to_text(&(0, conn, id, url, remote, data))
+}
+
+/// Ask the upgrade hook about a request.
+pub(crate) fn upgrade(
+    id: u64,
+    url: &str,
+    headers: &BTreeMap<String, String>,
+    remote: &str,
+) -> String {
+    to_text(&(11, id, url, headers, remote))
 }
 
 /// A connection closed.

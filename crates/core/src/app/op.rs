@@ -9,6 +9,7 @@
 //! | 4    | `[4, conn, topic, message]`                     | tell the client its event's handler failed     |
 //! | 5    | `[5, conn, requestId, topic, allowed, error]`   | a room validator's verdict (call 8): join when `allowed`, and answer the client's `helios.subscribe`; `error` is the validator's failure message or null |
 //! | 6    | `[6, conn, pingId]`                             | send a ping now; its pong is reported by call 10 |
+//! | 7    | `[7, upgradeId, accepted, status, reason, data]` | the upgrade hook's verdict (call 11); `data` (object or null) becomes the connection's initial data |
 
 use std::borrow::Cow;
 
@@ -79,6 +80,19 @@ pub enum Op<'a> {
         /// The application's id for this ping.
         id: u64,
     },
+    /// The upgrade hook's verdict on a request (not yet a connection).
+    Upgrade {
+        /// The upgrade's id, from call 11.
+        id: u64,
+        /// Whether the request is accepted.
+        accepted: bool,
+        /// The HTTP status of a refusal.
+        status: u16,
+        /// The reason of a refusal.
+        reason: Cow<'a, str>,
+        /// The connection's initial data, raw.
+        data: &'a RawValue,
+    },
     /// Close the connection.
     Close {
         /// The connection.
@@ -114,6 +128,13 @@ fn raw<'a>(item: &[&'a RawValue], at: usize) -> Result<&'a RawValue, String> {
 fn op<'a>(item: &[&'a RawValue]) -> Result<Op<'a>, String> {
     let conn = field(item, 1)?;
     match field::<u8>(item, 0)? {
+        7 => Ok(Op::Upgrade {
+            id: conn,
+            accepted: field(item, 2)?,
+            status: field(item, 3)?,
+            reason: field(item, 4)?,
+            data: raw(item, 5)?,
+        }),
         0 => Ok(Op::Reply {
             conn,
             id: raw(item, 2)?,

@@ -1,13 +1,14 @@
 //! The shared handle of one live connection: what the application and the server use to reach it.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::outbox::Outbox;
+use crate::stats::Stats;
 
 /// A live connection, registered under its numeric key while its socket task runs.
 #[derive(Debug)]
@@ -20,6 +21,7 @@ pub(crate) struct Connection {
     /// Carries calls to the application; held here so work started for this connection can report back.
     pub(crate) calls: mpsc::Sender<String>,
     pending: Mutex<Pending>,
+    stats: Arc<Stats>,
 }
 
 /// Server requests waiting for the client's answer, each with its timeout task.
@@ -30,24 +32,36 @@ struct Pending {
 }
 
 impl Connection {
-    pub(crate) fn new(key: u64, id: String, outbox: Outbox, calls: mpsc::Sender<String>) -> Self {
+    pub(crate) fn new(
+        key: u64,
+        id: String,
+        outbox: Outbox,
+        calls: mpsc::Sender<String>,
+        stats: Arc<Stats>,
+    ) -> Self {
         Connection {
             key,
             id,
             outbox,
             calls,
             pending: Mutex::new(Pending::default()),
+            stats,
         }
     }
 
-    /// Queues a text frame; false when it could not be queued.
+    /// Queues a text frame; false (and counted as dropped) when it could not be queued.
     pub(crate) fn send(&self, frame: impl Into<Utf8Bytes>) -> bool {
-        self.outbox.push(frame.into())
+        let queued = self.outbox.push(frame.into());
+        if !queued {
+            self.stats.dropped();
+        }
+        queued
     }
 
-    /// Records that bytes left the queue.
+    /// Records a frame of `len` bytes written to the socket: out of the queue, into the stats.
     pub(crate) fn written(&self, len: usize) {
         self.outbox.written(len);
+        self.stats.sent(len);
     }
 
     /// Resolves once the outbound byte limit has been passed.

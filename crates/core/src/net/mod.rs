@@ -1,12 +1,15 @@
 //! The network: the listener, one task per socket, outbound queues and what happens to each frame.
 
+mod admission;
 mod connection;
 mod health;
 mod inbound;
 mod listener;
 mod outbox;
+mod prefixed;
 mod socket;
 
+pub(crate) use admission::Verdict;
 pub(crate) use connection::Connection;
 pub(crate) use listener::accept;
 

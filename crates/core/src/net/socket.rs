@@ -8,7 +8,7 @@ use std::sync::Arc;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
-use tokio::time::{sleep_until, timeout, Duration, Instant};
+use tokio::time::{sleep_until, timeout, timeout_at, Duration, Instant};
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -21,9 +21,11 @@ use crate::app::call;
 use crate::protocol::SUBPROTOCOL;
 use crate::server::Shared;
 
+use super::admission::{self, Admitted};
 use super::health::{self, Due, Health};
 use super::inbound::{self, Effect};
 use super::outbox::{Outbound, Outbox};
+use super::prefixed::Prefixed;
 use super::Connection;
 
 /// Most queued frames written before one flush; bounds how long reading waits on a busy writer.
@@ -71,6 +73,22 @@ pub(crate) async fn serve(
 ) {
     let _ = stream.set_nodelay(true);
     let mut handshake = Handshake::default();
+    // One deadline for admission and handshake together: a client that trickles bytes gets no more time.
+    let deadline = Instant::now() + shared.config.handshake_timeout;
+    let admitted =
+        match timeout_at(deadline, admission::admit(&shared, &calls, stream, remote)).await {
+            Ok(Some(admitted)) => admitted,
+            Ok(None) => return,
+            Err(_) => {
+                tracing::debug!(%remote, "admission timed out");
+                return;
+            }
+        };
+    let Admitted {
+        stream,
+        data,
+        slot: _slot,
+    } = admitted;
     let ws = {
         let callback = |request: &Request, mut response: Response| {
             handshake.url = request.uri().to_string();
@@ -94,7 +112,7 @@ pub(crate) async fn serve(
             callback,
             Some(websocket_config(&shared)),
         );
-        match timeout(shared.config.handshake_timeout, accept).await {
+        match timeout_at(deadline, accept).await {
             Ok(Ok(ws)) => ws,
             Ok(Err(error)) => {
                 tracing::debug!(%remote, %error, "handshake failed");
@@ -114,10 +132,17 @@ pub(crate) async fn serve(
         uuid::Uuid::new_v4().to_string(),
         outbox,
         calls.clone(),
+        shared.stats.clone(),
     ));
     shared.connections.insert(key, conn.clone());
     shared.rooms.open(key);
-    let opened = call::open(key, &conn.id, &handshake.url, &remote.to_string());
+    let opened = call::open(
+        key,
+        &conn.id,
+        &handshake.url,
+        &remote.to_string(),
+        data.as_deref(),
+    );
     let ending = if calls.send(opened).await.is_ok() {
         run(&shared, &conn, ws, outbound, &mut shutdown).await
     } else {
@@ -128,6 +153,7 @@ pub(crate) async fn serve(
     shared.connections.remove(&key);
     // Every room at once; the application clears its view of them when it hears of the close.
     shared.rooms.close(key);
+    shared.stats.closed(ending.code);
     tracing::debug!(conn = %conn.id, code = ending.code, "connection closed");
     let _ = calls
         .send(call::close(key, ending.code, &ending.reason))
@@ -146,7 +172,7 @@ fn websocket_config(shared: &Shared) -> WebSocketConfig {
 async fn run(
     shared: &Shared,
     conn: &Connection,
-    mut ws: WebSocketStream<TcpStream>,
+    mut ws: WebSocketStream<Prefixed<TcpStream>>,
     mut outbound: mpsc::UnboundedReceiver<Outbound>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Ending {
@@ -224,8 +250,14 @@ async fn receive(
     closing: &mut Option<(Instant, Ending)>,
 ) -> Option<Ending> {
     let effect = match message {
-        Message::Text(text) => inbound::text(shared, conn, text.as_str()),
-        Message::Binary(bytes) => inbound::binary(shared, conn, &bytes),
+        Message::Text(text) => {
+            shared.stats.received(text.len());
+            inbound::text(shared, conn, text.as_str())
+        }
+        Message::Binary(bytes) => {
+            shared.stats.received(bytes.len());
+            inbound::binary(shared, conn, &bytes)
+        }
         Message::Close(frame) => {
             // Our own close code wins when we started the close; tungstenite answers the client's close.
             if let Some((_, ending)) = closing.take() {
@@ -287,7 +319,7 @@ async fn pong(
 
 /// Writes `first` and whatever else is queued, then flushes once.
 async fn write(
-    ws: &mut WebSocketStream<TcpStream>,
+    ws: &mut WebSocketStream<Prefixed<TcpStream>>,
     conn: &Connection,
     first: Outbound,
     outbound: &mut mpsc::UnboundedReceiver<Outbound>,
@@ -327,7 +359,7 @@ async fn write(
 
 /// Sends a close frame and starts waiting for the client's answer.
 async fn start_close(
-    ws: &mut WebSocketStream<TcpStream>,
+    ws: &mut WebSocketStream<Prefixed<TcpStream>>,
     code: u16,
     reason: &str,
     closing: &mut Option<(Instant, Ending)>,
@@ -350,7 +382,7 @@ async fn start_close(
 
 /// Ends the connection after a read error, telling the client why when the error is its fault.
 async fn fail(
-    ws: &mut WebSocketStream<TcpStream>,
+    ws: &mut WebSocketStream<Prefixed<TcpStream>>,
     conn: &Connection,
     error: WsError,
     closing: Option<(Instant, Ending)>,

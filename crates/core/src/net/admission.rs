@@ -1,0 +1,292 @@
+//! Admission: reads the HTTP request head, answers what is not a WebSocket upgrade, and applies the
+//! server's rules — allowed origins, the connection limit, the application's upgrade hook — before the
+//! WebSocket handshake starts.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::app::call;
+use crate::server::Shared;
+
+use super::prefixed::Prefixed;
+
+/// Largest request head accepted; browsers send a few KiB at most.
+const MAX_HEAD: usize = 16 * 1024;
+/// Most header lines read.
+const MAX_HEADERS: usize = 64;
+
+/// The application's answer to an upgrade.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// Accept, with the connection's initial data (raw JSON object) when the hook gave some.
+    Accept(Option<Box<RawValue>>),
+    /// Refuse with this HTTP status and reason.
+    Reject {
+        /// HTTP status, 400–599.
+        status: u16,
+        /// Short reason, also the body.
+        reason: String,
+    },
+}
+
+/// A connection allowed in: its stream (the request head still to be read by the handshake), the
+/// initial data the upgrade hook gave, and its place under the connection limit.
+pub(crate) struct Admitted {
+    pub(crate) stream: Prefixed<TcpStream>,
+    pub(crate) data: Option<Box<RawValue>>,
+    pub(crate) slot: Slot,
+}
+
+/// One place under `max_connections`, given back when dropped.
+pub(crate) struct Slot(Arc<Shared>);
+
+impl Slot {
+    fn take(shared: &Arc<Shared>) -> Option<Slot> {
+        let taken = shared.admitted.fetch_add(1, Ordering::AcqRel) + 1;
+        let slot = Slot(shared.clone());
+        match shared.config.max_connections {
+            Some(max) if taken > max => None, // dropping `slot` gives the place back
+            _ => Some(slot),
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.admitted.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// What admission needs to know of the request.
+struct Head {
+    method: String,
+    url: String,
+    headers: BTreeMap<String, String>,
+}
+
+impl Head {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    fn is_upgrade(&self) -> bool {
+        self.method == "GET"
+            && self.header("upgrade").is_some_and(|value| {
+                value
+                    .split(',')
+                    .any(|v| v.trim().eq_ignore_ascii_case("websocket"))
+            })
+    }
+
+    fn path(&self) -> &str {
+        self.url.split('?').next().unwrap_or_default()
+    }
+}
+
+/// Admits or refuses one TCP connection. Refusals are answered with an HTTP response and logged.
+pub(crate) async fn admit(
+    shared: &Arc<Shared>,
+    calls: &mpsc::Sender<String>,
+    mut stream: TcpStream,
+    remote: SocketAddr,
+) -> Option<Admitted> {
+    let bytes = match read_head(&mut stream).await {
+        Ok(bytes) => bytes,
+        Err(status) => {
+            respond(&mut stream, status, "Bad Request", &[]).await;
+            return None;
+        }
+    };
+    let Some(head) = parse(&bytes) else {
+        respond(&mut stream, 400, "Bad Request", &[]).await;
+        return None;
+    };
+    if !head.is_upgrade() {
+        if shared.config.health_path.as_deref() == Some(head.path()) {
+            let stats = serde_json::to_string(&shared.snapshot()).unwrap_or_default();
+            respond(
+                &mut stream,
+                200,
+                &stats,
+                &[("content-type", "application/json")],
+            )
+            .await;
+        } else {
+            respond(
+                &mut stream,
+                426,
+                "Upgrade Required",
+                &[("upgrade", "websocket")],
+            )
+            .await;
+        }
+        return None;
+    }
+    if let Some(allowed) = &shared.config.allowed_origins {
+        let origin = head.header("origin").unwrap_or_default();
+        if !allowed.iter().any(|allowed| allowed == origin) {
+            tracing::info!(%remote, origin, "origin not allowed");
+            respond(&mut stream, 403, "Origin not allowed", &[]).await;
+            return None;
+        }
+    }
+    let Some(slot) = Slot::take(shared) else {
+        tracing::warn!(%remote, "connection limit reached");
+        respond(&mut stream, 503, "Server at capacity", &[]).await;
+        return None;
+    };
+    let data = if shared.config.upgrade_hook {
+        match ask(shared, calls, &head, remote).await {
+            Verdict::Accept(data) => data,
+            Verdict::Reject { status, reason } => {
+                tracing::debug!(%remote, status, %reason, "upgrade refused by the application");
+                respond(&mut stream, status, &reason, &[]).await;
+                return None;
+            }
+        }
+    } else {
+        None
+    };
+    Some(Admitted {
+        stream: Prefixed::new(bytes, stream),
+        data,
+        slot,
+    })
+}
+
+/// Reads until the end of the request head; the error is the HTTP status to answer with.
+async fn read_head(stream: &mut TcpStream) -> Result<Vec<u8>, u16> {
+    let mut bytes = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
+    loop {
+        let read = stream.read(&mut chunk).await.map_err(|_| 400u16)?;
+        if read == 0 {
+            return Err(400);
+        }
+        // Only the new bytes (and the three before them) can complete the blank line.
+        let from = bytes.len().saturating_sub(3);
+        bytes.extend_from_slice(&chunk[..read]);
+        if bytes[from..].windows(4).any(|window| window == b"\r\n\r\n") {
+            return Ok(bytes);
+        }
+        if bytes.len() > MAX_HEAD {
+            return Err(431);
+        }
+    }
+}
+
+fn parse(bytes: &[u8]) -> Option<Head> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    if !request.parse(bytes).ok()?.is_complete() {
+        return None;
+    }
+    let mut map: BTreeMap<String, String> = BTreeMap::new();
+    for header in request.headers.iter() {
+        let value = String::from_utf8_lossy(header.value).into_owned();
+        map.entry(header.name.to_ascii_lowercase())
+            .and_modify(|existing| {
+                existing.push_str(", ");
+                existing.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    Some(Head {
+        method: request.method?.to_owned(),
+        url: request.path?.to_owned(),
+        headers: map,
+    })
+}
+
+/// Asks the application's upgrade hook; its answer arrives through [`crate::Server::apply`].
+async fn ask(
+    shared: &Arc<Shared>,
+    calls: &mpsc::Sender<String>,
+    head: &Head,
+    remote: SocketAddr,
+) -> Verdict {
+    let id = shared.next_key();
+    let (answer, verdict) = oneshot::channel();
+    shared.upgrades.insert(id, answer);
+    // Whatever ends this wait (an answer, a timeout, a closed server), the entry goes.
+    let _entry = Entry(shared, id);
+    let asked = call::upgrade(id, &head.url, &head.headers, &remote.to_string());
+    if calls.send(asked).await.is_err() {
+        return Verdict::Reject {
+            status: 503,
+            reason: "Server stopping".to_owned(),
+        };
+    }
+    verdict.await.unwrap_or(Verdict::Reject {
+        status: 503,
+        reason: "Server stopping".to_owned(),
+    })
+}
+
+struct Entry<'a>(&'a Shared, u64);
+
+impl Drop for Entry<'_> {
+    fn drop(&mut self) {
+        self.0.upgrades.remove(&self.1);
+    }
+}
+
+/// Writes a short HTTP response and closes.
+async fn respond(stream: &mut TcpStream, status: u16, body: &str, headers: &[(&str, &str)]) {
+    let mut response = format!(
+        "HTTP/1.1 {status} {}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        reason_phrase(status),
+        body.len()
+    );
+    if !headers.iter().any(|(name, _)| *name == "content-type") {
+        response.push_str("content-type: text/plain; charset=utf-8\r\n");
+    }
+    for (name, value) in headers {
+        response.push_str(&format!("{name}: {value}\r\n"));
+    }
+    response.push_str("\r\n");
+    response.push_str(body);
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        426 => "Upgrade Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_head_and_recognizes_upgrades() {
+        let head = parse(b"GET /chat?room=1 HTTP/1.1\r\nHost: x\r\nUpgrade: WebSocket\r\nOrigin: https://a.example\r\nX-A: 1\r\nx-a: 2\r\n\r\n")
+            .expect("complete head");
+        assert!(head.is_upgrade());
+        assert_eq!(head.path(), "/chat");
+        assert_eq!(head.header("origin"), Some("https://a.example"));
+        assert_eq!(head.header("x-a"), Some("1, 2"));
+        let plain = parse(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").expect("complete head");
+        assert!(!plain.is_upgrade());
+        assert!(parse(b"GET / HTTP/1.1\r\nHost: x\r\n").is_none());
+    }
+}
