@@ -28,6 +28,23 @@ export interface HeliosOptions {
    * refuses with 500.
    */
   upgrade?: ((request: UpgradeRequest) => UpgradeVerdict | Promise<UpgradeVerdict>) | null;
+  /**
+   * Messages each connection may send (a token bucket in the core). Requests over it get 429
+   * `RATE_LIMITED`, events a `system:rate-limited` event; after `closeAfter` refusals in a row the
+   * connection is closed with 1008. Default: no limit.
+   */
+  rateLimit?: RateLimitOptions | null;
+  /** Close a connection (1001, 'Idle timeout') after this many ms without a message from it. Default: never. */
+  idleTimeout?: number | null;
+}
+
+/** Options of `rateLimit`. */
+export interface RateLimitOptions {
+  messagesPerSecond: number;
+  /** Default: `messagesPerSecond`. */
+  burst?: number;
+  /** Default: 10 × `burst`. */
+  closeAfter?: number;
 }
 
 /** What the upgrade hook sees of a request. */
@@ -255,6 +272,14 @@ export interface HeliosEvents {
   'ping-missed': { connection: Connection; missedPongs: number };
   /** `maxMissed` pings went unanswered: the connection is dropped (its `disconnection` has code 1006, reason 'Ping timeout'). */
   'ping-timeout': { connection: Connection };
+  /** The connection went over its rate limit (once per run of refusals). */
+  'rate-limited': { connection: Connection };
+  /** The connection sent a message over `maxPayload`; it is closed with 1009. */
+  'message-too-large': { connection: Connection };
+  /** The connection stopped reading and passed `maxBackpressure`; it is dropped with 1013. */
+  backpressure: { connection: Connection };
+  /** The connection was silent for `idleTimeout`; it is closed with 1001. */
+  'idle-timeout': { connection: Connection };
   /** A connection joined a room (through `helios.subscribe`). */
   'room:subscribed': { connection: Connection; topic: string };
   /** A connection left a room (`helios.unsubscribe`, or it closed: then before `disconnection`). */

@@ -47,12 +47,15 @@ describe('backpressure', () => {
   test('a client that stops reading is closed with 1013 once maxBackpressure is passed; others are unaffected', async () => {
     const { helios, good, connection, flood, disconnection } = await stuckClient();
     const disconnected = nextEvent(helios.events, 'disconnection', (d) => d.connection === connection, 4000);
+    const backpressure = nextEvent(helios.events, 'backpressure', (d) => d.connection === connection, 4000);
     await flood();
+    await backpressure;
     expect((await good.request('ok')).data).toBe('ok');
     const { code } = disconnection() ?? (await disconnected);
     expect(code).toBe(1013);
     expect(connection.state).toBe('CLOSED');
     expect(await connection.emit('bulk', 'after close')).toBe(false);
+    expect(helios.stats().dropped).toBeGreaterThan(0);
     expect((await good.request('ok')).data).toBe('ok');
   }, 10000);
 

@@ -18,6 +18,8 @@ describe('constructor options', () => {
       maxConnections: null,
       healthPath: null,
       upgrade: null,
+      rateLimit: null,
+      idleTimeout: null,
     });
     expect(new Helios({}).options.parseMode).toBe('strict');
     expect(new Helios({ requestTimeout: 250, parseMode: 'permissive' }).options).toMatchObject({

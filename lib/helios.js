@@ -14,7 +14,7 @@ const { Response } = require('./response.js');
 const { Rooms, roomDeclaration } = require('./rooms.js');
 
 /** Call kinds, as the core's `app::call` documents them. */
-const CALL = { open: 0, close: 1, request: 2, event: 3, response: 4, requestFailed: 5, unparsed: 6, room: 7, validate: 8, health: 9, pong: 10, upgrade: 11 };
+const CALL = { open: 0, close: 1, request: 2, event: 3, response: 4, requestFailed: 5, unparsed: 6, room: 7, validate: 8, health: 9, pong: 10, upgrade: 11, limit: 12 };
 
 /** Servers that are serving, kept reachable so the garbage collector never stops one under its clients. */
 const serving = new Set();
@@ -47,6 +47,8 @@ class Helios {
       maxConnections: this.options.maxConnections ?? undefined,
       healthPath: this.options.healthPath ?? undefined,
       upgradeHook: this.options.upgrade !== null,
+      rateLimit: this.options.rateLimit ?? undefined,
+      idleTimeout: this.options.idleTimeout ?? undefined,
     });
     /** @internal */
     this._outbox = new Outbox(this.#native);
@@ -286,6 +288,10 @@ class Helios {
         else this.events.emit('ping-timeout', { connection });
         break;
       }
+      case CALL.limit:
+        // The limit's name is the event's: rate-limited, message-too-large, backpressure, idle-timeout.
+        this.events.emit(call[2], { connection });
+        break;
       case CALL.pong:
         connection._ponged(call[2], call[3]);
         break;

@@ -11,6 +11,8 @@ const DEFAULTS = Object.freeze({
   maxConnections: null,
   healthPath: null,
   upgrade: null,
+  rateLimit: null,
+  idleTimeout: null,
   healthCheck: Object.freeze({ enabled: true, interval: 30000, timeout: 10000, maxMissed: 2 }),
 });
 
@@ -64,6 +66,8 @@ function heliosOptions(options = {}) {
     fail(`option 'healthPath' must be a path starting with '/', got ${describe(healthPath)}`);
   }
   if (upgrade !== null && typeof upgrade !== 'function') fail("option 'upgrade' must be a function");
+  if (merged.rateLimit !== null) merged.rateLimit = rateLimit(merged.rateLimit);
+  if (merged.idleTimeout !== null) positiveInteger('idleTimeout', merged.idleTimeout, 2 ** 31 - 1);
   return Object.freeze(merged);
 }
 
@@ -80,6 +84,19 @@ function healthCheck(value = {}) {
   positiveInteger('healthCheck.timeout', merged.timeout, 2 ** 31 - 1);
   positiveInteger('healthCheck.maxMissed', merged.maxMissed, 1000);
   return Object.freeze(merged);
+}
+
+/** Checks `rateLimit`: `messagesPerSecond` is required; `burst` defaults to it, `closeAfter` to 10 × burst. */
+function rateLimit(value) {
+  if (typeof value !== 'object') fail("option 'rateLimit' must be an object");
+  for (const name of Object.keys(value)) {
+    if (!['messagesPerSecond', 'burst', 'closeAfter'].includes(name)) fail(`unknown option 'rateLimit.${name}'`);
+  }
+  const { messagesPerSecond, burst = messagesPerSecond, closeAfter = burst * 10 } = value;
+  positiveInteger('rateLimit.messagesPerSecond', messagesPerSecond, 1e9);
+  positiveInteger('rateLimit.burst', burst, 1e9);
+  positiveInteger('rateLimit.closeAfter', closeAfter, 1e9);
+  return Object.freeze({ messagesPerSecond, burst, closeAfter });
 }
 
 /** Checks `serve()` options. */

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use helios_core::{Config, HealthCheck, ParseMode, Server};
+use helios_core::{Config, HealthCheck, ParseMode, RateLimit, Server};
 use napi::bindgen_prelude::{within_runtime_if_available, PromiseRaw};
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi::{Env, Result, Status};
@@ -22,6 +22,17 @@ pub struct NativeHealthCheck {
     pub timeout: u32,
     /// Unanswered pings in a row after which the connection is closed.
     pub max_missed: u32,
+}
+
+/// A per-connection message rate.
+#[napi(object)]
+pub struct NativeRateLimit {
+    /// Sustained messages per second.
+    pub messages_per_second: u32,
+    /// Messages allowed at once above the rate.
+    pub burst: u32,
+    /// Refused messages in a row after which the connection is closed.
+    pub close_after: u32,
 }
 
 /// Settings the JavaScript face has already validated.
@@ -43,6 +54,10 @@ pub struct NativeOptions {
     pub health_path: Option<String>,
     /// Whether the JavaScript upgrade hook decides each upgrade.
     pub upgrade_hook: bool,
+    /// Messages each connection may send.
+    pub rate_limit: Option<NativeRateLimit>,
+    /// Milliseconds of silence after which a connection is closed.
+    pub idle_timeout: Option<u32>,
 }
 
 /// What `broadcast` did.
@@ -88,6 +103,14 @@ impl NativeServer {
             max_connections: options.max_connections.map(|max| max as usize),
             health_path: options.health_path,
             upgrade_hook: options.upgrade_hook,
+            rate_limit: options.rate_limit.map(|limit| RateLimit {
+                per_second: limit.messages_per_second,
+                burst: limit.burst,
+                close_after: limit.close_after,
+            }),
+            idle_timeout: options
+                .idle_timeout
+                .map(|ms| Duration::from_millis(u64::from(ms))),
             ..defaults
         };
         Ok(NativeServer {

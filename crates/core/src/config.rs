@@ -36,6 +36,21 @@ pub struct Config {
     pub health_path: Option<String>,
     /// Whether the application decides each upgrade (call 11, op 7).
     pub upgrade_hook: bool,
+    /// Messages each connection may send, or `None` for no limit.
+    pub rate_limit: Option<RateLimit>,
+    /// Close connections that send nothing for this long (pongs do not count), or `None` to keep them.
+    pub idle_timeout: Option<Duration>,
+}
+
+/// A per-connection message rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Sustained messages per second.
+    pub per_second: u32,
+    /// Messages allowed at once above the rate.
+    pub burst: u32,
+    /// Refused messages in a row after which the connection is closed with 1008.
+    pub close_after: u32,
 }
 
 /// How the server pings connections to find the dead ones.
@@ -72,6 +87,8 @@ impl Default for Config {
             max_connections: None,
             health_path: None,
             upgrade_hook: false,
+            rate_limit: None,
+            idle_timeout: None,
         }
     }
 }

@@ -17,7 +17,7 @@ mod server;
 pub mod stats;
 
 pub use app::App;
-pub use config::{Config, HealthCheck, ParseMode};
+pub use config::{Config, HealthCheck, ParseMode, RateLimit};
 pub use pattern::PatternError;
 pub use rooms::{Broadcast, RoomError, Rooms};
 pub use router::{HandlerId, Router};

@@ -14,6 +14,7 @@
 //! | 9    | `[9, conn, "pong", latencyMs]`, `[9, conn, "missed", count]`, `[9, conn, "timeout", null]` | health checks: a pong came back (only when asked for), a ping went unanswered, the connection is given up on |
 //! | 10   | `[10, conn, pingId, latencyMs]`                         | the answer to an application ping (op 6) |
 //! | 11   | `[11, upgradeId, url, {headers}, remoteAddress]`        | run the upgrade hook (no connection yet); answered with op 7 |
+//! | 12   | `[12, conn, limit]`                                     | the connection hit a limit: `rate-limited` (first refusal of a run), `message-too-large`, `backpressure` (closed with 1009 / 1013), `idle-timeout` (closed for silence) |
 //!
 //! `conn` is the connection's numeric key, the one ops address.
 
@@ -120,6 +121,11 @@ pub(crate) fn health(conn: u64, what: &str, value: Option<f64>) -> String {
 /// The pong to an application ping.
 pub(crate) fn ping_result(conn: u64, id: u64, latency_ms: f64) -> String {
     to_text(&(10, conn, id, latency_ms))
+}
+
+/// A limit the connection hit (see the table).
+pub(crate) fn limit(conn: u64, which: &str) -> String {
+    to_text(&(12, conn, which))
 }
 
 /// What a permissive server hands over for a frame that is not a protocol message.

@@ -30,6 +30,34 @@ pub(crate) enum Effect {
     Nothing,
 }
 
+/// Handles a text frame that arrived over the connection's rate limit: requests are answered 429 and
+/// events with a `system:rate-limited` event, without reaching the application; answers to server requests
+/// still count, so the server's own requests complete.
+pub(crate) fn limited_text(
+    shared: &Shared,
+    conn: &Connection,
+    text: &str,
+    retry_after_ms: u64,
+) -> Effect {
+    match protocol::decode(text) {
+        Ok(Inbound::Request { id, .. }) => error_response(
+            id.as_raw(),
+            ErrorCode::RateLimited,
+            &format!("Rate limit exceeded; retry in {retry_after_ms} ms"),
+        ),
+        Ok(Inbound::Response { .. }) => self::text(shared, conn, text),
+        Ok(Inbound::Event { .. }) => {
+            let data = format!(r#"{{"retryAfter":{retry_after_ms}}}"#);
+            let data = serde_json::from_str::<&RawValue>(&data).unwrap_or(RawValue::NULL);
+            Effect::Reply(protocol::event_frame(RATE_LIMITED_TOPIC, data))
+        }
+        Err(_) => Effect::Nothing,
+    }
+}
+
+/// The topic of the event that tells a client its events are being refused.
+const RATE_LIMITED_TOPIC: &str = "system:rate-limited";
+
 /// Handles a text frame.
 pub(crate) fn text(shared: &Shared, conn: &Connection, text: &str) -> Effect {
     match protocol::decode(text) {

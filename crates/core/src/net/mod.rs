@@ -7,6 +7,7 @@ mod inbound;
 mod listener;
 mod outbox;
 mod prefixed;
+mod rate;
 mod socket;
 
 pub(crate) use admission::Verdict;

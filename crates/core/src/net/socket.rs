@@ -26,6 +26,7 @@ use super::health::{self, Due, Health};
 use super::inbound::{self, Effect};
 use super::outbox::{Outbound, Outbox};
 use super::prefixed::Prefixed;
+use super::rate::{Admit, Bucket};
 use super::Connection;
 
 /// Most queued frames written before one flush; bounds how long reading waits on a busy writer.
@@ -184,14 +185,20 @@ async fn run(
         .map(|config| Health::new(config, Instant::now()));
     // Application pings waiting for their pong, by id.
     let mut pings = HashMap::new();
+    let mut bucket = shared
+        .config
+        .rate_limit
+        .map(|limit| Bucket::new(limit, Instant::now()));
+    let mut last_heard = Instant::now();
     loop {
         let close_deadline = closing.as_ref().map(|(deadline, _)| *deadline);
         let health_deadline = health.as_ref().map(Health::deadline);
+        let idle_deadline = shared.config.idle_timeout.map(|idle| last_heard + idle);
         tokio::select! {
             incoming = ws.next() => match incoming {
                 Some(Ok(Message::Pong(bytes))) => pong(shared, conn, &bytes, health.as_mut(), &mut pings).await,
                 Some(Ok(message)) => {
-                    if let Some(ending) = receive(shared, conn, message, &mut closing).await {
+                    if let Some(ending) = receive(shared, conn, message, &mut closing, bucket.as_mut(), &mut last_heard).await {
                         // Sends tungstenite's answer to the client's close frame.
                         let _ = timeout(shared.config.close_timeout, ws.flush()).await;
                         return ending;
@@ -204,7 +211,10 @@ async fn run(
                 // A client that stops reading blocks the write: the limit or a shutdown ends the wait.
                 let written = tokio::select! {
                     written = write(&mut ws, conn, first, &mut outbound, &mut closing, &mut pings, shared) => written,
-                    _ = conn.overflowed() => return Ending::new(TRY_AGAIN_LATER, "Backpressure limit exceeded"),
+                    _ = conn.overflowed() => {
+                        let _ = conn.calls.send(call::limit(conn.key, "backpressure")).await;
+                        return Ending::new(TRY_AGAIN_LATER, "Backpressure limit exceeded");
+                    },
                     _ = super::stopped(shutdown) => return Ending::new(1001, "Server stopping"),
                 };
                 if let Err(error) = written {
@@ -212,7 +222,15 @@ async fn run(
                     return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, ""));
                 }
             },
-            _ = conn.overflowed() => return Ending::new(TRY_AGAIN_LATER, "Backpressure limit exceeded"),
+            _ = conn.overflowed() => {
+                let _ = conn.calls.send(call::limit(conn.key, "backpressure")).await;
+                return Ending::new(TRY_AGAIN_LATER, "Backpressure limit exceeded");
+            },
+            _ = sleep_until(idle_deadline.unwrap_or_else(Instant::now)), if idle_deadline.is_some() && closing.is_none() => {
+                tracing::debug!(conn = %conn.id, "idle, closing");
+                let _ = conn.calls.send(call::limit(conn.key, "idle-timeout")).await;
+                start_close(&mut ws, 1001, "Idle timeout", &mut closing, shared).await;
+            },
             _ = super::stopped(shutdown), if closing.is_none() => {
                 start_close(&mut ws, 1001, "Server stopping", &mut closing, shared).await;
             },
@@ -248,16 +266,37 @@ async fn receive(
     conn: &Connection,
     message: Message,
     closing: &mut Option<(Instant, Ending)>,
+    bucket: Option<&mut Bucket>,
+    last_heard: &mut Instant,
 ) -> Option<Ending> {
+    if let Message::Text(_) | Message::Binary(_) = &message {
+        *last_heard = Instant::now();
+        shared.stats.received(message.len());
+    }
+    let admit = match (&message, bucket) {
+        (Message::Text(_) | Message::Binary(_), Some(bucket)) => match bucket.take(*last_heard) {
+            Admit::Allowed => None,
+            Admit::Limited { first } => {
+                if first {
+                    let _ = conn.calls.send(call::limit(conn.key, "rate-limited")).await;
+                }
+                Some(bucket.retry_after_ms())
+            }
+            Admit::Exceeded => {
+                tracing::info!(conn = %conn.id, "rate limit exceeded again and again, closing");
+                conn.close(1008, "Rate limit exceeded");
+                Some(bucket.retry_after_ms())
+            }
+        },
+        _ => None,
+    };
     let effect = match message {
-        Message::Text(text) => {
-            shared.stats.received(text.len());
-            inbound::text(shared, conn, text.as_str())
-        }
-        Message::Binary(bytes) => {
-            shared.stats.received(bytes.len());
-            inbound::binary(shared, conn, &bytes)
-        }
+        Message::Text(text) => match admit {
+            Some(retry_after) => inbound::limited_text(shared, conn, text.as_str(), retry_after),
+            None => inbound::text(shared, conn, text.as_str()),
+        },
+        Message::Binary(_) if admit.is_some() => Effect::Nothing,
+        Message::Binary(bytes) => inbound::binary(shared, conn, &bytes),
         Message::Close(frame) => {
             // Our own close code wins when we started the close; tungstenite answers the client's close.
             if let Some((_, ending)) = closing.take() {
@@ -405,6 +444,12 @@ async fn fail(
         }
     };
     tracing::info!(conn = %conn.id, %error, code, "closing connection after bad input");
+    if code == 1009 {
+        let _ = conn
+            .calls
+            .send(call::limit(conn.key, "message-too-large"))
+            .await;
+    }
     let frame = CloseFrame {
         code: CloseCode::from(code),
         reason: reason.into(),

@@ -19,6 +19,8 @@ pub enum ErrorCode {
     EventHandlerError,
     /// The server is stopping.
     ShuttingDown,
+    /// The client sends faster than its rate limit.
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -33,6 +35,7 @@ impl ErrorCode {
             ErrorCode::HandlerError => "HANDLER_ERROR",
             ErrorCode::EventHandlerError => "EVENT_HANDLER_ERROR",
             ErrorCode::ShuttingDown => "SHUTTING_DOWN",
+            ErrorCode::RateLimited => "RATE_LIMITED",
         }
     }
 
@@ -46,6 +49,7 @@ impl ErrorCode {
             ErrorCode::MethodNotFound => 404,
             ErrorCode::HandlerError | ErrorCode::EventHandlerError => 500,
             ErrorCode::ShuttingDown => 503,
+            ErrorCode::RateLimited => 429,
         }
     }
 }
