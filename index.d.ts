@@ -356,9 +356,11 @@ export declare class Helios {
   serve(options?: ServeOptions): ServerAddress;
   /**
    * Stops serving: closes every connection with 1001, rejects pending server requests, and resolves once
-   * every `disconnection` event has fired and the port is free.
+   * every `disconnection` event has fired and the port is free. With `grace` (ms), first stops accepting,
+   * sends every client the event `server:shutdown` (`{ grace }`), answers new requests 503
+   * `SHUTTING_DOWN`, and waits up to `grace` for the requests being handled to finish.
    */
-  stop(): Promise<void>;
+  stop(options?: { grace?: number }): Promise<void>;
   /**
    * Pings `connection` now; resolves with the round trip in ms. Rejects with `code: 'PING_TIMEOUT'` when no
    * pong comes within `timeout` ms (default: `healthCheck.timeout`), `code: 'CONNECTION_CLOSED'` when it closes.

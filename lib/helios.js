@@ -29,6 +29,10 @@ class Helios {
   #requestIds = 0;
   #address = null;
   #onBatch = (text) => this.#runBatch(text);
+  /** Client requests whose handler has not answered yet. */
+  #inFlight = 0;
+  #idleWaiters = [];
+  #stopping = null;
 
   constructor(options) {
     /** The validated options, with defaults. */
@@ -184,15 +188,47 @@ class Helios {
 
   /**
    * Stops serving: closes every connection with 1001, rejects pending server requests, and resolves once
-   * every `disconnection` event has fired and the port is free.
+   * every `disconnection` event has fired and the port is free. With `grace` (ms), first stops accepting,
+   * sends every client the event `server:shutdown` ({ grace }), answers new requests 503 `SHUTTING_DOWN`,
+   * and waits up to `grace` for the requests being handled to finish.
    */
-  async stop() {
+  async stop(options = {}) {
+    if (this.#stopping) return this.#stopping;
     if (!this.#address) return;
+    const { grace = 0 } = options;
+    if (!Number.isFinite(grace) || grace < 0) throw new RangeError('Helios: grace must be a non-negative number of ms');
+    this.#stopping = this.#stop(grace);
+    try {
+      await this.#stopping;
+    } finally {
+      this.#stopping = null;
+    }
+  }
+
+  async #stop(grace) {
     this._outbox.flush();
+    if (grace > 0) {
+      // Tell clients first so they can reconnect elsewhere, then let running handlers finish.
+      this.#native.drain(JSON.stringify({ grace }));
+      let timer;
+      const graceOver = new Promise((resolve) => {
+        timer = setTimeout(resolve, grace);
+      });
+      await Promise.race([this.#whenIdle(), graceOver]);
+      clearTimeout(timer);
+      this._outbox.flush();
+    }
     await this.#native.stop();
     this.#address = null;
     serving.delete(this);
   }
+
+  /** Resolves when no client request is being handled. */
+  #whenIdle() {
+    if (this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
 
   /** @internal */
   _nextRequestId() {
@@ -309,8 +345,9 @@ class Helios {
     const context = new RequestContext(this, connection, method, payload, requestId);
     const handler = this.#handlers[handlerId];
     const chain = middlewareIds.map((id) => this.#handlers[id]);
-    const respond = (value) => this.#reply(connection, requestId, value);
-    const failed = (error) => this.#reply(connection, requestId, handlerFailure(method, error));
+    this.#inFlight += 1;
+    const respond = (value) => this.#answered(connection, requestId, value);
+    const failed = (error) => this.#answered(connection, requestId, handlerFailure(method, error));
     let result;
     try {
       result = runChain(chain, handler, context);
@@ -320,6 +357,12 @@ class Helios {
     }
     if (result && typeof result.then === 'function') result.then(respond, failed);
     else respond(result);
+  }
+
+  #answered(connection, requestId, value) {
+    this.#reply(connection, requestId, value);
+    this.#inFlight -= 1;
+    if (this.#inFlight === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
   }
 
   #reply(connection, requestId, value) {

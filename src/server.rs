@@ -244,6 +244,13 @@ impl NativeServer {
         u32::try_from(self.server.connection_count()).unwrap_or(u32::MAX)
     }
 
+    /// Starts a graceful stop: frees the port, sends every client `server:shutdown` with `notice` (JSON
+    /// text) and refuses new requests.
+    #[napi]
+    pub fn drain(&self, notice: String) -> Result<()> {
+        self.server.drain(&notice).map_err(to_js)
+    }
+
     /// Stops serving; resolves once every connection is closed and reported, and the port is free.
     #[napi]
     pub fn stop<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {

@@ -22,6 +22,9 @@ use crate::rooms::{request, Broadcast, Denial, Join, Rooms};
 use crate::router::Router;
 use crate::stats::{Snapshot, Stats};
 
+/// The event every connection receives when the server starts a graceful stop.
+const SHUTDOWN_TOPIC: &str = "server:shutdown";
+
 /// Calls waiting for the application before readers pause; bounds memory when handlers fall behind.
 const CALL_QUEUE: usize = 8192;
 
@@ -40,6 +43,8 @@ pub(crate) struct Shared {
     /// Upgrades waiting for the application's verdict.
     pub(crate) upgrades: DashMap<u64, oneshot::Sender<Verdict>>,
     pub(crate) stats: Arc<Stats>,
+    /// Set by [`Server::drain`]: new requests are refused.
+    pub(crate) draining: AtomicBool,
 }
 
 impl Shared {
@@ -66,6 +71,9 @@ impl Shared {
 
 /// A serving server's handles.
 struct Running {
+    /// Turns true to stop accepting (drain or stop).
+    closed: watch::Sender<bool>,
+    /// Turns true to close every connection (stop).
     shutdown: watch::Sender<bool>,
     dispatcher: JoinHandle<()>,
     runtime: tokio::runtime::Handle,
@@ -114,6 +122,7 @@ impl Server {
                 admitted: AtomicUsize::new(0),
                 upgrades: DashMap::new(),
                 stats: Arc::default(),
+                draining: AtomicBool::new(false),
             }),
             running: Mutex::new(None),
         }
@@ -188,14 +197,18 @@ impl Server {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let local_addr = listener.local_addr()?;
         let (calls, calls_rx) = mpsc::channel(CALL_QUEUE);
+        let (closed, closed_rx) = watch::channel(false);
         let (shutdown, shutdown_rx) = watch::channel(false);
+        self.shared.draining.store(false, Ordering::Release);
         tokio::spawn(net::accept(
             self.shared.clone(),
             listener,
             calls,
+            closed_rx,
             shutdown_rx,
         ));
         *running = Some(Running {
+            closed,
             shutdown,
             dispatcher: tokio::spawn(dispatch(app, calls_rx)),
             runtime: tokio::runtime::Handle::current(),
@@ -220,12 +233,29 @@ impl Server {
         self.shared.connections.len()
     }
 
+    /// Starts a graceful stop: frees the port, sends every connection the event `server:shutdown` with
+    /// `notice` (raw JSON) so clients can go elsewhere, and answers new requests 503 `SHUTTING_DOWN`.
+    /// Connections stay open until [`Server::stop`].
+    pub fn drain(&self, notice: &str) -> Result<(), serde_json::Error> {
+        let notice: &RawValue = serde_json::from_str(notice)?;
+        if let Some(running) = self.running().as_ref() {
+            let _ = running.closed.send(true);
+        }
+        self.shared.draining.store(true, Ordering::Release);
+        let frame = Utf8Bytes::from(protocol::event_frame(SHUTDOWN_TOPIC, notice));
+        for connection in self.shared.connections.iter() {
+            connection.send(frame.clone());
+        }
+        Ok(())
+    }
+
     /// Stops accepting, closes every connection with 1001, and resolves once the application has heard
     /// of every close and the port is free. Does nothing when not serving.
     pub async fn stop(&self) {
         let Some(running) = self.running().take() else {
             return;
         };
+        let _ = running.closed.send(true);
         let _ = running.shutdown.send(true);
         // The dispatcher ends when the accept loop and every connection have dropped their senders.
         let _ = running.dispatcher.await;

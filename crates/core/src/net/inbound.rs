@@ -70,6 +70,13 @@ pub(crate) fn text(shared: &Shared, conn: &Connection, text: &str) -> Effect {
                 Ok(method) => method,
                 Err(why) => return error_response(id.as_raw(), ErrorCode::InvalidRequest, why),
             };
+            if shared.draining.load(std::sync::atomic::Ordering::Acquire) {
+                return error_response(
+                    id.as_raw(),
+                    ErrorCode::ShuttingDown,
+                    "The server is shutting down",
+                );
+            }
             if let Some(effect) = room_method(shared, conn, id.as_raw(), &method, payload) {
                 return effect;
             }

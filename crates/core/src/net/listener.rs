@@ -13,17 +13,19 @@ use super::socket;
 /// Longest pause after failing accepts (for instance when out of file descriptors).
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
-/// Accepts connections until `shutdown` turns true; dropping the listener then closes the port.
+/// Accepts connections until `closed` turns true (the server drains or stops); dropping the listener
+/// then frees the port. Each socket task gets `shutdown`, which turns true when the server stops.
 pub(crate) async fn accept(
     shared: Arc<Shared>,
     listener: TcpListener,
     calls: mpsc::Sender<String>,
-    mut shutdown: watch::Receiver<bool>,
+    mut closed: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(5);
     loop {
         tokio::select! {
-            _ = super::stopped(&mut shutdown) => break,
+            _ = super::stopped(&mut closed) => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, remote)) => {
                     backoff = Duration::from_millis(5);

@@ -232,7 +232,18 @@ async fn run(
                 start_close(&mut ws, 1001, "Idle timeout", &mut closing, shared).await;
             },
             _ = super::stopped(shutdown), if closing.is_none() => {
-                start_close(&mut ws, 1001, "Server stopping", &mut closing, shared).await;
+                // What the application queued before the stop (the last replies) still goes out first.
+                let flushed = async {
+                    while closing.is_none() {
+                        let Ok(first) = outbound.try_recv() else { break };
+                        write(&mut ws, conn, first, &mut outbound, &mut closing, &mut pings, shared).await?;
+                    }
+                    Ok::<(), WsError>(())
+                };
+                let _ = timeout(shared.config.close_timeout, flushed).await;
+                if closing.is_none() {
+                    start_close(&mut ws, 1001, "Server stopping", &mut closing, shared).await;
+                }
             },
             _ = sleep_until(health_deadline.unwrap_or_else(Instant::now)), if health_deadline.is_some() && closing.is_none() => {
                 let Some(health) = health.as_mut() else { continue };
