@@ -99,13 +99,15 @@ export interface ServeOptions {
   port?: number;
   /** Address to listen on. Default: '0.0.0.0'. */
   hostname?: string;
+  /** Serve wss:// (rustls, TLS 1.2 and 1.3): PEM text (string or Buffer) or paths to PEM files. */
+  tls?: { cert: string | Buffer; key: string | Buffer } | null;
 }
 
 /** The address a server listens on. */
 export interface ServerAddress {
   readonly port: number;
   readonly hostname: string;
-  /** `ws://hostname:port` */
+  /** `ws://hostname:port`, or `wss://` with TLS */
   readonly url: string;
 }
 

@@ -165,12 +165,13 @@ class Helios {
    * port cannot be bound.
    */
   serve(options) {
-    const { port, hostname } = serveOptions(options);
+    const { port, hostname, tls } = serveOptions(options);
     if (this.#address) throw new Error(`Helios: already serving on port ${this.#address.port}`);
-    const bound = this.#native.listen(hostname, port, this.#onBatch);
+    const bound = this.#native.listen(hostname, port, tls ?? undefined, this.#onBatch);
     serving.add(this);
     const host = hostname.includes(':') ? `[${hostname}]` : hostname;
-    this.#address = Object.freeze({ port: bound, hostname, url: `ws://${host}:${bound}` });
+    const scheme = tls ? 'wss' : 'ws';
+    this.#address = Object.freeze({ port: bound, hostname, url: `${scheme}://${host}:${bound}` });
     return this.#address;
   }
 

@@ -2,6 +2,8 @@
 // Validation of `new Helios(options)` and `serve(options)`: every mistake is reported at the call,
 // with the option's name.
 
+const fs = require('node:fs');
+
 const DEFAULTS = Object.freeze({
   requestTimeout: 5000,
   parseMode: 'strict',
@@ -99,16 +101,33 @@ function rateLimit(value) {
   return Object.freeze({ messagesPerSecond, burst, closeAfter });
 }
 
+/** Checks `tls`: `cert` and `key` are PEM text (string or Buffer) or paths to PEM files. */
+function tlsOptions(tls) {
+  if (typeof tls !== 'object') fail("serve option 'tls' must be an object { cert, key }");
+  const pem = (name) => {
+    const value = tls[name];
+    if (Buffer.isBuffer(value)) return value.toString('utf8');
+    if (typeof value !== 'string' || value.length === 0) fail(`serve option 'tls.${name}' must be PEM text or a path`);
+    if (value.includes('-----BEGIN')) return value;
+    try {
+      return fs.readFileSync(value, 'utf8');
+    } catch (error) {
+      fail(`cannot read 'tls.${name}' from ${value}: ${error.message}`);
+    }
+  };
+  return { cert: pem('cert'), key: pem('key') };
+}
+
 /** Checks `serve()` options. */
 function serveOptions(options = {}) {
   if (options === null || typeof options !== 'object') fail('serve options must be an object');
-  const { port = 3000, hostname = '0.0.0.0', ...rest } = options;
+  const { port = 3000, hostname = '0.0.0.0', tls = null, ...rest } = options;
   for (const name of Object.keys(rest)) fail(`unknown serve option '${name}'`);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     fail(`serve option 'port' must be an integer from 0 to 65535, got ${describe(port)}`);
   }
   if (typeof hostname !== 'string' || hostname.length === 0) fail("serve option 'hostname' must be a non-empty string");
-  return { port, hostname };
+  return { port, hostname, tls: tls === null ? null : tlsOptions(tls) };
 }
 
 module.exports = { heliosOptions, serveOptions };

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use helios_core::{Config, HealthCheck, ParseMode, RateLimit, Server};
+use helios_core::{Config, HealthCheck, ParseMode, RateLimit, Server, TlsIdentity};
 use napi::bindgen_prelude::{within_runtime_if_available, PromiseRaw};
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi::{Env, Result, Status};
@@ -22,6 +22,15 @@ pub struct NativeHealthCheck {
     pub timeout: u32,
     /// Unanswered pings in a row after which the connection is closed.
     pub max_missed: u32,
+}
+
+/// A TLS certificate chain and key, PEM text.
+#[napi(object)]
+pub struct NativeTls {
+    /// The certificate chain, leaf first.
+    pub cert: String,
+    /// The private key.
+    pub key: String,
 }
 
 /// A per-connection message rate.
@@ -202,21 +211,27 @@ impl NativeServer {
         u32::try_from(self.server.rooms().room_count()).unwrap_or(u32::MAX)
     }
 
-    /// Binds `hostname:port` (port 0 picks a free one), starts serving and returns the bound port.
-    /// `on_batch` receives every batch of calls as JSON text.
+    /// Binds `hostname:port` (port 0 picks a free one), starts serving (over TLS when `tls` is given) and
+    /// returns the bound port. `on_batch` receives every batch of calls as JSON text.
     #[napi(catch_unwind)]
     pub fn listen(
         &self,
         hostname: String,
         port: u32,
+        tls: Option<NativeTls>,
         on_batch: ThreadsafeFunction<String, (), String, Status, false>,
     ) -> Result<u32> {
         let port = u16::try_from(port).map_err(|_| to_js(format!("invalid port {port}")))?;
         let listener = std::net::TcpListener::bind((hostname.as_str(), port))
             .map_err(|error| to_js(format!("cannot listen on {hostname}:{port}: {error}")))?;
         let app = JsApp { on_batch };
+        let tls = tls.map(|tls| TlsIdentity {
+            cert_pem: tls.cert,
+            key_pem: tls.key,
+        });
         let address =
-            within_runtime_if_available(|| self.server.start(listener, app)).map_err(to_js)?;
+            within_runtime_if_available(|| self.server.start(listener, tls.as_ref(), app))
+                .map_err(to_js)?;
         Ok(u32::from(address.port()))
     }
 

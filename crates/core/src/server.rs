@@ -15,7 +15,7 @@ use crate::app::op::{self, Op, OpError};
 use crate::app::{call, dispatch, App};
 use crate::config::Config;
 use crate::net::Verdict;
-use crate::net::{self, Connection};
+use crate::net::{self, Connection, TlsError, TlsIdentity};
 use crate::pattern::PatternError;
 use crate::protocol::{self, ErrorCode};
 use crate::rooms::{request, Broadcast, Denial, Join, Rooms};
@@ -89,6 +89,9 @@ pub enum StartError {
     /// The listener could not be used.
     #[error("cannot listen: {0}")]
     Listen(#[from] std::io::Error),
+    /// The TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// Why a broadcast was refused: a bug in the application side, never client input.
@@ -183,16 +186,19 @@ impl Server {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Starts serving on a bound listener, delivering calls to `app`. Must run inside a tokio runtime.
+    /// Starts serving on a bound listener, over TLS when `tls` is given, delivering calls to `app`. Must run
+    /// inside a tokio runtime.
     pub fn start<A: App>(
         &self,
         listener: std::net::TcpListener,
+        tls: Option<&TlsIdentity>,
         app: A,
     ) -> Result<SocketAddr, StartError> {
         let mut running = self.running();
         if let Some(running) = running.as_ref() {
             return Err(StartError::AlreadyServing(running.local_addr));
         }
+        let tls = tls.map(TlsIdentity::acceptor).transpose()?;
         listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let local_addr = listener.local_addr()?;
@@ -206,6 +212,7 @@ impl Server {
             calls,
             closed_rx,
             shutdown_rx,
+            tls,
         ));
         *running = Some(Running {
             closed,

@@ -9,13 +9,13 @@ use std::sync::Arc;
 
 use serde_json::value::RawValue;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::app::call;
 use crate::server::Shared;
 
 use super::prefixed::Prefixed;
+use super::transport::Transport;
 
 /// Largest request head accepted; browsers send a few KiB at most.
 const MAX_HEAD: usize = 16 * 1024;
@@ -39,7 +39,7 @@ pub(crate) enum Verdict {
 /// A connection allowed in: its stream (the request head still to be read by the handshake), the
 /// initial data the upgrade hook gave, and its place under the connection limit.
 pub(crate) struct Admitted {
-    pub(crate) stream: Prefixed<TcpStream>,
+    pub(crate) stream: Prefixed<Transport>,
     pub(crate) data: Option<Box<RawValue>>,
     pub(crate) slot: Slot,
 }
@@ -94,7 +94,7 @@ impl Head {
 pub(crate) async fn admit(
     shared: &Arc<Shared>,
     calls: &mpsc::Sender<String>,
-    mut stream: TcpStream,
+    mut stream: Transport,
     remote: SocketAddr,
 ) -> Option<Admitted> {
     let bytes = match read_head(&mut stream).await {
@@ -162,7 +162,7 @@ pub(crate) async fn admit(
 }
 
 /// Reads until the end of the request head; the error is the HTTP status to answer with.
-async fn read_head(stream: &mut TcpStream) -> Result<Vec<u8>, u16> {
+async fn read_head(stream: &mut Transport) -> Result<Vec<u8>, u16> {
     let mut bytes = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
     loop {
@@ -239,7 +239,7 @@ impl Drop for Entry<'_> {
 }
 
 /// Writes a short HTTP response and closes.
-async fn respond(stream: &mut TcpStream, status: u16, body: &str, headers: &[(&str, &str)]) {
+async fn respond(stream: &mut Transport, status: u16, body: &str, headers: &[(&str, &str)]) {
     let mut response = format!(
         "HTTP/1.1 {status} {}\r\nconnection: close\r\ncontent-length: {}\r\n",
         reason_phrase(status),

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
 
 use crate::server::Shared;
 
@@ -21,6 +22,7 @@ pub(crate) async fn accept(
     calls: mpsc::Sender<String>,
     mut closed: watch::Receiver<bool>,
     shutdown: watch::Receiver<bool>,
+    tls: Option<TlsAcceptor>,
 ) {
     let mut backoff = Duration::from_millis(5);
     loop {
@@ -29,7 +31,7 @@ pub(crate) async fn accept(
             accepted = listener.accept() => match accepted {
                 Ok((stream, remote)) => {
                     backoff = Duration::from_millis(5);
-                    tokio::spawn(socket::serve(shared.clone(), calls.clone(), shutdown.clone(), stream, remote));
+                    tokio::spawn(socket::serve(shared.clone(), calls.clone(), shutdown.clone(), stream, remote, tls.clone()));
                 }
                 Err(error) => {
                     tracing::warn!(%error, ?backoff, "accept failed, backing off");

@@ -9,10 +9,13 @@ mod outbox;
 mod prefixed;
 mod rate;
 mod socket;
+mod tls;
+mod transport;
 
 pub(crate) use admission::Verdict;
 pub(crate) use connection::Connection;
 pub(crate) use listener::accept;
+pub use tls::{TlsError, TlsIdentity};
 
 /// Resolves once `shutdown` turns true or its sender is gone.
 async fn stopped(shutdown: &mut tokio::sync::watch::Receiver<bool>) {

@@ -9,6 +9,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep_until, timeout, timeout_at, Duration, Instant};
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -27,6 +28,7 @@ use super::inbound::{self, Effect};
 use super::outbox::{Outbound, Outbox};
 use super::prefixed::Prefixed;
 use super::rate::{Admit, Bucket};
+use super::transport::Transport;
 use super::Connection;
 
 /// Most queued frames written before one flush; bounds how long reading waits on a busy writer.
@@ -34,6 +36,9 @@ const MAX_FRAMES_PER_FLUSH: usize = 256;
 
 /// Code reported when the connection ended without a close frame.
 const ABNORMAL: u16 = 1006;
+
+/// A client's WebSocket, over TCP or TLS, behind the replayed request head.
+type Socket = WebSocketStream<Prefixed<Transport>>;
 
 /// How long an application ping waits for its pong before it is forgotten.
 const FORGET_PINGS_AFTER: Duration = Duration::from_secs(60);
@@ -71,20 +76,39 @@ pub(crate) async fn serve(
     mut shutdown: watch::Receiver<bool>,
     stream: TcpStream,
     remote: SocketAddr,
+    tls: Option<TlsAcceptor>,
 ) {
     let _ = stream.set_nodelay(true);
     let mut handshake = Handshake::default();
-    // One deadline for admission and handshake together: a client that trickles bytes gets no more time.
+    // One deadline for TLS, admission and handshake together: a client that trickles bytes gets no more.
     let deadline = Instant::now() + shared.config.handshake_timeout;
-    let admitted =
-        match timeout_at(deadline, admission::admit(&shared, &calls, stream, remote)).await {
-            Ok(Some(admitted)) => admitted,
-            Ok(None) => return,
-            Err(_) => {
-                tracing::debug!(%remote, "admission timed out");
+    let transport = match tls {
+        None => Transport::Plain(stream),
+        Some(acceptor) => match timeout_at(deadline, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => Transport::Tls(Box::new(stream)),
+            Ok(Err(error)) => {
+                tracing::debug!(%remote, %error, "TLS handshake failed");
                 return;
             }
-        };
+            Err(_) => {
+                tracing::debug!(%remote, "TLS handshake timed out");
+                return;
+            }
+        },
+    };
+    let admitted = match timeout_at(
+        deadline,
+        admission::admit(&shared, &calls, transport, remote),
+    )
+    .await
+    {
+        Ok(Some(admitted)) => admitted,
+        Ok(None) => return,
+        Err(_) => {
+            tracing::debug!(%remote, "admission timed out");
+            return;
+        }
+    };
     let Admitted {
         stream,
         data,
@@ -173,7 +197,7 @@ fn websocket_config(shared: &Shared) -> WebSocketConfig {
 async fn run(
     shared: &Shared,
     conn: &Connection,
-    mut ws: WebSocketStream<Prefixed<TcpStream>>,
+    mut ws: Socket,
     mut outbound: mpsc::UnboundedReceiver<Outbound>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Ending {
@@ -369,7 +393,7 @@ async fn pong(
 
 /// Writes `first` and whatever else is queued, then flushes once.
 async fn write(
-    ws: &mut WebSocketStream<Prefixed<TcpStream>>,
+    ws: &mut Socket,
     conn: &Connection,
     first: Outbound,
     outbound: &mut mpsc::UnboundedReceiver<Outbound>,
@@ -409,7 +433,7 @@ async fn write(
 
 /// Sends a close frame and starts waiting for the client's answer.
 async fn start_close(
-    ws: &mut WebSocketStream<Prefixed<TcpStream>>,
+    ws: &mut Socket,
     code: u16,
     reason: &str,
     closing: &mut Option<(Instant, Ending)>,
@@ -432,7 +456,7 @@ async fn start_close(
 
 /// Ends the connection after a read error, telling the client why when the error is its fault.
 async fn fail(
-    ws: &mut WebSocketStream<Prefixed<TcpStream>>,
+    ws: &mut Socket,
     conn: &Connection,
     error: WsError,
     closing: Option<(Instant, Ending)>,
