@@ -59,6 +59,23 @@ describe('backpressure', () => {
     expect((await good.request('ok')).data).toBe('ok');
   }, 10000);
 
+  test('emitting 100 MB to a client that never reads keeps memory bounded', async () => {
+    const { helios, connection } = await stuckClient();
+    const closed = nextEvent(helios.events, 'disconnection', (d) => d.connection === connection, 8000);
+    Bun.gc(true);
+    const before = process.memoryUsage().rss;
+    let peak = before;
+    for (let i = 0; i < 100; i++) {
+      await connection.emit('bulk', CHUNK);
+      await new Promise((resolve) => setImmediate(resolve));
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }
+    expect((await closed).code).toBe(1013);
+    // 2 MiB may wait in the queue, plus socket buffers and the JSON text in flight: far below 100 MB.
+    expect(peak - before).toBeLessThan(48 * 1024 * 1024);
+    expect(helios.stats().dropped).toBeGreaterThan(0);
+  }, 15000);
+
   test('helios.stop() completes while a client is not reading', async () => {
     const { helios, flood } = await stuckClient();
     await flood();
