@@ -156,7 +156,7 @@ export declare class Connection {
   /** The connection itself, for code written against a raw socket: `connection.ws.close(4001, 'Auth timeout')`. */
   readonly ws: Connection;
   /** Sends an event to the client; resolves to false when the connection is not open. */
-  emit(topic: string, data?: unknown): Promise<boolean>;
+  emit(topic: string, data?: unknown, options?: SendOptions): Promise<boolean>;
   /** Sends an event message. */
   send(message: { type: 'event'; topic: string; data?: unknown }): Promise<boolean>;
   /**
@@ -229,9 +229,18 @@ export type RoomOptions =
 export type RoomValidator = (connection: Connection, captures: string[], data: any) => boolean | Promise<boolean>;
 
 /** Options of `helios.broadcast`. */
-export interface BroadcastOptions {
+export interface BroadcastOptions extends SendOptions {
   /** A connection that receives nothing, typically the sender. */
   exclude?: Connection | null;
+}
+
+/** Options of `emit` and `broadcast`. */
+export interface SendOptions {
+  /**
+   * When the recipient's outbound queue is past `maxBackpressure`, drop this message (counted in
+   * `stats().dropped`) instead of closing the connection: for messages worthless once late.
+   */
+  volatile?: boolean;
 }
 
 /** What `helios.broadcast` did. */

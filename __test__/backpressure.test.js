@@ -76,6 +76,20 @@ describe('backpressure', () => {
     expect(helios.stats().dropped).toBeGreaterThan(0);
   }, 15000);
 
+  test('volatile events to a client that never reads are dropped and counted; the connection stays', async () => {
+    const { helios, good, connection } = await stuckClient();
+    const closes = [];
+    helios.events.on('disconnection', (d) => closes.push(d));
+    for (let i = 0; i < 20; i++) {
+      await connection.emit('bulk', CHUNK, { volatile: true });
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(helios.stats().dropped).toBeGreaterThan(0);
+    expect(connection.state).toBe('OPEN');
+    expect(closes).toEqual([]);
+    expect((await good.request('ok')).data).toBe('ok');
+  }, 10000);
+
   test('helios.stop() completes while a client is not reading', async () => {
     const { helios, flood } = await stuckClient();
     await flood();

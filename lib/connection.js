@@ -46,8 +46,12 @@ class Connection {
     return this;
   }
 
-  /** Sends an event to this client. Resolves to false when the connection is not open. */
-  emit(topic, data) {
+  /**
+   * Sends an event to this client. Resolves to false when the connection is not open. With
+   * `{ volatile: true }` the event is dropped (and counted in `stats().dropped`) instead of closing a
+   * client that reads too slowly.
+   */
+  emit(topic, data, options = {}) {
     if (typeof topic !== 'string' || topic.length === 0) {
       return Promise.reject(new TypeError('topic must be a non-empty string'));
     }
@@ -58,7 +62,7 @@ class Connection {
     } catch (error) {
       return Promise.reject(new TypeError(`data of event '${topic}' is not serializable: ${error.message}`));
     }
-    this.#helios._outbox.push(`[${OP.emit},${this.#key},${JSON.stringify(topic)},${body}]`);
+    this.#helios._outbox.push(`[${OP.emit},${this.#key},${JSON.stringify(topic)},${body},${options.volatile === true}]`);
     return Promise.resolve(true);
   }
 

@@ -129,9 +129,9 @@ class Helios {
     }
     if (options === null || typeof options !== 'object') throw new TypeError('Helios: broadcast options must be an object');
     for (const name of Object.keys(options)) {
-      if (name !== 'exclude') throw new TypeError(`Helios: unknown broadcast option '${name}'`);
+      if (name !== 'exclude' && name !== 'volatile') throw new TypeError(`Helios: unknown broadcast option '${name}'`);
     }
-    const { exclude } = options;
+    const { exclude, volatile = false } = options;
     if (exclude != null && !(exclude instanceof Connection)) {
       throw new TypeError("Helios: broadcast option 'exclude' must be a Connection");
     }
@@ -143,7 +143,7 @@ class Helios {
     }
     // Everything queued earlier (replies, emits) goes out before the broadcast.
     this._outbox.flush();
-    return this.#native.broadcast(topicOrPattern, body, exclude ? exclude._key : null);
+    return this.#native.broadcast(topicOrPattern, body, exclude ? exclude._key : null, volatile === true);
   }
 
   /** Counters: connections, rooms, messages and bytes in and out, dropped messages, closes by code. */

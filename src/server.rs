@@ -176,18 +176,20 @@ impl NativeServer {
     }
 
     /// Sends the event `data` (JSON text) to the room `target`, or to every room matching the pattern
-    /// `target`; the connection with key `exclude` gets nothing.
+    /// `target`; the connection with key `exclude` gets nothing; `volatile` frames are dropped rather
+    /// than close a slow connection.
     #[napi]
     pub fn broadcast(
         &self,
         target: String,
         data: String,
         exclude: Option<i64>,
+        volatile: bool,
     ) -> Result<BroadcastResult> {
         let exclude = exclude.and_then(|key| u64::try_from(key).ok());
         let result = self
             .server
-            .broadcast(&target, &data, exclude)
+            .broadcast(&target, &data, exclude, volatile)
             .map_err(to_js)?;
         Ok(BroadcastResult {
             targets: u32::try_from(result.targets).unwrap_or(u32::MAX),

@@ -158,6 +158,7 @@ impl Server {
         target: &str,
         data: &str,
         exclude: Option<u64>,
+        volatile: bool,
     ) -> Result<Broadcast, BroadcastError> {
         let data: &RawValue = serde_json::from_str(data)?;
         // Recipients are copied out of the rooms' lock before anything is sent.
@@ -171,7 +172,7 @@ impl Server {
                     .shared
                     .connections
                     .get(&key)
-                    .is_some_and(|conn| conn.send(frame.clone()))
+                    .is_some_and(|conn| conn.queue(frame.clone(), volatile))
                 {
                     result.sent += 1;
                 }
@@ -324,8 +325,13 @@ impl Server {
             } => {
                 conn.send(protocol::response_frame(id, status, body));
             }
-            Op::Emit { topic, data, .. } => {
-                conn.send(protocol::event_frame(&topic, data));
+            Op::Emit {
+                topic,
+                data,
+                volatile,
+                ..
+            } => {
+                conn.queue(protocol::event_frame(&topic, data).into(), volatile);
             }
             Op::Request {
                 id,

@@ -3,7 +3,7 @@
 //! | kind | array                                           | meaning                                        |
 //! |------|-------------------------------------------------|------------------------------------------------|
 //! | 0    | `[0, conn, requestId, status, body]`            | answer a client request (body: data, or the error object when status ≥ 400) |
-//! | 1    | `[1, conn, topic, data]`                        | send an event                                  |
+//! | 1    | `[1, conn, topic, data, volatile?]`             | send an event; a volatile one is dropped rather than close a slow connection |
 //! | 2    | `[2, conn, requestId, method, payload, timeoutMs]` | send a server request; ids are integers chosen by the application |
 //! | 3    | `[3, conn, code, reason]`                       | close the connection                           |
 //! | 4    | `[4, conn, topic, message]`                     | tell the client its event's handler failed     |
@@ -37,6 +37,8 @@ pub enum Op<'a> {
         topic: Cow<'a, str>,
         /// The data, raw.
         data: &'a RawValue,
+        /// Drop it, rather than close the connection, when the outbound queue is full.
+        volatile: bool,
     },
     /// Send a request and wait for the client's answer.
     Request {
@@ -145,6 +147,7 @@ fn op<'a>(item: &[&'a RawValue]) -> Result<Op<'a>, String> {
             conn,
             topic: field(item, 2)?,
             data: raw(item, 3)?,
+            volatile: item.len() > 4 && field(item, 4)?,
         }),
         2 => Ok(Op::Request {
             conn,

@@ -51,7 +51,12 @@ impl Connection {
 
     /// Queues a text frame; false (and counted as dropped) when it could not be queued.
     pub(crate) fn send(&self, frame: impl Into<Utf8Bytes>) -> bool {
-        let queued = self.outbox.push(frame.into());
+        self.queue(frame.into(), false)
+    }
+
+    /// Queues a frame; a `volatile` one is dropped (and counted) rather than close a slow connection.
+    pub(crate) fn queue(&self, frame: Utf8Bytes, volatile: bool) -> bool {
+        let queued = self.outbox.push(frame, volatile);
         if !queued {
             self.stats.dropped();
         }

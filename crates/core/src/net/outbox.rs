@@ -42,7 +42,9 @@ impl Outbox {
 
     /// Queues a frame. Returns false when the connection is gone or has passed the byte limit. A frame
     /// that finds the queue empty is always taken, so one large message never trips the limit alone.
-    pub(crate) fn push(&self, frame: Utf8Bytes) -> bool {
+    /// A `volatile` frame over the limit is only dropped: the connection stays, for messages that are
+    /// worthless late (positions, typing indicators).
+    pub(crate) fn push(&self, frame: Utf8Bytes, volatile: bool) -> bool {
         if self.overflowed.load(Ordering::Acquire) {
             return false;
         }
@@ -50,6 +52,9 @@ impl Outbox {
         let before = self.queued.fetch_add(len, Ordering::AcqRel);
         if before > 0 && before + len > self.limit {
             self.queued.fetch_sub(len, Ordering::AcqRel);
+            if volatile {
+                return false;
+            }
             if !self.overflowed.swap(true, Ordering::AcqRel) {
                 tracing::warn!(
                     queued = before,
@@ -101,14 +106,14 @@ mod tests {
     #[test]
     fn passing_the_limit_refuses_every_later_frame_and_signals_once() {
         let (outbox, mut rx) = Outbox::new(10);
-        assert!(outbox.push(Utf8Bytes::from("123456")));
-        assert!(!outbox.push(Utf8Bytes::from("123456")));
+        assert!(outbox.push(Utf8Bytes::from("123456"), false));
+        assert!(!outbox.push(Utf8Bytes::from("123456"), false));
         assert_eq!(outbox.queued(), 6);
         assert!(matches!(rx.try_recv(), Ok(Outbound::Frame(_))));
         assert!(rx.try_recv().is_err());
         outbox.written(6);
         assert!(
-            !outbox.push(Utf8Bytes::from("1")),
+            !outbox.push(Utf8Bytes::from("1"), false),
             "an overflowed connection takes nothing more"
         );
         tokio::runtime::Builder::new_current_thread()
@@ -118,8 +123,18 @@ mod tests {
     }
 
     #[test]
+    fn a_volatile_frame_over_the_limit_is_dropped_and_the_connection_kept() {
+        let (outbox, mut rx) = Outbox::new(10);
+        assert!(outbox.push(Utf8Bytes::from("123456"), false));
+        assert!(!outbox.push(Utf8Bytes::from("123456"), true));
+        assert!(matches!(rx.try_recv(), Ok(Outbound::Frame(_))));
+        assert!(rx.try_recv().is_err(), "no close, no frame");
+        assert!(outbox.push(Utf8Bytes::from("1234"), false), "still open");
+    }
+
+    #[test]
     fn a_large_frame_on_an_empty_queue_is_taken() {
         let (outbox, _rx) = Outbox::new(10);
-        assert!(outbox.push(Utf8Bytes::from("x".repeat(100))));
+        assert!(outbox.push(Utf8Bytes::from("x".repeat(100)), false));
     }
 }
