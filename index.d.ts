@@ -36,6 +36,8 @@ export interface HeliosOptions {
   rateLimit?: RateLimitOptions | null;
   /** Close a connection (1001, 'Idle timeout') after this many ms without a message from it. Default: never. */
   idleTimeout?: number | null;
+  /** Resumable sessions with lossless replay. Default: off. */
+  sessionRecovery?: SessionRecoveryOptions | null;
 }
 
 /** Options of `rateLimit`. */
@@ -79,6 +81,21 @@ export interface HeliosStats {
   dropped: number;
   /** Closed connections by close code. */
   closed: Record<string, number>;
+}
+
+/**
+ * Options of `sessionRecovery`. A client whose socket drops comes back to the same connection within `ttl`
+ * and receives, in order and exactly once, what was sent meanwhile (see PROTOCOL.md, "Sessions").
+ */
+export interface SessionRecoveryOptions {
+  /** Default: true when the object is given. */
+  enabled?: boolean;
+  /** HMAC secret of the HS256 resume tokens: at least 32 bytes. */
+  secret?: string;
+  /** ms a session waits for its client, and a token's lifetime. Default: 300000. */
+  ttl?: number;
+  /** What a session keeps for replay. Default: 1000 messages, 1 MiB. */
+  bufferSize?: { messages?: number; bytes?: number };
 }
 
 /** Options of `healthCheck`. */
@@ -150,7 +167,8 @@ export declare class Connection {
   sessionId: string | null;
   /** Application data attached to the connection. */
   readonly data: Map<string, any>;
-  readonly state: 'OPEN' | 'CLOSING' | 'CLOSED';
+  /** `SUSPENDED`: the socket is gone and the session waits for its client; emits and requests are kept. */
+  readonly state: 'OPEN' | 'SUSPENDED' | 'CLOSING' | 'CLOSED';
   /** The topics of the rooms the connection is in (a copy, updated as it subscribes and unsubscribes). */
   readonly subscriptions: string[];
   /** The connection itself, for code written against a raw socket: `connection.ws.close(4001, 'Auth timeout')`. */
@@ -270,7 +288,18 @@ export interface Rooms {
 /** Payloads of the lifecycle events on `helios.events`. */
 export interface HeliosEvents {
   connection: { connection: Connection; helios: Helios };
-  disconnection: { connection: Connection; code: number; reason: string };
+  /**
+   * A socket closed. `sessionEnded` is false when the connection's session waits for its client to come
+   * back (it then fires again, with true, if the session expires); always true without session recovery.
+   */
+  disconnection: { connection: Connection; code: number; reason: string; sessionEnded: boolean };
+  /** A client resumed its session: the same connection, on a new socket. `gap` means some messages were lost. */
+  'session:recovered': {
+    connection: Connection;
+    session: { sessionId: string; replayed: number; gap: boolean; recovered: boolean };
+  };
+  /** A client refreshed its token (`session.refresh`). */
+  'session:refreshed': { connection: Connection; token: string };
   /** A text frame that is not JSON (permissive mode). */
   text: { connection: Connection; data: string };
   /** JSON that is not a protocol message (permissive mode). */
@@ -327,8 +356,9 @@ export declare class Namespace {
 export declare class Helios {
   constructor(options?: HeliosOptions);
   /** The validated options, with defaults. */
-  readonly options: Readonly<Required<Omit<HeliosOptions, 'healthCheck'>>> & {
+  readonly options: Readonly<Required<Omit<HeliosOptions, 'healthCheck' | 'sessionRecovery'>>> & {
     readonly healthCheck: Readonly<Required<HealthCheckOptions>>;
+    readonly sessionRecovery: { readonly secret: string; readonly ttl: number; readonly bufferSize: { messages: number; bytes: number } } | null;
   };
   /** Lifecycle events, and any event the application emits. */
   readonly events: Emitter<HeliosEvents>;

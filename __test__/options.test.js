@@ -20,6 +20,7 @@ describe('constructor options', () => {
       upgrade: null,
       rateLimit: null,
       idleTimeout: null,
+      sessionRecovery: null,
     });
     expect(new Helios({}).options.parseMode).toBe('strict');
     expect(new Helios({ requestTimeout: 250, parseMode: 'permissive' }).options).toMatchObject({
@@ -48,10 +49,6 @@ describe('constructor options', () => {
   test('options must be an object', () => {
     expect(() => new Helios('strict')).toThrow(/options must be an object/);
     expect(() => new Helios(null)).toThrow(/options must be an object/);
-  });
-
-  test('capabilities of later versions are refused, not ignored', () => {
-    expect(() => new Helios({ sessionRecovery: { enabled: true } })).toThrow(/sessionRecovery.*not supported/);
   });
 
   test('requestTimeout sets the default of connection.request (checked in server_requests too)', () => {

@@ -32,7 +32,7 @@ class Connection {
     this.sessionId = null;
     /** Application data attached to the connection. */
     this.data = new Map();
-    /** 'OPEN' | 'CLOSING' | 'CLOSED' */
+    /** 'OPEN' | 'SUSPENDED' (its session waits for the client) | 'CLOSING' | 'CLOSED' */
     this.state = 'OPEN';
   }
 
@@ -55,7 +55,7 @@ class Connection {
     if (typeof topic !== 'string' || topic.length === 0) {
       return Promise.reject(new TypeError('topic must be a non-empty string'));
     }
-    if (this.state !== 'OPEN') return Promise.resolve(false);
+    if (!this.#reachable()) return Promise.resolve(false);
     let body;
     try {
       body = json(data);
@@ -86,7 +86,7 @@ class Connection {
     if (!Number.isFinite(timeout) || timeout < 0) {
       return Promise.reject(new RangeError('timeout must be a non-negative number of milliseconds'));
     }
-    if (this.state !== 'OPEN') {
+    if (!this.#reachable()) {
       return Promise.reject(closedError(method, this));
     }
     let body;
@@ -181,6 +181,21 @@ class Connection {
     this.#pings.delete(id);
     clearTimeout(ping.timer);
     ping.resolve(latency);
+  }
+
+  /** Open, or suspended: a suspended session keeps what is sent to it for its client's return. */
+  #reachable() {
+    return this.state === 'OPEN' || this.state === 'SUSPENDED';
+  }
+
+  /** @internal the socket closed but the session waits for its client */
+  _suspended() {
+    this.state = 'SUSPENDED';
+  }
+
+  /** @internal the client resumed the session on a new socket */
+  _resumed() {
+    this.state = 'OPEN';
   }
 
   /** @internal the socket closed */

@@ -14,7 +14,7 @@ const { Response } = require('./response.js');
 const { Rooms, roomDeclaration } = require('./rooms.js');
 
 /** Call kinds, as the core's `app::call` documents them. */
-const CALL = { open: 0, close: 1, request: 2, event: 3, response: 4, requestFailed: 5, unparsed: 6, room: 7, validate: 8, health: 9, pong: 10, upgrade: 11, limit: 12 };
+const CALL = { open: 0, close: 1, request: 2, event: 3, response: 4, requestFailed: 5, unparsed: 6, room: 7, validate: 8, health: 9, pong: 10, upgrade: 11, limit: 12, session: 13 };
 
 /** Servers that are serving, kept reachable so the garbage collector never stops one under its clients. */
 const serving = new Set();
@@ -53,6 +53,14 @@ class Helios {
       upgradeHook: this.options.upgrade !== null,
       rateLimit: this.options.rateLimit ?? undefined,
       idleTimeout: this.options.idleTimeout ?? undefined,
+      sessions: this.options.sessionRecovery
+        ? {
+            secret: this.options.sessionRecovery.secret,
+            ttl: this.options.sessionRecovery.ttl,
+            bufferMessages: this.options.sessionRecovery.bufferSize.messages,
+            bufferBytes: this.options.sessionRecovery.bufferSize.bytes,
+          }
+        : undefined,
     });
     /** @internal */
     this._outbox = new Outbox(this.#native);
@@ -264,6 +272,7 @@ class Helios {
     if (kind === CALL.open) {
       const [, key, id, url, remoteAddress, data] = call;
       const connection = new Connection(this, key, id, url, remoteAddress);
+      if (this.options.sessionRecovery) connection.sessionId = id;
       // The upgrade hook's data is in place before anyone hears of the connection.
       if (data) for (const [name, value] of Object.entries(data)) connection.data.set(name, value);
       this.#connections.set(key, connection);
@@ -279,12 +288,30 @@ class Helios {
     if (!connection) return;
     switch (kind) {
       case CALL.close: {
-        const [, key, code, reason] = call;
+        const [, key, code, reason, sessionEnded] = call;
+        if (!sessionEnded) {
+          // The socket is gone but the session waits for its client: rooms, data and pending requests stay.
+          connection._suspended();
+          this.events.emit('disconnection', { connection, code, reason, sessionEnded });
+          break;
+        }
         this.#connections.delete(key);
         connection._closed();
         // The core took the connection out of every room already.
         for (const topic of connection._leftAll()) this.events.emit('room:unsubscribed', { connection, topic });
-        this.events.emit('disconnection', { connection, code, reason });
+        this.events.emit('disconnection', { connection, code, reason, sessionEnded });
+        break;
+      }
+      case CALL.session: {
+        const [, , what, ...details] = call;
+        if (what === 'recovered') {
+          const [replayed, gap] = details;
+          connection._resumed();
+          const session = { sessionId: connection.sessionId, replayed, gap, recovered: !gap };
+          this.events.emit('session:recovered', { connection, session });
+        } else if (what === 'refreshed') {
+          this.events.emit('session:refreshed', { connection, token: details[0] });
+        }
         break;
       }
       case CALL.request: {

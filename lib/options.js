@@ -15,12 +15,12 @@ const DEFAULTS = Object.freeze({
   upgrade: null,
   rateLimit: null,
   idleTimeout: null,
+  sessionRecovery: null,
   healthCheck: Object.freeze({ enabled: true, interval: 30000, timeout: 10000, maxMissed: 2 }),
 });
 
 const KNOWN = new Set(Object.keys(DEFAULTS));
 /** Capabilities of the product that this version does not have yet: refused rather than ignored. */
-const NOT_YET = new Set(['sessionRecovery']);
 
 function fail(message) {
   throw new TypeError(`Helios: ${message}`);
@@ -40,7 +40,6 @@ function describe(value) {
 function heliosOptions(options = {}) {
   if (options === null || typeof options !== 'object') fail('options must be an object');
   for (const name of Object.keys(options)) {
-    if (NOT_YET.has(name)) fail(`option '${name}' is not supported by this version`);
     if (!KNOWN.has(name)) fail(`unknown option '${name}'`);
   }
   const merged = { ...DEFAULTS };
@@ -70,6 +69,7 @@ function heliosOptions(options = {}) {
   if (upgrade !== null && typeof upgrade !== 'function') fail("option 'upgrade' must be a function");
   if (merged.rateLimit !== null) merged.rateLimit = rateLimit(merged.rateLimit);
   if (merged.idleTimeout !== null) positiveInteger('idleTimeout', merged.idleTimeout, 2 ** 31 - 1);
+  if (merged.sessionRecovery !== null) merged.sessionRecovery = sessionRecovery(merged.sessionRecovery);
   return Object.freeze(merged);
 }
 
@@ -86,6 +86,30 @@ function healthCheck(value = {}) {
   positiveInteger('healthCheck.timeout', merged.timeout, 2 ** 31 - 1);
   positiveInteger('healthCheck.maxMissed', merged.maxMissed, 1000);
   return Object.freeze(merged);
+}
+
+/**
+ * Checks `sessionRecovery`; returns null when it is disabled. The secret must hold at least 32 bytes (the
+ * HS256 key size); `bufferSize` bounds what a session keeps for replay, by count and bytes.
+ */
+function sessionRecovery(value) {
+  if (typeof value !== 'object') fail("option 'sessionRecovery' must be an object");
+  for (const name of Object.keys(value)) {
+    if (!['enabled', 'secret', 'ttl', 'bufferSize'].includes(name)) fail(`unknown option 'sessionRecovery.${name}'`);
+  }
+  const { enabled = true, secret, ttl = 300000, bufferSize = {} } = value;
+  if (typeof enabled !== 'boolean') fail("option 'sessionRecovery.enabled' must be a boolean");
+  if (!enabled) return null;
+  if (typeof secret !== 'string' || Buffer.byteLength(secret) < 32) {
+    fail("option 'sessionRecovery.secret' must be a string of at least 32 bytes (for example 32 random bytes, hex-encoded)");
+  }
+  positiveInteger('sessionRecovery.ttl', ttl, 2 ** 31 - 1);
+  if (bufferSize === null || typeof bufferSize !== 'object') fail("option 'sessionRecovery.bufferSize' must be an object");
+  const { messages = 1000, bytes = 1024 * 1024, ...unknown } = bufferSize;
+  for (const name of Object.keys(unknown)) fail(`unknown option 'sessionRecovery.bufferSize.${name}'`);
+  positiveInteger('sessionRecovery.bufferSize.messages', messages, 2 ** 31 - 1);
+  positiveInteger('sessionRecovery.bufferSize.bytes', bytes, 2 ** 31 - 1);
+  return Object.freeze({ secret, ttl, bufferSize: Object.freeze({ messages, bytes }) });
 }
 
 /** Checks `rateLimit`: `messagesPerSecond` is required; `burst` defaults to it, `closeAfter` to 10 × burst. */

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
+use helios_core::session::SessionConfig;
 use helios_core::{Config, HealthCheck, ParseMode, RateLimit, Server, TlsIdentity};
 use napi::bindgen_prelude::{within_runtime_if_available, PromiseRaw};
 use napi::threadsafe_function::ThreadsafeFunction;
@@ -31,6 +32,19 @@ pub struct NativeTls {
     pub cert: String,
     /// The private key.
     pub key: String,
+}
+
+/// Session recovery settings.
+#[napi(object)]
+pub struct NativeSessions {
+    /// The token secret (at least 32 bytes).
+    pub secret: String,
+    /// Milliseconds a session waits for its client.
+    pub ttl: u32,
+    /// Most messages kept for replay.
+    pub buffer_messages: u32,
+    /// Most bytes kept for replay.
+    pub buffer_bytes: u32,
 }
 
 /// A per-connection message rate.
@@ -67,6 +81,8 @@ pub struct NativeOptions {
     pub rate_limit: Option<NativeRateLimit>,
     /// Milliseconds of silence after which a connection is closed.
     pub idle_timeout: Option<u32>,
+    /// Session recovery.
+    pub sessions: Option<NativeSessions>,
 }
 
 /// What `broadcast` did.
@@ -112,6 +128,12 @@ impl NativeServer {
             max_connections: options.max_connections.map(|max| max as usize),
             health_path: options.health_path,
             upgrade_hook: options.upgrade_hook,
+            sessions: options.sessions.map(|sessions| SessionConfig {
+                secret: sessions.secret.into_bytes(),
+                ttl: Duration::from_millis(u64::from(sessions.ttl)),
+                buffer_messages: sessions.buffer_messages as usize,
+                buffer_bytes: sessions.buffer_bytes as usize,
+            }),
             rate_limit: options.rate_limit.map(|limit| RateLimit {
                 per_second: limit.messages_per_second,
                 burst: limit.burst,

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::session::SessionConfig;
+
 /// What the server does with frames that are not protocol messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ParseMode {
@@ -40,6 +42,8 @@ pub struct Config {
     pub rate_limit: Option<RateLimit>,
     /// Close connections that send nothing for this long (pongs do not count), or `None` to keep them.
     pub idle_timeout: Option<Duration>,
+    /// Session recovery, or `None` for plain connections.
+    pub sessions: Option<SessionConfig>,
 }
 
 /// A per-connection message rate.
@@ -89,6 +93,7 @@ impl Default for Config {
             upgrade_hook: false,
             rate_limit: None,
             idle_timeout: None,
+            sessions: None,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod protocol;
 pub mod rooms;
 pub mod router;
 mod server;
+pub mod session;
 pub mod stats;
 
 pub use app::App;

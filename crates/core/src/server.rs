@@ -20,6 +20,7 @@ use crate::pattern::PatternError;
 use crate::protocol::{self, ErrorCode};
 use crate::rooms::{request, Broadcast, Denial, Join, Rooms};
 use crate::router::Router;
+use crate::session::Tokens;
 use crate::stats::{Snapshot, Stats};
 
 /// The event every connection receives when the server starts a graceful stop.
@@ -45,6 +46,10 @@ pub(crate) struct Shared {
     pub(crate) stats: Arc<Stats>,
     /// Set by [`Server::drain`]: new requests are refused.
     pub(crate) draining: AtomicBool,
+    /// Signs and checks resume tokens, when sessions are on.
+    pub(crate) tokens: Option<Tokens>,
+    /// Live sessions: session id → connection key.
+    pub(crate) sessions: DashMap<String, u64>,
 }
 
 impl Shared {
@@ -114,6 +119,10 @@ pub struct Server {
 impl Server {
     /// A server that is not serving yet.
     pub fn new(config: Config) -> Self {
+        let tokens = config
+            .sessions
+            .as_ref()
+            .map(|sessions| Tokens::new(&sessions.secret));
         Server {
             shared: Arc::new(Shared {
                 config,
@@ -126,6 +135,8 @@ impl Server {
                 upgrades: DashMap::new(),
                 stats: Arc::default(),
                 draining: AtomicBool::new(false),
+                tokens,
+                sessions: DashMap::new(),
             }),
             running: Mutex::new(None),
         }

@@ -3,7 +3,7 @@
 //! | kind | array                                                  | meaning                                  |
 //! |------|--------------------------------------------------------|------------------------------------------|
 //! | 0    | `[0, conn, id, url, remoteAddress, data]`              | a connection opened; `data` is the object the upgrade hook gave, or null |
-//! | 1    | `[1, conn, code, reason]`                              | a connection closed                      |
+//! | 1    | `[1, conn, code, reason, ended]`                       | a connection's socket closed; `ended` is false when its session waits for the client to come back |
 //! | 2    | `[2, conn, requestId, method, handler, [middleware], payload]` | run a method                     |
 //! | 3    | `[3, conn, topic, [handlers], data]`                   | a client event                           |
 //! | 4    | `[4, conn, requestId, status, data, error]`            | a client answered a server request       |
@@ -14,6 +14,7 @@
 //! | 9    | `[9, conn, "pong", latencyMs]`, `[9, conn, "missed", count]`, `[9, conn, "timeout", null]` | health checks: a pong came back (only when asked for), a ping went unanswered, the connection is given up on |
 //! | 10   | `[10, conn, pingId, latencyMs]`                         | the answer to an application ping (op 6) |
 //! | 11   | `[11, upgradeId, url, {headers}, remoteAddress]`        | run the upgrade hook (no connection yet); answered with op 7 |
+//! | 13   | `[13, conn, "recovered", replayed, gap]`, `[13, conn, "refreshed", token]` | the session was resumed on a new socket, or got a new token |
 //! | 12   | `[12, conn, limit]`                                     | the connection hit a limit: `rate-limited` (first refusal of a run), `message-too-large`, `backpressure` (closed with 1009 / 1013), `idle-timeout` (closed for silence) |
 //!
 //! `conn` is the connection's numeric key, the one ops address.
@@ -52,8 +53,18 @@ pub(crate) fn upgrade(
 }
 
 /// A connection closed.
-pub(crate) fn close(conn: u64, code: u16, reason: &str) -> String {
-    to_text(&(1, conn, code, reason))
+pub(crate) fn close(conn: u64, code: u16, reason: &str, ended: bool) -> String {
+    to_text(&(1, conn, code, reason, ended))
+}
+
+/// The session was resumed.
+pub(crate) fn recovered(conn: u64, replayed: usize, gap: bool) -> String {
+    to_text(&(13, conn, "recovered", replayed, gap))
+}
+
+/// The session got a new token.
+pub(crate) fn refreshed(conn: u64, token: &str) -> String {
+    to_text(&(13, conn, "refreshed", token))
 }
 
 /// Run the method `route` leads to.

@@ -2,24 +2,30 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::outbox::Outbox;
+use crate::session::Replay;
 use crate::stats::Stats;
 
-/// A live connection, registered under its numeric key while its socket task runs.
+/// Close code of a socket whose session was resumed on another socket.
+const TAKEN_OVER: u16 = 4009;
+
+/// A connection, registered under its numeric key while it lives: while its socket is open, and with
+/// session recovery also while its session waits for the client to come back.
 #[derive(Debug)]
 pub(crate) struct Connection {
     /// The numeric key calls and ops use.
     pub(crate) key: u64,
-    /// The public id (a UUID), stable for the connection's life.
+    /// The public id (a UUID), stable for the connection's life; also its session id.
     pub(crate) id: String,
-    outbox: Outbox,
     /// Carries calls to the application; held here so work started for this connection can report back.
     pub(crate) calls: mpsc::Sender<String>,
+    link: Mutex<Link>,
     pending: Mutex<Pending>,
     stats: Arc<Stats>,
 }
@@ -31,22 +37,94 @@ struct Pending {
     timers: HashMap<u64, AbortHandle>,
 }
 
+/// Where frames go: the current socket's queue, and the session's replay buffer.
+#[derive(Debug)]
+struct Link {
+    /// The socket's queue; `None` while a session waits for its client.
+    outbox: Option<Arc<Outbox>>,
+    session: Option<SessionState>,
+}
+
+/// The mutable part of a session.
+#[derive(Debug)]
+struct SessionState {
+    replay: Replay,
+    /// The generation the next resume or refresh token must carry.
+    gen: u64,
+    /// When the last token was issued, for the refresh rate limit.
+    issued: Instant,
+    /// Counts the times the session lost its socket, so a stale expiry timer does nothing.
+    suspensions: u64,
+    ended: bool,
+}
+
+/// What happened when a socket ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Detach {
+    /// Another socket had taken the session over: nothing to report.
+    Replaced,
+    /// The session waits for its client; the number identifies this wait.
+    Suspended(u64),
+    /// The connection is over.
+    Closed,
+}
+
+/// Why a resume was refused; the text is what the client is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Refusal {
+    /// The session has ended.
+    #[error("unknown session")]
+    Unknown,
+    /// The token's generation was used already.
+    #[error("token already used")]
+    Used,
+}
+
+/// A successful resume.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Resumed {
+    /// Frames sent again.
+    pub(crate) replayed: usize,
+    /// Some frames the client never processed are gone.
+    pub(crate) gap: bool,
+    /// The generation the next token must carry.
+    pub(crate) gen: u64,
+}
+
 impl Connection {
+    /// A connection on `outbox`; with `replay`, a session whose first token carries generation 0.
     pub(crate) fn new(
         key: u64,
         id: String,
-        outbox: Outbox,
+        outbox: Arc<Outbox>,
         calls: mpsc::Sender<String>,
         stats: Arc<Stats>,
+        replay: Option<Replay>,
     ) -> Self {
         Connection {
             key,
             id,
-            outbox,
             calls,
+            link: Mutex::new(Link {
+                outbox: Some(outbox),
+                session: replay.map(|replay| SessionState {
+                    replay,
+                    gen: 0,
+                    issued: Instant::now(),
+                    suspensions: 0,
+                    ended: false,
+                }),
+            }),
             pending: Mutex::new(Pending::default()),
             stats,
         }
+    }
+
+    fn link(&self) -> std::sync::MutexGuard<'_, Link> {
+        // Every update leaves the link consistent before anything can panic; keep serving.
+        self.link
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Queues a text frame; false (and counted as dropped) when it could not be queued.
@@ -55,33 +133,144 @@ impl Connection {
     }
 
     /// Queues a frame; a `volatile` one is dropped (and counted) rather than close a slow connection.
+    /// In a session every frame that is not dropped is numbered and kept for replay, also while the
+    /// session waits for its client; a dropped volatile frame takes no number, so both ends count alike.
     pub(crate) fn queue(&self, frame: Utf8Bytes, volatile: bool) -> bool {
-        let queued = self.outbox.push(frame, volatile);
-        if !queued {
+        let mut link = self.link();
+        let Link { outbox, session } = &mut *link;
+        let written = outbox
+            .as_ref()
+            .is_some_and(|outbox| outbox.push(frame.clone(), volatile));
+        let kept = match session {
+            Some(session) if !session.ended && (written || !volatile) => {
+                session.replay.push(frame);
+                true
+            }
+            _ => written,
+        };
+        if !kept {
             self.stats.dropped();
         }
-        queued
+        kept
     }
 
-    /// Records a frame of `len` bytes written to the socket: out of the queue, into the stats.
-    pub(crate) fn written(&self, len: usize) {
-        self.outbox.written(len);
-        self.stats.sent(len);
-    }
-
-    /// Resolves once the outbound byte limit has been passed.
-    pub(crate) async fn overflowed(&self) {
-        self.outbox.overflowed().await;
+    /// Queues a session control frame: not numbered, not kept, only for the current socket.
+    pub(crate) fn send_control(&self, frame: impl Into<Utf8Bytes>) {
+        if let Some(outbox) = &self.link().outbox {
+            outbox.push(frame.into(), false);
+        }
     }
 
     /// Asks for a ping to be sent now (for the application's `ping`).
     pub(crate) fn ping(&self, id: u64) {
-        self.outbox.ping(id);
+        if let Some(outbox) = &self.link().outbox {
+            outbox.ping(id);
+        }
     }
 
     /// Asks for the connection to be closed.
     pub(crate) fn close(&self, code: u16, reason: &str) {
-        self.outbox.close(code, reason);
+        if let Some(outbox) = &self.link().outbox {
+            outbox.close(code, reason);
+        }
+    }
+
+    /// The client has processed the first `seq` numbered frames.
+    pub(crate) fn ack(&self, seq: u64) {
+        if let Some(session) = &mut self.link().session {
+            session.replay.ack(seq);
+        }
+    }
+
+    /// Called when the socket behind `outbox` ended.
+    pub(crate) fn detach(&self, outbox: &Arc<Outbox>, keep_session: bool) -> Detach {
+        let mut link = self.link();
+        if !link
+            .outbox
+            .as_ref()
+            .is_some_and(|current| Arc::ptr_eq(current, outbox))
+        {
+            return Detach::Replaced;
+        }
+        link.outbox = None;
+        match &mut link.session {
+            Some(session) if keep_session && !session.ended => {
+                session.suspensions += 1;
+                Detach::Suspended(session.suspensions)
+            }
+            Some(session) => {
+                session.ended = true;
+                Detach::Closed
+            }
+            None => Detach::Closed,
+        }
+    }
+
+    /// Ends a session still waiting since suspension `suspension`; false when the client came back since
+    /// (or the session already ended).
+    pub(crate) fn expire(&self, suspension: u64) -> bool {
+        let mut link = self.link();
+        let waiting = link.outbox.is_none();
+        match &mut link.session {
+            Some(session) if waiting && !session.ended && session.suspensions == suspension => {
+                session.ended = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Moves the session onto `outbox`: a socket it still has is closed with 4009, the frames after
+    /// `last_seq` are queued again, then `recovered(resumed)` builds the control frame that follows them.
+    pub(crate) fn resume(
+        &self,
+        gen: u64,
+        last_seq: u64,
+        outbox: Arc<Outbox>,
+        recovered: impl FnOnce(&Resumed) -> String,
+    ) -> Result<Resumed, Refusal> {
+        let mut link = self.link();
+        let Link {
+            outbox: current,
+            session,
+        } = &mut *link;
+        let Some(session) = session.as_mut().filter(|session| !session.ended) else {
+            return Err(Refusal::Unknown);
+        };
+        if session.gen != gen {
+            return Err(Refusal::Used);
+        }
+        if let Some(previous) = current.take() {
+            previous.close(TAKEN_OVER, "Session taken over");
+        }
+        let since = session.replay.since(last_seq);
+        for frame in &since.frames {
+            outbox.push(frame.clone(), false);
+        }
+        session.gen += 1;
+        session.issued = Instant::now();
+        let resumed = Resumed {
+            replayed: since.frames.len(),
+            gap: since.gap,
+            gen: session.gen,
+        };
+        outbox.push(recovered(&resumed).into(), false);
+        *current = Some(outbox);
+        Ok(resumed)
+    }
+
+    /// Moves the session to its next token generation, unless the last token is younger than
+    /// `min_age`; the error is how long to wait.
+    pub(crate) fn refresh(&self, min_age: Duration) -> Option<Result<u64, Duration>> {
+        let mut link = self.link();
+        let session = link.session.as_mut()?;
+        let age = session.issued.elapsed();
+        if age < min_age {
+            return Some(Err(min_age - age));
+        }
+        session.gen += 1;
+        session.issued = Instant::now();
+        Some(Ok(session.gen))
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {

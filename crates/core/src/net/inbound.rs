@@ -45,7 +45,7 @@ pub(crate) fn limited_text(
             ErrorCode::RateLimited,
             &format!("Rate limit exceeded; retry in {retry_after_ms} ms"),
         ),
-        Ok(Inbound::Response { .. }) => self::text(shared, conn, text),
+        Ok(Inbound::Response { .. } | Inbound::Ack { .. }) => self::text(shared, conn, text),
         Ok(Inbound::Event { .. }) => {
             let data = format!(r#"{{"retryAfter":{retry_after_ms}}}"#);
             let data = serde_json::from_str::<&RawValue>(&data).unwrap_or(RawValue::NULL);
@@ -80,6 +80,9 @@ pub(crate) fn text(shared: &Shared, conn: &Connection, text: &str) -> Effect {
             if let Some(effect) = room_method(shared, conn, id.as_raw(), &method, payload) {
                 return effect;
             }
+            if method == REFRESH {
+                return refresh(shared, conn, id.as_raw());
+            }
             match shared.router().route(&method) {
                 Some(route) => Effect::Call(call::request(
                     conn.key,
@@ -109,6 +112,10 @@ pub(crate) fn text(shared: &Shared, conn: &Connection, text: &str) -> Effect {
                 Effect::Nothing
             }
         },
+        Ok(Inbound::Ack { seq }) => {
+            conn.ack(seq);
+            Effect::Nothing
+        }
         Ok(Inbound::Event { topic, data }) => {
             let handlers = shared.router().event_handlers(&topic);
             if handlers.is_empty() {
@@ -180,6 +187,46 @@ fn room_method(
         }
     };
     Some(effect)
+}
+
+/// The built-in method that gives a session a new token.
+const REFRESH: &str = "session.refresh";
+
+/// Answers `session.refresh`: a new token for the same session, at most once per ttl / 2.
+fn refresh(shared: &Shared, conn: &Connection, id: &RawValue) -> Effect {
+    let (Some(sessions), Some(tokens)) = (&shared.config.sessions, &shared.tokens) else {
+        return error_response(
+            id,
+            ErrorCode::MethodNotFound,
+            "Method 'session.refresh' not found: sessions are off",
+        );
+    };
+    match conn.refresh(sessions.ttl / 2) {
+        Some(Ok(gen)) => {
+            let token = tokens.issue(&conn.id, gen, sessions.ttl);
+            let data =
+                serde_json::json!({ "token": token, "ttl": sessions.ttl.as_millis() as u64 });
+            let data = serde_json::value::to_raw_value(&data)
+                .unwrap_or_else(|_| RawValue::NULL.to_owned());
+            Effect::CallThenReply {
+                call: call::refreshed(conn.key, &token),
+                reply: protocol::response_frame(id, 200, &data),
+            }
+        }
+        Some(Err(wait)) => error_response(
+            id,
+            ErrorCode::RateLimited,
+            &format!(
+                "Session refreshed too recently; retry in {} ms",
+                wait.as_millis()
+            ),
+        ),
+        None => error_response(
+            id,
+            ErrorCode::MethodNotFound,
+            "Method 'session.refresh' not found: no session",
+        ),
+    }
 }
 
 /// Handles a binary frame: never a protocol message.

@@ -1,6 +1,7 @@
 //! The network: the listener, one task per socket, outbound queues and what happens to each frame.
 
 mod admission;
+mod attach;
 mod connection;
 mod health;
 mod inbound;

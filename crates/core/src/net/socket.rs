@@ -23,6 +23,7 @@ use crate::protocol::SUBPROTOCOL;
 use crate::server::Shared;
 
 use super::admission::{self, Admitted};
+use super::attach::{self, Attached};
 use super::health::{self, Due, Health};
 use super::inbound::{self, Effect};
 use super::outbox::{Outbound, Outbox};
@@ -150,39 +151,33 @@ pub(crate) async fn serve(
         }
     };
 
-    let key = shared.next_key();
     let (outbox, outbound) = Outbox::new(shared.config.max_backpressure);
-    let conn = Arc::new(Connection::new(
-        key,
-        uuid::Uuid::new_v4().to_string(),
-        outbox,
-        calls.clone(),
-        shared.stats.clone(),
-    ));
-    shared.connections.insert(key, conn.clone());
-    shared.rooms.open(key);
-    let opened = call::open(
-        key,
-        &conn.id,
-        &handshake.url,
-        &remote.to_string(),
-        data.as_deref(),
-    );
-    let ending = if calls.send(opened).await.is_ok() {
-        run(&shared, &conn, ws, outbound, &mut shutdown).await
+    let outbox = Arc::new(outbox);
+    let (conn, told) = match attach::attach(&shared, &handshake.url, outbox.clone(), &calls) {
+        Attached::New(conn) => {
+            let remote = remote.to_string();
+            let opened = call::open(conn.key, &conn.id, &handshake.url, &remote, data.as_deref());
+            (conn, opened)
+        }
+        Attached::Resumed(conn, resumed) => {
+            let told = call::recovered(conn.key, resumed.replayed, resumed.gap);
+            (conn, told)
+        }
+    };
+    let ending = if calls.send(told).await.is_ok() {
+        run(&shared, &conn, &outbox, ws, outbound, &mut shutdown).await
     } else {
         Ending::new(1001, "Server stopping")
     };
-
-    conn.close_pending();
-    shared.connections.remove(&key);
-    // Every room at once; the application clears its view of them when it hears of the close.
-    shared.rooms.close(key);
-    shared.stats.closed(ending.code);
-    tracing::debug!(conn = %conn.id, code = ending.code, "connection closed");
-    let _ = calls
-        .send(call::close(key, ending.code, &ending.reason))
-        .await;
+    attach::detach(
+        &shared,
+        &conn,
+        &outbox,
+        ending.code,
+        &ending.reason,
+        &shutdown,
+    )
+    .await;
 }
 
 fn websocket_config(shared: &Shared) -> WebSocketConfig {
@@ -197,6 +192,7 @@ fn websocket_config(shared: &Shared) -> WebSocketConfig {
 async fn run(
     shared: &Shared,
     conn: &Connection,
+    outbox: &Outbox,
     mut ws: Socket,
     mut outbound: mpsc::UnboundedReceiver<Outbound>,
     shutdown: &mut watch::Receiver<bool>,
@@ -232,21 +228,25 @@ async fn run(
                 None => return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, "")),
             },
             Some(first) = outbound.recv(), if closing.is_none() => {
-                // A client that stops reading blocks the write: the limit or a shutdown ends the wait.
+                // A client that stops reading blocks the write: the limit ends the wait, and so does a
+                // stop once the close timeout has passed (a write that is merely in progress finishes).
                 let written = tokio::select! {
-                    written = write(&mut ws, conn, first, &mut outbound, &mut closing, &mut pings, shared) => written,
-                    _ = conn.overflowed() => {
+                    written = write(&mut ws, outbox, first, &mut outbound, &mut closing, &mut pings, shared) => written,
+                    _ = outbox.overflowed() => {
                         let _ = conn.calls.send(call::limit(conn.key, "backpressure")).await;
                         return Ending::new(TRY_AGAIN_LATER, "Backpressure limit exceeded");
                     },
-                    _ = super::stopped(shutdown) => return Ending::new(1001, "Server stopping"),
+                    _ = async {
+                        super::stopped(shutdown).await;
+                        tokio::time::sleep(shared.config.close_timeout).await;
+                    } => return Ending::new(1001, "Server stopping"),
                 };
                 if let Err(error) = written {
                     tracing::debug!(conn = %conn.id, %error, "write failed");
                     return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, ""));
                 }
             },
-            _ = conn.overflowed() => {
+            _ = outbox.overflowed() => {
                 let _ = conn.calls.send(call::limit(conn.key, "backpressure")).await;
                 return Ending::new(TRY_AGAIN_LATER, "Backpressure limit exceeded");
             },
@@ -260,7 +260,7 @@ async fn run(
                 let flushed = async {
                     while closing.is_none() {
                         let Ok(first) = outbound.try_recv() else { break };
-                        write(&mut ws, conn, first, &mut outbound, &mut closing, &mut pings, shared).await?;
+                        write(&mut ws, outbox, first, &mut outbound, &mut closing, &mut pings, shared).await?;
                     }
                     Ok::<(), WsError>(())
                 };
@@ -394,7 +394,7 @@ async fn pong(
 /// Writes `first` and whatever else is queued, then flushes once.
 async fn write(
     ws: &mut Socket,
-    conn: &Connection,
+    outbox: &Outbox,
     first: Outbound,
     outbound: &mut mpsc::UnboundedReceiver<Outbound>,
     closing: &mut Option<(Instant, Ending)>,
@@ -408,7 +408,8 @@ async fn write(
             Outbound::Frame(frame) => {
                 let len = frame.len();
                 ws.feed(Message::Text(frame)).await?;
-                conn.written(len);
+                outbox.written(len);
+                shared.stats.sent(len);
             }
             Outbound::Ping(id) => {
                 // Unanswered application pings are forgotten after a while, so the map stays small.

@@ -62,6 +62,11 @@ pub enum Inbound<'a> {
         /// Raw JSON error object, when the status is an error.
         error: Option<&'a RawValue>,
     },
+    /// The client has processed the first `seq` counted messages of its session.
+    Ack {
+        /// The count.
+        seq: u64,
+    },
     /// A one-way message under a topic.
     Event {
         /// The topic.
@@ -102,6 +107,8 @@ struct Envelope<'a> {
     error: Option<&'a RawValue>,
     #[serde(borrow)]
     status: Option<&'a RawValue>,
+    #[serde(borrow)]
+    seq: Option<&'a RawValue>,
 }
 
 fn string<'a>(raw: Option<&'a RawValue>) -> Option<Cow<'a, str>> {
@@ -172,8 +179,14 @@ pub fn decode(text: &str) -> Result<Inbound<'_>, DecodeError> {
             .map_err(invalid)?,
             data: envelope.data.unwrap_or(RawValue::NULL),
         }),
+        "ack" => Ok(Inbound::Ack {
+            seq: envelope
+                .seq
+                .and_then(|raw| raw.get().parse::<u64>().ok())
+                .ok_or_else(|| invalid("ack without a valid 'seq' (a non-negative integer)"))?,
+        }),
         _ => Err(invalid(
-            "unknown 'type': expected request, response or event",
+            "unknown 'type': expected request, response, event or ack",
         )),
     }
 }

@@ -102,6 +102,103 @@ pub fn event_frame(topic: &str, data: &RawValue) -> String {
     })
 }
 
+#[derive(Serialize)]
+struct SessionMessage<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    event: &'static str,
+    #[serde(rename = "sessionId", skip_serializing_if = "Option::is_none")]
+    session_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ttl: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replayed: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gap: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+}
+
+/// A session control frame (`type: "session"`), which clients do not count.
+pub enum SessionEvent<'a> {
+    /// A new session and its first token.
+    Created {
+        /// The session id.
+        session_id: &'a str,
+        /// The resume token.
+        token: &'a str,
+        /// Milliseconds the session waits for its client.
+        ttl_ms: u64,
+    },
+    /// A resume succeeded; the replayed frames precede this one.
+    Recovered {
+        /// The session id.
+        session_id: &'a str,
+        /// The next resume token.
+        token: &'a str,
+        /// Milliseconds the session waits for its client.
+        ttl_ms: u64,
+        /// Frames sent again.
+        replayed: usize,
+        /// Some frames the client never processed are gone.
+        gap: bool,
+    },
+    /// A resume was refused; a `Created` follows.
+    RecoveryFailed {
+        /// Why.
+        reason: &'a str,
+    },
+}
+
+/// Encodes a session control frame.
+pub fn session_frame(event: SessionEvent<'_>) -> String {
+    let empty = SessionMessage {
+        kind: "session",
+        event: "",
+        session_id: None,
+        token: None,
+        ttl: None,
+        replayed: None,
+        gap: None,
+        reason: None,
+    };
+    to_text(&match event {
+        SessionEvent::Created {
+            session_id,
+            token,
+            ttl_ms,
+        } => SessionMessage {
+            event: "created",
+            session_id: Some(session_id),
+            token: Some(token),
+            ttl: Some(ttl_ms),
+            ..empty
+        },
+        SessionEvent::Recovered {
+            session_id,
+            token,
+            ttl_ms,
+            replayed,
+            gap,
+        } => SessionMessage {
+            event: "recovered",
+            session_id: Some(session_id),
+            token: Some(token),
+            ttl: Some(ttl_ms),
+            replayed: Some(replayed),
+            gap: Some(gap),
+            ..empty
+        },
+        SessionEvent::RecoveryFailed { reason } => SessionMessage {
+            event: "recovery-failed",
+            reason: Some(reason),
+            ..empty
+        },
+    })
+}
+
 /// A server-to-client `request` frame.
 pub fn request_frame(id: u64, method: &str, payload: &RawValue) -> String {
     to_text(&Request {

@@ -6,7 +6,10 @@ mod encode;
 mod error_code;
 
 pub use decode::{decode, DecodeError, Inbound, RequestId};
-pub use encode::{error_body, error_frame, event_frame, request_frame, response_frame};
+pub use encode::{
+    error_body, error_frame, event_frame, request_frame, response_frame, session_frame,
+    SessionEvent,
+};
 pub use error_code::ErrorCode;
 
 /// The subprotocol name a client may offer during the handshake.

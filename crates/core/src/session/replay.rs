@@ -1,0 +1,134 @@
+//! The replay buffer of a session: every counted message, numbered from 1, kept until the client
+//! acknowledges it or the bounds push it out.
+
+use std::collections::VecDeque;
+
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+/// Messages a session may still have to send again.
+#[derive(Debug)]
+pub(crate) struct Replay {
+    frames: VecDeque<Utf8Bytes>,
+    /// The number of the first frame held.
+    first: u64,
+    bytes: usize,
+    max_messages: usize,
+    max_bytes: usize,
+}
+
+/// What a resume gets back.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Since {
+    /// The frames after the client's count, in order.
+    pub(crate) frames: Vec<Utf8Bytes>,
+    /// Some frames the client never processed are gone.
+    pub(crate) gap: bool,
+}
+
+impl Replay {
+    pub(crate) fn new(max_messages: usize, max_bytes: usize) -> Self {
+        Replay {
+            frames: VecDeque::new(),
+            first: 1,
+            bytes: 0,
+            max_messages: max_messages.max(1),
+            max_bytes,
+        }
+    }
+
+    /// The number the next frame gets.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.first + self.frames.len() as u64
+    }
+
+    /// Keeps a frame; the oldest ones go when a bound is passed.
+    pub(crate) fn push(&mut self, frame: Utf8Bytes) {
+        self.bytes += frame.len();
+        self.frames.push_back(frame);
+        while self.frames.len() > self.max_messages
+            || (self.bytes > self.max_bytes && self.frames.len() > 1)
+        {
+            self.drop_oldest();
+        }
+    }
+
+    /// Forgets every frame numbered `seq` or lower: the client has processed them.
+    pub(crate) fn ack(&mut self, seq: u64) {
+        while self.first <= seq && !self.frames.is_empty() {
+            self.drop_oldest();
+        }
+    }
+
+    fn drop_oldest(&mut self) {
+        if let Some(frame) = self.frames.pop_front() {
+            self.bytes -= frame.len();
+            self.first += 1;
+        }
+    }
+
+    /// The frames after `last_seq`. A `last_seq` beyond what was sent is treated as "everything".
+    pub(crate) fn since(&self, last_seq: u64) -> Since {
+        let last_seq = last_seq.min(self.next_seq() - 1);
+        let gap = last_seq + 1 < self.first;
+        let skip = (last_seq + 1).saturating_sub(self.first) as usize;
+        Since {
+            frames: self.frames.iter().skip(skip).cloned().collect(),
+            gap,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replay_of(count: u64, max: usize) -> Replay {
+        let mut replay = Replay::new(max, usize::MAX);
+        for n in 1..=count {
+            replay.push(Utf8Bytes::from(n.to_string()));
+        }
+        replay
+    }
+
+    fn texts(since: &Since) -> Vec<&str> {
+        since.frames.iter().map(|frame| frame.as_str()).collect()
+    }
+
+    #[test]
+    fn replays_what_follows_the_client_count() {
+        let replay = replay_of(5, 100);
+        let since = replay.since(2);
+        assert_eq!(texts(&since), ["3", "4", "5"]);
+        assert!(!since.gap);
+        assert!(replay.since(5).frames.is_empty());
+        assert!(replay.since(99).frames.is_empty());
+    }
+
+    #[test]
+    fn acks_trim_and_numbers_go_on() {
+        let mut replay = replay_of(5, 100);
+        replay.ack(3);
+        assert_eq!(texts(&replay.since(3)), ["4", "5"]);
+        assert_eq!(replay.next_seq(), 6);
+        assert!(replay.since(1).gap, "frames 2 and 3 are gone");
+    }
+
+    #[test]
+    fn overflow_is_reported_as_a_gap() {
+        let replay = replay_of(10, 4);
+        let since = replay.since(3);
+        assert!(since.gap);
+        assert_eq!(texts(&since), ["7", "8", "9", "10"]);
+        assert!(!replay.since(6).gap);
+    }
+
+    #[test]
+    fn the_byte_bound_keeps_at_least_the_newest_frame() {
+        let mut replay = Replay::new(100, 3);
+        replay.push(Utf8Bytes::from("aa"));
+        replay.push(Utf8Bytes::from("bb"));
+        assert_eq!(texts(&replay.since(0)), ["bb"]);
+        replay.push(Utf8Bytes::from("a much longer frame"));
+        assert_eq!(texts(&replay.since(0)), ["a much longer frame"]);
+    }
+}
