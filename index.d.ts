@@ -38,6 +38,11 @@ export interface HeliosOptions {
   idleTimeout?: number | null;
   /** Resumable sessions with lossless replay. Default: off. */
   sessionRecovery?: SessionRecoveryOptions | null;
+  /**
+   * Send every message back as it came, skipping the protocol. Only for testing the WebSocket layer
+   * (Autobahn|Testsuite); no handler runs in this mode.
+   */
+  echo?: boolean;
 }
 
 /** Options of `rateLimit`. */

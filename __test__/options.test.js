@@ -21,6 +21,7 @@ describe('constructor options', () => {
       rateLimit: null,
       idleTimeout: null,
       sessionRecovery: null,
+      echo: false,
     });
     expect(new Helios({}).options.parseMode).toBe('strict');
     expect(new Helios({ requestTimeout: 250, parseMode: 'permissive' }).options).toMatchObject({

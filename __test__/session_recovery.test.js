@@ -5,7 +5,7 @@
 import { test, expect, describe } from 'bun:test';
 import { createHmac } from 'node:crypto';
 import { Helios } from '../index.js';
-import { useCleanup, startServer, nextEvent, rawSocket, tcpSocket, waitFor } from './helpers.js';
+import { useCleanup, startServer, nextEvent, rawSocket, tcpSocket, waitFor, Starling } from './helpers.js';
 
 useCleanup();
 
@@ -269,6 +269,28 @@ describe('sessions', () => {
 });
 
 describe('ending a session', () => {
+  test('the server closing a connection ends its session, also while it waits for its client', async () => {
+    const { helios, url } = sessionServer();
+    const opened = nextEvent(helios.events, 'connection');
+    await rawSocket(url);
+    const { connection } = await opened;
+    const ended = nextEvent(helios.events, 'disconnection');
+    connection.close(4000, 'kicked');
+    expect(await ended).toMatchObject({ code: 4000, sessionEnded: true });
+
+    const reopened = nextEvent(helios.events, 'connection');
+    const raw = await rawSocket(url);
+    const { connection: waiting } = await reopened;
+    const suspended = nextEvent(helios.events, 'disconnection');
+    raw.ws.close(4000, 'network change');
+    expect((await suspended).sessionEnded).toBe(false);
+    const over = nextEvent(helios.events, 'disconnection');
+    waiting.close(4001, 'not coming back');
+    expect(await over).toMatchObject({ code: 4001, sessionEnded: true });
+    expect(waiting.state).toBe('CLOSED');
+    expect(helios.connections.size).toBe(0);
+  });
+
   test('a normal close (1000) ends the session at once; another code keeps it', async () => {
     const { helios, url } = sessionServer();
     const a = await rawSocket(url);
@@ -281,5 +303,36 @@ describe('ending a session', () => {
     const ended = nextEvent(helios.events, 'disconnection');
     b.ws.close(1000, 'bye');
     expect((await ended).sessionEnded).toBe(true);
+  });
+});
+
+describe('with the bundled client', () => {
+  test('the client reconnects by itself and gets every event exactly once, in order', async () => {
+    const { helios, url } = sessionServer({}, (server) =>
+      server.method('slow', () => new Promise((resolve) => setTimeout(() => resolve('late answer'), 100))),
+    );
+    const opened = nextEvent(helios.events, 'connection');
+    const client = new Starling({ url, sessionRecovery: { enabled: true }, reconnect: { initialDelay: 10, maxDelay: 50 } });
+    let socket;
+    client.events.on('open', ({ websocket }) => (socket ??= websocket));
+    const got = [];
+    client.on('count', (n) => got.push(n));
+    const recovered = new Promise((resolve) => client.events.on('session:recovered', resolve));
+    await client.connect();
+    const { connection } = await opened;
+    const answer = client.request('slow', null, { timeout: 3000 });
+    for (let n = 1; n <= 500; n++) {
+      connection.emit('count', n);
+      // The network drops under the client: its socket goes, the client did not ask for it.
+      if (n === 200) socket.close(4000, 'network change');
+      if (n % 50 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    const { session } = await recovered;
+    expect(session.sessionId).toBe(connection.id);
+    await waitFor(() => got.length >= 500, { message: '500 events', timeout: 5000 });
+    expect(got).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
+    expect((await answer).data).toBe('late answer');
+    expect(helios.connections.size).toBe(1);
+    await client.close();
   });
 });

@@ -40,6 +40,57 @@ export interface StarlingOptions {
   parseMode?: ParseMode;
   /** WebSocket class to use; defaults to `globalThis.WebSocket`. Required in Node 20 (pass `ws`'s). */
   WebSocket?: WebSocketConstructor;
+  /**
+   * Resume the server session after a dropped connection (PROTOCOL.md, "Sessions"): reconnect by
+   * itself, receive every message sent meanwhile exactly once and in order, keep rooms and pending
+   * requests. `true` is short for `{ enabled: true }`. Off by default.
+   */
+  sessionRecovery?: SessionRecoveryOptions | boolean;
+  /** Backoff of automatic reconnections (which happen only with session recovery). */
+  reconnect?: ReconnectOptions;
+}
+
+/**
+ * Where the session token is kept between connections. Methods may return promises; calls run
+ * one after another. Failures are reported on `events` 'error' (code `SESSION_STORAGE_FAILED`).
+ */
+export interface SessionStorage {
+  save(token: string): void | Promise<void>;
+  /** The saved token, or null/undefined when there is none. */
+  load(): string | null | undefined | Promise<string | null | undefined>;
+  clear(): void | Promise<void>;
+}
+
+export interface SessionRecoveryOptions {
+  enabled: boolean;
+  /**
+   * On `connect()`, resume the session of the token in memory or in `storage` (default true).
+   * Automatic reconnections always resume.
+   */
+  autoRecover?: boolean;
+  /** Call `refreshSession()` every `refreshInterval` ms while connected (default true). */
+  autoRefresh?: boolean;
+  /** Milliseconds between automatic refreshes; default: the session's ttl / 2. */
+  refreshInterval?: number;
+  /**
+   * Default: `localStorage` (key `helios:session:<url>`) in a browser, otherwise memory of this
+   * client. Only the token is stored: after a reload, the resume says `last_seq=0` and the server
+   * replays everything it still holds.
+   */
+  storage?: SessionStorage;
+}
+
+/**
+ * Exponential backoff with full jitter: attempt n waits a random time in
+ * `[0, min(maxDelay, initialDelay * 2^(n-1)))`.
+ */
+export interface ReconnectOptions {
+  /** Default 100 ms. */
+  initialDelay?: number;
+  /** Default 10000 ms. */
+  maxDelay?: number;
+  /** Attempts before giving up ('reconnect-failed'); default Infinity. */
+  maxAttempts?: number;
 }
 
 export interface RequestOptions {
@@ -47,6 +98,13 @@ export interface RequestOptions {
   timeout?: number;
   /** Reject with ResponseError instead of resolving when the status is >= 400. */
   throwOnError?: boolean;
+  /**
+   * Session recovery: the request may safely run twice. If it is still unanswered when the
+   * connection drops, it is sent again (under a new id) once the session is recovered; the first
+   * answer settles it. Requests without this flag are never sent again: their answer comes from
+   * the server's replay if the server received them, otherwise they time out.
+   */
+  idempotent?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -88,7 +146,27 @@ export interface ErrorMessage {
   error: ErrorBody;
 }
 
-export type ProtocolMessage = RequestMessage | ResponseMessage | EventMessage | ErrorMessage;
+/** Session control (server to client); not counted. */
+export type SessionMessage =
+  | { type: 'session'; event: 'created'; sessionId: string; token: string; ttl: number }
+  | {
+      type: 'session';
+      event: 'recovered';
+      sessionId: string;
+      token: string;
+      ttl: number;
+      replayed: number;
+      gap: boolean;
+    }
+  | { type: 'session'; event: 'recovery-failed'; reason: string };
+
+/** "I have processed the first `seq` counted messages" (client to server). */
+export interface AckMessage {
+  type: 'ack';
+  seq: number;
+}
+
+export type ProtocolMessage = RequestMessage | ResponseMessage | EventMessage | ErrorMessage | SessionMessage | AckMessage;
 
 // ---------------------------------------------------------------------------------------------
 // Response and errors
@@ -161,8 +239,8 @@ export class ResponseError extends Error {
 
 /**
  * Errors Starling creates itself carry a protocol-style code: `CONNECT_FAILED`,
- * `CONNECT_TIMEOUT`, `WEBSOCKET_ERROR`, and in strict mode `INVALID_JSON`, `INVALID_MESSAGE`,
- * `UNSUPPORTED_FRAME`.
+ * `CONNECT_TIMEOUT`, `WEBSOCKET_ERROR`, `SESSION_STORAGE_FAILED`, and in strict mode
+ * `INVALID_JSON`, `INVALID_MESSAGE`, `UNSUPPORTED_FRAME`.
  */
 export interface CodedError extends Error {
   code: string;
@@ -312,6 +390,67 @@ export interface BinaryEventPayload extends BasePayload {
   websocket: WebSocketLike;
 }
 
+/** `starling.session`. */
+export interface SessionInfo {
+  sessionId: string;
+  /** Milliseconds the server keeps the session after a drop. */
+  ttl: number | null;
+  /** Counted messages processed in this session, across its sockets. */
+  lastSeq: number;
+}
+
+export interface SessionCreatedPayload {
+  session: { sessionId: string; ttl: number | null };
+  starling: Starling;
+}
+
+export interface SessionRecoveredPayload {
+  session: {
+    sessionId: string;
+    ttl: number | null;
+    /** How many messages the server sent again. */
+    replayed: number;
+    /** Some messages sent while away are gone (the server's buffer overflowed): resync. */
+    gap: boolean;
+    /** `!gap`: nothing was lost. */
+    recovered: boolean;
+  };
+  starling: Starling;
+}
+
+export interface SessionRecoveryFailedPayload {
+  /** `invalid token`, `expired token`, `unknown session`, `token already used`. */
+  reason: string;
+  starling: Starling;
+}
+
+export interface SessionRefreshedPayload {
+  token: string;
+  sessionId: string | null;
+  starling: Starling;
+}
+
+export interface ReconnectingPayload {
+  /** 1 for the first attempt after a drop. */
+  attempt: number;
+  /** Milliseconds waited before this attempt. */
+  delay: number;
+  starling: Starling;
+}
+
+export interface ReconnectedPayload {
+  attempt: number;
+  starling: Starling;
+  websocket: WebSocketLike;
+}
+
+export interface ReconnectFailedPayload {
+  attempts: number;
+  /** What the requests still waiting were rejected with. */
+  error: ConnectionClosedError;
+  starling: Starling;
+}
+
 export interface StarlingEventMap {
   open: OpenEventPayload;
   close: CloseEventPayload;
@@ -324,6 +463,22 @@ export interface StarlingEventMap {
   json: JsonEventPayload;
   /** Permissive mode only. */
   binary: BinaryEventPayload;
+  /** The server started a new session (first message of a connection, or after a failed resume). */
+  'session:created': SessionCreatedPayload;
+  /** A resume succeeded: the replayed messages have been processed already. */
+  'session:recovered': SessionRecoveredPayload;
+  /**
+   * A resume was refused: the stored token is cleared, requests sent on the old session reject
+   * with ConnectionClosedError, rooms are gone; a 'session:created' follows.
+   */
+  'session:recovery-failed': SessionRecoveryFailedPayload;
+  'session:refreshed': SessionRefreshedPayload;
+  /** After an unexpected close (session recovery only), before each attempt. */
+  reconnecting: ReconnectingPayload;
+  /** The new socket is open; 'session:recovered' or 'session:recovery-failed' follows. */
+  reconnected: ReconnectedPayload;
+  /** `reconnect.maxAttempts` attempts failed: waiting requests were rejected; state is CLOSED. */
+  'reconnect-failed': ReconnectFailedPayload;
 }
 
 /** Answer of `subscribe` / `unsubscribe`. */
@@ -340,16 +495,26 @@ export class Starling {
   readonly events: EventEmitter<StarlingEventMap>;
   /** Handlers for server events, by topic pattern. */
   readonly topics: TopicEmitter<TopicContext>;
+  /** 'CONNECTING' also while reconnecting between sockets. */
   readonly state: ConnectionState;
-  /** The underlying WebSocket, or null when there is no connection. */
+  /** The underlying WebSocket, or null when there is no connection (also while reconnecting). */
   readonly websocket: WebSocketLike | null;
+  /** The current session, or null before the server created one and after `clearSession()`. */
+  readonly session: Readonly<SessionInfo> | null;
 
   /**
    * Opens the connection; resolves with the WebSocket once open. Rejects if it errors or closes
    * first (ConnectionClosedError), or after `timeout` ms. Options override the constructor's.
+   * With session recovery and `autoRecover`, resumes the session of the token in memory or in
+   * storage. While reconnecting, settles with the reconnection.
    */
   connect(options?: Partial<StarlingOptions>): Promise<WebSocketLike>;
-  /** Closes the connection; resolves once closed. Pending requests reject with ConnectionClosedError. */
+  /**
+   * Closes the connection; resolves once closed. Pending requests reject with
+   * ConnectionClosedError. Never followed by a reconnection, and stops one in progress.
+   * A normal close (1000, the default) ends the session on the server, so the client forgets it
+   * (token and storage); another code keeps it for a later `connect()`.
+   */
   close(code?: number, reason?: string): Promise<void>;
   /** Alias of `close`. */
   disconnect(code?: number, reason?: string): Promise<void>;
@@ -357,9 +522,15 @@ export class Starling {
   /**
    * Calls a server method. Rejects with ConnectionClosedError when not open or closed before
    * the answer, RequestTimeoutError on timeout, ResponseError on status >= 400 with `throwOnError`.
+   *
+   * With session recovery: calls made while reconnecting wait for the new socket (up to their
+   * timeout). A request unanswered when the connection drops stays pending; after the recovery it
+   * is sent again only if made with `{ idempotent: true }` — otherwise its answer comes from the
+   * server's replay if the server got it, or it times out. If the session cannot be recovered,
+   * requests sent on the old session reject with ConnectionClosedError.
    */
   request<T = any>(method: string, payload?: unknown, options?: RequestOptions): Promise<Response<T>>;
-  /** Sends an event; resolves false when not open. */
+  /** Sends an event; resolves false when not open (also while reconnecting: events are not queued). */
   emit(topic: string, data?: unknown): Promise<boolean>;
   /** Sends a raw protocol message (objects as JSON, strings as they are); resolves false when not open. */
   send(message: ProtocolMessage | Record<string, unknown> | string): Promise<boolean>;
@@ -379,4 +550,12 @@ export class Starling {
   subscribe<T = SubscriptionResult>(topic: string, data?: unknown, options?: { timeout?: number }): Promise<T>;
   /** Calls `helios.unsubscribe` with `{ topic }`; resolves the response data. */
   unsubscribe<T = SubscriptionResult>(topic: string, options?: { timeout?: number }): Promise<T>;
+
+  /**
+   * Calls `session.refresh`: a new token for the same session (the old one stops working), saved
+   * to the storage; emits 'session:refreshed'. Allowed once per ttl / 2 (else ResponseError 429).
+   */
+  refreshSession(options?: { timeout?: number }): Promise<{ token: string; ttl: number }>;
+  /** Clears the storage and forgets the token, session id and count; the next connection starts a new session. */
+  clearSession(): Promise<void>;
 }

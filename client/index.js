@@ -2,8 +2,9 @@
  * Starling: the Helios WebSocket client for browsers, Bun and Node.
  *
  * Speaks the Helios wire protocol version 1 (see PROTOCOL.md): JSON text frames of type
- * `request`, `response`, `event` and `error`. This file has no imports so it can be served
- * as-is to a browser and loaded by any runtime that has a WebSocket class.
+ * `request`, `response`, `event` and `error`, plus the session messages (`session` from the
+ * server, `ack` from the client) when the server runs session recovery. This file has no imports
+ * so it can be served as-is to a browser and loaded by any runtime that has a WebSocket class.
  *
  * @module @aionbuilders/helios/client
  */
@@ -17,6 +18,15 @@ const OPEN = 1;
 const CLOSING = 2;
 const CLOSED = 3;
 const STATE_NAMES = ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'];
+
+/** Close code the server uses when this session was resumed on another socket (PROTOCOL.md, Sessions). */
+const SESSION_TAKEN_OVER = 4009;
+/** Acknowledge after this many counted messages… */
+const ACK_EVERY = 50;
+/** …or this long (ms) after the first unacknowledged one, whichever comes first. */
+const ACK_DELAY = 1000;
+/** setTimeout's largest delay; longer ones fire at once. */
+const MAX_TIMER = 2 ** 31 - 1;
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -186,6 +196,133 @@ function safeCall(fn, args, onError) {
     if (result && typeof result.then === 'function') result.then(undefined, onError);
   } catch (error) {
     onError(error);
+  }
+}
+
+/** Lets Node and Bun exit while only this timer is left (browsers return a number: nothing to do). */
+function unref(timer) {
+  if (timer && typeof timer === 'object' && typeof timer.unref === 'function') timer.unref();
+  return timer;
+}
+
+function noop() {}
+
+/** A promise with its settle functions; its rejection is marked handled (callers may not await it). */
+function deferred() {
+  let resolve;
+  let reject;
+  const promise = new Promise((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(noop);
+  return { promise, resolve, reject };
+}
+
+/**
+ * Appends `session_token` and `last_seq` to a URL without re-encoding what is there already
+ * (PROTOCOL.md, Resuming). A fragment, which WebSocket URLs may not carry anyway, stays last.
+ * @param {string} url
+ * @param {string} token
+ * @param {number} lastSeq
+ */
+function withResumeQuery(url, token, lastSeq) {
+  const hash = url.indexOf('#');
+  const base = hash === -1 ? url : url.slice(0, hash);
+  const fragment = hash === -1 ? '' : url.slice(hash);
+  const separator = !base.includes('?') ? '?' : base.endsWith('?') || base.endsWith('&') ? '' : '&';
+  return `${base}${separator}session_token=${encodeURIComponent(token)}&last_seq=${lastSeq}${fragment}`;
+}
+
+/** `window.localStorage` in a browser page (null elsewhere, or when the page may not use it). */
+function browserLocalStorage() {
+  if (typeof window === 'undefined' || typeof document === 'undefined') return null;
+  try {
+    const storage = window.localStorage;
+    return storage && typeof storage.getItem === 'function' ? storage : null;
+  } catch {
+    return null; // e.g. a SecurityError in a sandboxed frame
+  }
+}
+
+/**
+ * The default session storage: localStorage under `keyOf()` in a browser, otherwise a variable
+ * of this client (so two clients in one process never share, and take over, one session).
+ * @param {() => string} keyOf
+ */
+function defaultSessionStorage(keyOf) {
+  const local = browserLocalStorage();
+  if (local) {
+    return {
+      save: (token) => local.setItem(keyOf(), token),
+      load: () => local.getItem(keyOf()),
+      clear: () => local.removeItem(keyOf()),
+    };
+  }
+  let value = null;
+  return {
+    save: (token) => {
+      value = token;
+    },
+    load: () => value,
+    clear: () => {
+      value = null;
+    },
+  };
+}
+
+const RECOVERY_DISABLED = Object.freeze({ enabled: false });
+
+/** Normalizes `options.sessionRecovery` (`true` is short for `{ enabled: true }`). */
+function recoveryOptions(value) {
+  const options = value === true ? { enabled: true } : value;
+  if (!isObject(options) || !options.enabled) return RECOVERY_DISABLED;
+  return {
+    enabled: true,
+    autoRecover: options.autoRecover !== false,
+    autoRefresh: options.autoRefresh !== false,
+    refreshInterval: options.refreshInterval,
+    storage: options.storage,
+  };
+}
+
+function checkRecoveryOptions(value) {
+  if (value === undefined || value === null || typeof value === 'boolean') return;
+  if (!isObject(value)) throw new TypeError('sessionRecovery must be an object: { enabled: true, ... }');
+  const { storage, refreshInterval } = value;
+  if (storage !== undefined && storage !== null) {
+    if (!isObject(storage) && typeof storage !== 'function') {
+      throw new TypeError('sessionRecovery.storage must be an object with save(token), load() and clear()');
+    }
+    for (const name of ['save', 'load', 'clear']) {
+      if (typeof storage[name] !== 'function') {
+        throw new TypeError(`sessionRecovery.storage needs a ${name}() method`);
+      }
+    }
+  }
+  if (refreshInterval !== undefined && !(typeof refreshInterval === 'number' && refreshInterval > 0)) {
+    throw new TypeError('sessionRecovery.refreshInterval must be a positive number of milliseconds');
+  }
+}
+
+/** Normalizes `options.reconnect`: exponential backoff with full jitter. */
+function reconnectOptions(value) {
+  const options = isObject(value) ? value : {};
+  return {
+    initialDelay: options.initialDelay ?? 100,
+    maxDelay: options.maxDelay ?? 10000,
+    maxAttempts: options.maxAttempts ?? Infinity,
+  };
+}
+
+function checkReconnectOptions(value) {
+  if (value === undefined || value === null) return;
+  if (!isObject(value)) throw new TypeError('reconnect must be an object: { initialDelay, maxDelay, maxAttempts }');
+  for (const name of ['initialDelay', 'maxDelay', 'maxAttempts']) {
+    const n = value[name];
+    if (n !== undefined && !(typeof n === 'number' && n >= 0)) {
+      throw new TypeError(`reconnect.${name} must be a number >= 0`);
+    }
   }
 }
 
@@ -510,13 +647,57 @@ export class Starling {
   /** While CONNECTING: fails the pending `connect()` (used by `close()`). */
   #abortConnect = null;
   #nextId = 0;
-  /** @type {Map<number, { method: string, resolve: Function, reject: Function, timer: any }>} */
+  /**
+   * Requests sent and not yet answered, by id. A request re-sent after a session recovery is
+   * here under each id it was sent with; the first answer settles it.
+   * @type {Map<number, PendingRequest>}
+   */
   #pending = new Map();
+  /** @type {Set<PendingRequest>} requests made while reconnecting, sent once a socket is open */
+  #queue = new Set();
   #methods = new MethodRegistry();
+
+  // Reconnection ----------------------------------------------------------------------------
+  /** Incremented for every socket, so a request knows which socket (and session) it went out on. */
+  #generation = 0;
+  /** `close()` was called: the coming close is ours, do not reconnect. */
+  #stopped = false;
+  /** `connect()` is waiting for the session storage before it can open a socket. */
+  #preparing = false;
+  /** Between an unexpected close and the next open socket (or giving up). */
+  #reconnecting = false;
+  #reconnectAttempt = 0;
+  #reconnectTimer = null;
+  /** Settles `connect()` calls made while reconnecting. */
+  #reconnectWait = null;
+  /** Code and reason of the close that started the reconnection. */
+  #lastClose = { code: 1006, reason: '' };
+
+  // Session ---------------------------------------------------------------------------------
+  /** The newest token (one resume per token), also saved to the storage. */
+  #token = null;
+  #sessionId = null;
+  #ttl = null;
+  /** Counted messages processed in this session, across its sockets. */
+  #lastSeq = 0;
+  /** The count last acknowledged to (or told to) the server. */
+  #ackedSeq = 0;
+  #ackTimer = null;
+  #refreshTimer = null;
+  #defaultStorage = null;
+  /** The socket on which the current session was created or recovered. */
+  #sessionSocket = null;
+  /** Answers to server requests whose socket dropped, sent once the session is recovered. */
+  #heldReplies = [];
+  /** Storage calls run one after another, so an old token never overwrites a newer one. */
+  #storageChain = Promise.resolve();
 
   /**
    * Connection events: 'open', 'close', 'error', 'message' (every raw frame), and in
    * permissive mode 'text' / 'json' / 'binary' for frames that are not protocol messages.
+   * Sessions and reconnection add 'session:created', 'session:recovered',
+   * 'session:recovery-failed', 'session:refreshed', 'reconnecting', 'reconnected' and
+   * 'reconnect-failed'.
    * Listen to 'error': handler failures and server `error` messages are reported there only.
    */
   events = new EventEmitter({
@@ -542,17 +723,43 @@ export class Starling {
    *   not protocol messages: 'strict' reports an 'error' event, 'permissive' emits 'text' / 'json' / 'binary'
    * @param {any} [options.WebSocket] WebSocket class to use (e.g. `ws`'s in Node 20, which has
    *   no global one); defaults to `globalThis.WebSocket`
+   * @param {boolean | { enabled: boolean, autoRecover?: boolean, autoRefresh?: boolean,
+   *   refreshInterval?: number, storage?: { save(token: string): unknown, load(): unknown, clear(): unknown } }}
+   *   [options.sessionRecovery] resume the server session after a dropped connection (see PROTOCOL.md,
+   *   Sessions): reconnect by itself, get every message sent meanwhile exactly once, keep rooms and
+   *   pending requests. `autoRecover` (default true) resumes with the stored token on `connect()`;
+   *   `autoRefresh` (default true) calls `refreshSession()` every `refreshInterval` ms (default ttl / 2);
+   *   `storage` keeps the token (default: localStorage in a browser, key `helios:session:<url>`,
+   *   otherwise memory of this client)
+   * @param {{ initialDelay?: number, maxDelay?: number, maxAttempts?: number }} [options.reconnect]
+   *   backoff for reconnections (session recovery only): attempt n waits a random time in
+   *   [0, min(maxDelay, initialDelay * 2^(n-1))); defaults 100, 10000, Infinity
    */
   constructor(options) {
     if (!isObject(options)) throw new TypeError('Starling needs an options object: new Starling({ url })');
     this.#options = { timeout: 10000, requestTimeout: 5000, parseMode: 'strict', ...options };
-    checkParseMode(this.#options.parseMode);
+    checkOptions(this.#options);
   }
 
-  /** @returns {'CLOSED' | 'CONNECTING' | 'OPEN' | 'CLOSING'} */
+  /**
+   * 'CONNECTING' also while reconnecting (between sockets) and while `connect()` reads the
+   * session storage.
+   * @returns {'CLOSED' | 'CONNECTING' | 'OPEN' | 'CLOSING'}
+   */
   get state() {
     const ws = this.#ws;
-    return ws ? STATE_NAMES[ws.readyState] || 'CLOSED' : 'CLOSED';
+    if (ws) return STATE_NAMES[ws.readyState] || 'CLOSED';
+    return this.#reconnecting || this.#preparing ? 'CONNECTING' : 'CLOSED';
+  }
+
+  /**
+   * The current session, or null before the server has created one (and after `clearSession()`).
+   * `lastSeq` counts the messages processed in this session (PROTOCOL.md, Counting).
+   * @returns {{ sessionId: string, ttl: number | null, lastSeq: number } | null}
+   */
+  get session() {
+    if (this.#sessionId === null) return null;
+    return Object.freeze({ sessionId: this.#sessionId, ttl: this.#ttl, lastSeq: this.#lastSeq });
   }
 
   /** The underlying WebSocket, or null when there is no connection. */
@@ -563,22 +770,31 @@ export class Starling {
   /**
    * Opens the connection. Resolves with the WebSocket once open; rejects if the socket errors
    * or closes before opening, or after `timeout` ms. When already open, resolves at once; when
-   * already connecting, returns the same attempt.
+   * already connecting, returns the same attempt; while reconnecting, settles with the
+   * reconnection (rejects if it gives up or `close()` is called).
+   *
+   * With `sessionRecovery` enabled and `autoRecover` on, a token in memory or in the storage is
+   * used to resume its session (`session_token` and `last_seq` query parameters).
    * @param {object} [options] StarlingOptions overrides, kept for later connections too
    * @returns {Promise<any>}
    */
   async connect(options) {
     if (options !== undefined) {
       if (!isObject(options)) throw new TypeError('connect(options) expects an object');
-      checkParseMode(options.parseMode ?? this.#options.parseMode);
-      this.#options = { ...this.#options, ...options };
+      const merged = { ...this.#options, ...options };
+      checkOptions(merged);
+      this.#options = merged;
     }
+    if (this.#reconnecting) return this.#reconnectWait.promise;
     const state = this.state;
     if (state === 'OPEN') return this.#ws;
     if (state === 'CONNECTING' && this.#connecting) return this.#connecting;
     if (state === 'CLOSING') await this.#closed;
+    // A server-side close may have started a reconnection meanwhile.
+    if (this.#reconnecting) return this.#reconnectWait.promise;
     if (this.state !== 'CLOSED') return this.connect(); // another caller raced us in
-    this.#connecting = this.#open();
+    this.#stopped = false;
+    this.#connecting = this.#open(false);
     try {
       return await this.#connecting;
     } finally {
@@ -589,11 +805,35 @@ export class Starling {
   /**
    * Closes the connection. Resolves once the socket has closed (at once if there is none).
    * Pending requests reject with ConnectionClosedError, and so does a pending `connect()`.
+   * Stops a reconnection in progress; a close made with `close()` is never followed by one.
+   *
+   * Sessions: a normal close (1000, the default) ends the session on the server at once
+   * (PROTOCOL.md), so when it closes a live socket the client forgets the session too (token,
+   * storage, count). Any other code keeps it for its ttl, and a later `connect()` resumes it
+   * (with `autoRecover`).
    * @param {number} [code=1000] close code: 1000 or 3000–4999
    * @param {string} [reason]
    * @returns {Promise<void>}
    */
   async close(code = 1000, reason) {
+    this.#stopped = true;
+    const live = this.#ws !== null && (this.#ws.readyState === OPEN || this.#ws.readyState === CONNECTING);
+    if (code === 1000 && live && (this.#token !== null || this.#sessionId !== null)) {
+      this.#token = null;
+      this.#forgetSession();
+      if (this.#recovery().enabled) this.#storageCall('clear');
+    }
+    if (this.#reconnecting) {
+      this.#stopReconnecting('Connection closed by close() while reconnecting', { code, reason });
+    }
+    if (this.#preparing && this.#abortConnect) {
+      this.#abortConnect(
+        new ConnectionClosedError(`Connection to ${String(this.#options.url)} was closed before it opened`, {
+          code,
+          reason,
+        })
+      );
+    }
     const ws = this.#ws;
     if (!ws || ws.readyState === CLOSED) return;
     const closed = this.#closed;
@@ -625,19 +865,32 @@ export class Starling {
 
   /**
    * Calls a server method.
+   *
+   * With session recovery, a request made while reconnecting waits for the new socket (up to its
+   * timeout) instead of failing at once. A request still unanswered when the connection drops
+   * stays pending across the cut, and once the session is recovered:
+   * - if it was made with `{ idempotent: true }`, it is sent again (under a new id; the first
+   *   answer to either copy settles it), since the server may never have received it;
+   * - otherwise it is NOT sent again, so the server never runs it twice: its answer arrives in
+   *   the server's replay (or later) if the server received it, and otherwise it times out.
+   * When the session cannot be recovered (`session:recovery-failed`, or a new session is
+   * created), requests sent on the old session reject with ConnectionClosedError.
+   *
    * @param {string} method method name, segments separated by `.`
    * @param {any} [payload] the method's argument (omitted from the frame when undefined)
-   * @param {{ timeout?: number, throwOnError?: boolean }} [options]
-   *   `timeout` overrides `requestTimeout`; `throwOnError` rejects with ResponseError on status >= 400
-   * @returns {Promise<Response>} rejects with ConnectionClosedError when not open or closed before
-   *   the answer, RequestTimeoutError on timeout
+   * @param {{ timeout?: number, throwOnError?: boolean, idempotent?: boolean }} [options]
+   *   `timeout` overrides `requestTimeout`; `throwOnError` rejects with ResponseError on status >= 400;
+   *   `idempotent` allows re-sending after a session recovery (see above)
+   * @returns {Promise<Response>} rejects with ConnectionClosedError when not open (and not
+   *   reconnecting) or closed before the answer, RequestTimeoutError on timeout
    */
   request(method, payload, options = {}) {
     if (typeof method !== 'string' || method === '') {
       return Promise.reject(new TypeError('request() needs a non-empty method name'));
     }
     const ws = this.#ws;
-    if (!ws || ws.readyState !== OPEN) {
+    const open = ws !== null && ws.readyState === OPEN;
+    if (!open && !this.#reconnecting) {
       return Promise.reject(
         new ConnectionClosedError(`Cannot call '${method}': the connection is not open (state ${this.state})`, {
           method,
@@ -654,25 +907,30 @@ export class Starling {
         reject(error); // e.g. a BigInt or a cycle in the payload
         return;
       }
-      const entry = { method, timer: undefined, resolve: undefined, reject };
+      /** @type {PendingRequest} */
+      const entry = {
+        id,
+        ids: [id],
+        method,
+        payload,
+        idempotent: options.idempotent === true,
+        generation: 0,
+        timer: undefined,
+        resolve: undefined,
+        reject,
+      };
       entry.resolve = (response) => {
         if (options.throwOnError && response.isError()) reject(new ResponseError(response, method));
         else resolve(response);
       };
       if (timeout > 0 && Number.isFinite(timeout)) {
         entry.timer = setTimeout(() => {
-          this.#pending.delete(id);
+          this.#forget(entry);
           reject(new RequestTimeoutError(method, id, timeout));
         }, timeout);
       }
-      this.#pending.set(id, entry);
-      try {
-        ws.send(text);
-      } catch (error) {
-        clearTimeout(entry.timer);
-        this.#pending.delete(id);
-        reject(error);
-      }
+      if (open) this.#sendRequest(ws, entry, id, text);
+      else this.#queue.add(entry); // reconnecting: sent once the new socket is open
     });
   }
 
@@ -758,12 +1016,237 @@ export class Starling {
   }
 
   // -------------------------------------------------------------------------------------------
-  // Connection handling: everything about one socket's life lives here, so reconnection can
-  // be layered on without touching the messaging code.
+  // Sessions
   // -------------------------------------------------------------------------------------------
 
-  /** Creates a socket, wires its listeners and settles when it opens or fails to. */
-  #open() {
+  /**
+   * Asks the server for a new token for this session (`session.refresh`; the old token stops
+   * working), stores it and emits 'session:refreshed'. The server allows one call per ttl / 2
+   * (earlier ones reject with a ResponseError, status 429). Called by itself with `autoRefresh`.
+   * @param {{ timeout?: number }} [options]
+   * @returns {Promise<{ token: string, ttl: number }>} the response data
+   */
+  async refreshSession(options = {}) {
+    const response = await this.request('session.refresh', undefined, {
+      timeout: options.timeout,
+      throwOnError: true,
+    });
+    const data = isObject(response.data) ? response.data : {};
+    if (typeof data.token === 'string' && data.token !== '') this.#setToken(data.token);
+    if (typeof data.ttl === 'number' && data.ttl > 0) this.#ttl = data.ttl;
+    this.events.emit('session:refreshed', { token: data.token, sessionId: this.#sessionId, starling: this });
+    this.#scheduleRefresh();
+    return /** @type {any} */ (data);
+  }
+
+  /**
+   * Forgets the session: clears the storage and the token, session id and count held in
+   * memory. The current socket stays open, but the next connection starts a new session.
+   * @returns {Promise<void>}
+   */
+  async clearSession() {
+    this.#token = null;
+    this.#forgetSession();
+    await this.#storageCall('clear');
+  }
+
+  /** Handles a `session` control message (not counted). */
+  #handleSession(ws, message) {
+    const recovery = this.#recovery();
+    switch (message.event) {
+      case 'created': {
+        // A new session: whatever was sent on an earlier one can no longer be answered.
+        this.#rejectEarlier('the session was replaced by a new one');
+        this.#heldReplies = []; // the server requests they answer died with the old session
+        this.#sessionSocket = ws;
+        this.#sessionId = message.sessionId ?? null;
+        this.#ttl = typeof message.ttl === 'number' ? message.ttl : null;
+        this.#lastSeq = 0;
+        this.#ackedSeq = 0;
+        this.#clearTimer('ack');
+        this.#setToken(message.token);
+        this.#scheduleRefresh();
+        this.events.emit('session:created', {
+          session: { sessionId: this.#sessionId, ttl: this.#ttl },
+          starling: this,
+        });
+        return;
+      }
+      case 'recovered': {
+        this.#sessionId = message.sessionId ?? this.#sessionId;
+        if (typeof message.ttl === 'number') this.#ttl = message.ttl;
+        this.#setToken(message.token);
+        const gap = message.gap === true;
+        const replayed = typeof message.replayed === 'number' ? message.replayed : 0;
+        // The server's count: it corrects a count lost to a page reload (we resumed with last_seq=0).
+        if (Number.isInteger(message.seq) && message.seq >= this.#lastSeq) this.#lastSeq = message.seq;
+        this.events.emit('session:recovered', {
+          session: { sessionId: this.#sessionId, ttl: this.#ttl, replayed, gap, recovered: !gap },
+          starling: this,
+        });
+        this.#sessionSocket = ws;
+        this.#sendHeldReplies(ws);
+        this.#resendIdempotent(ws);
+        this.#scheduleRefresh();
+        // Acks held back while the session was not known yet (resuming a stored token).
+        if (this.#lastSeq > this.#ackedSeq) this.#scheduleAck();
+        return;
+      }
+      case 'recovery-failed': {
+        const reason = typeof message.reason === 'string' ? message.reason : 'unknown';
+        this.#token = null;
+        this.#forgetSession();
+        if (recovery.enabled) this.#storageCall('clear');
+        this.events.emit('session:recovery-failed', { reason, starling: this });
+        this.#rejectEarlier(`the session could not be recovered (${reason})`);
+        return;
+      }
+      default:
+        // Unknown session events are ignored, like unknown message types.
+    }
+  }
+
+  /** Answers to server requests of this session that finished while the socket was down. */
+  #sendHeldReplies(ws) {
+    const held = this.#heldReplies;
+    this.#heldReplies = [];
+    for (const { session, text } of held) {
+      if (session !== this.#sessionId || ws.readyState !== OPEN) continue;
+      try {
+        ws.send(text);
+      } catch (error) {
+        this.#reportError({ error });
+      }
+    }
+  }
+
+  #forgetSession() {
+    this.#heldReplies = [];
+    this.#sessionSocket = null;
+    this.#sessionId = null;
+    this.#ttl = null;
+    this.#lastSeq = 0;
+    this.#ackedSeq = 0;
+    this.#clearTimer('ack');
+    this.#clearTimer('refresh');
+  }
+
+  /** Keeps the newest token in memory and, with session recovery, in the storage. */
+  #setToken(token) {
+    if (typeof token !== 'string' || token === '') return;
+    this.#token = token;
+    if (this.#recovery().enabled) this.#storageCall('save', token);
+  }
+
+  /** Counts a processed message and acknowledges every ACK_EVERY, or ACK_DELAY after the first unacked one. */
+  #count() {
+    this.#lastSeq++;
+    this.#scheduleAck();
+  }
+
+  #scheduleAck() {
+    if (this.#lastSeq - this.#ackedSeq >= ACK_EVERY) this.#sendAck();
+    else if (this.#ackTimer === null && this.#lastSeq > this.#ackedSeq) {
+      this.#ackTimer = unref(
+        setTimeout(() => {
+          this.#ackTimer = null;
+          this.#sendAck();
+        }, ACK_DELAY)
+      );
+    }
+  }
+
+  #sendAck() {
+    this.#clearTimer('ack');
+    const ws = this.#ws;
+    // Without a known session (server without sessions, or a resume not confirmed yet) nobody expects acks.
+    if (this.#sessionId === null || !ws || ws.readyState !== OPEN || this.#lastSeq <= this.#ackedSeq) return;
+    const seq = this.#lastSeq;
+    try {
+      ws.send(JSON.stringify({ type: 'ack', seq }));
+      this.#ackedSeq = seq;
+    } catch (error) {
+      this.#reportError({ error });
+    }
+  }
+
+  /** With autoRefresh: `refreshSession()` every refreshInterval (default ttl / 2). */
+  #scheduleRefresh() {
+    this.#clearTimer('refresh');
+    const recovery = this.#recovery();
+    if (!recovery.enabled || !recovery.autoRefresh || this.#sessionId === null) return;
+    const interval = recovery.refreshInterval ?? (this.#ttl > 0 ? this.#ttl / 2 : 0);
+    if (!(interval > 0)) return;
+    this.#refreshTimer = unref(
+      setTimeout(() => {
+        this.#refreshTimer = null;
+        this.refreshSession().catch((error) => {
+          this.#reportError({ error });
+          // Try again next interval unless the socket is gone (a recovery reschedules then).
+          if (this.#ws && this.#ws.readyState === OPEN) this.#scheduleRefresh();
+        });
+      }, Math.min(interval, MAX_TIMER))
+    );
+  }
+
+  /** @param {'ack' | 'refresh' | 'reconnect'} name */
+  #clearTimer(name) {
+    if (name === 'ack') {
+      clearTimeout(this.#ackTimer);
+      this.#ackTimer = null;
+    } else if (name === 'refresh') {
+      clearTimeout(this.#refreshTimer);
+      this.#refreshTimer = null;
+    } else {
+      clearTimeout(this.#reconnectTimer);
+      this.#reconnectTimer = null;
+    }
+  }
+
+  #recovery() {
+    return recoveryOptions(this.#options.sessionRecovery);
+  }
+
+  #storage() {
+    const custom = this.#recovery().storage;
+    if (custom) return custom;
+    if (!this.#defaultStorage) {
+      this.#defaultStorage = defaultSessionStorage(() => `helios:session:${String(this.#options.url)}`);
+    }
+    return this.#defaultStorage;
+  }
+
+  /**
+   * Runs `storage[name](arg)` after the storage calls before it. Never rejects: a failure is
+   * reported on 'error' (code SESSION_STORAGE_FAILED) and resolves undefined.
+   * @param {'save' | 'load' | 'clear'} name
+   * @param {string} [arg]
+   */
+  #storageCall(name, arg) {
+    const storage = this.#storage();
+    const result = this.#storageChain.then(() => storage[name](arg));
+    const settled = result.then(
+      (value) => value,
+      (error) => {
+        this.#reportError({
+          error: codedError('SESSION_STORAGE_FAILED', `Session storage ${name}() failed: ${errorMessage(error)}`, error),
+        });
+        return undefined;
+      }
+    );
+    this.#storageChain = settled.then(noop);
+    return settled;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Connection handling: everything about one socket's life lives here.
+  // -------------------------------------------------------------------------------------------
+
+  /**
+   * Opens a socket; when resuming a session, first finds the token (memory, then storage).
+   * @param {boolean} reconnecting true for automatic reconnections, which always resume
+   */
+  #open(reconnecting) {
     const options = this.#options;
     const WebSocketClass = options.WebSocket ?? globalThis.WebSocket;
     if (typeof WebSocketClass !== 'function') {
@@ -775,11 +1258,57 @@ export class Starling {
     if (options.url === undefined || options.url === null || options.url === '') {
       throw new TypeError('Starling needs a url, e.g. new Starling({ url: "ws://localhost:3000" })');
     }
+    const recovery = this.#recovery();
+    if (!recovery.enabled || (!reconnecting && !recovery.autoRecover)) {
+      return this.#openSocket(WebSocketClass, null);
+    }
+    // The token of this client's own session comes with its exact count.
+    if (this.#token) return this.#openSocket(WebSocketClass, { token: this.#token, lastSeq: this.#lastSeq });
+
+    // A stored token (e.g. after a page reload): its count is unknown, so 0 — the server then
+    // replays everything it still holds.
+    this.#preparing = true;
+    return new Promise((resolve, reject) => {
+      let done = false;
+      const finish = () => {
+        done = true;
+        this.#preparing = false;
+        this.#abortConnect = null;
+      };
+      this.#abortConnect = (error) => {
+        if (done) return;
+        finish();
+        reject(error);
+      };
+      this.#storageCall('load').then((token) => {
+        if (done) return;
+        finish();
+        try {
+          if (typeof token === 'string' && token !== '') {
+            this.#lastSeq = 0;
+            resolve(this.#openSocket(WebSocketClass, { token, lastSeq: 0 }));
+          } else {
+            resolve(this.#openSocket(WebSocketClass, null));
+          }
+        } catch (error) {
+          reject(error);
+        }
+      });
+    });
+  }
+
+  /**
+   * Creates a socket, wires its listeners and settles when it opens or fails to.
+   * @param {any} WebSocketClass
+   * @param {{ token: string, lastSeq: number } | null} resume
+   */
+  #openSocket(WebSocketClass, resume) {
+    const options = this.#options;
     const url = String(options.url);
     const extra = options.protocols === undefined ? [] : [].concat(options.protocols);
     const protocols = [SUBPROTOCOL, ...new Set(extra.filter((p) => p !== SUBPROTOCOL))];
 
-    const ws = new WebSocketClass(url, protocols);
+    const ws = new WebSocketClass(resume ? withResumeQuery(url, resume.token, resume.lastSeq) : url, protocols);
     // ArrayBuffer is the one binary type browsers, Bun and `ws` all support.
     try {
       ws.binaryType = 'arraybuffer';
@@ -787,6 +1316,9 @@ export class Starling {
       // Some implementations make it read-only; binary frames then arrive in their default type.
     }
     this.#ws = ws;
+    this.#generation++;
+    // The server forgets what we told it we have; no need to acknowledge it again.
+    if (resume) this.#ackedSeq = resume.lastSeq;
     let markClosed;
     this.#closed = new Promise((resolve) => (markClosed = resolve));
 
@@ -842,8 +1374,26 @@ export class Starling {
       ws.addEventListener('close', (event) => {
         const code = event && typeof event.code === 'number' ? event.code : 1006;
         const reason = (event && event.reason) || '';
-        if (this.#ws === ws) this.#ws = null;
-        this.#rejectPending(code, reason);
+        const current = this.#ws === ws;
+        if (current) {
+          this.#ws = null;
+          this.#clearTimer('ack');
+          this.#clearTimer('refresh');
+        }
+        // Unexpected: the server closed it or the network dropped it — including the 1001 that
+        // follows `server:shutdown`. Not when we closed it, and not 4009: the session lives on
+        // another socket now, and we do not fight for it.
+        const reconnect =
+          opened && current && !this.#stopped && code !== SESSION_TAKEN_OVER && this.#recovery().enabled;
+        if (reconnect) {
+          this.#reconnecting = true;
+          this.#reconnectAttempt = 0;
+          this.#lastClose = { code, reason };
+          this.#reconnectWait = deferred();
+        } else if (!this.#reconnecting) {
+          // (A failed reconnection attempt keeps the requests: the next attempt may bring them home.)
+          this.#rejectPending(code, reason);
+        }
         if (!opened) {
           settle(
             reject,
@@ -855,23 +1405,148 @@ export class Starling {
         }
         this.events.emit('close', { event, starling: this, websocket: ws, code, reason });
         markClosed();
+        if (reconnect) this.#scheduleReconnect();
       });
     });
   }
 
+  // -------------------------------------------------------------------------------------------
+  // Reconnection (session recovery only)
+  // -------------------------------------------------------------------------------------------
+
+  /** Waits a random delay in [0, min(maxDelay, initialDelay * 2^(attempt-1))) (full jitter), then tries. */
+  #scheduleReconnect() {
+    if (!this.#reconnecting) return;
+    const { initialDelay, maxDelay, maxAttempts } = reconnectOptions(this.#options.reconnect);
+    if (this.#reconnectAttempt >= maxAttempts) {
+      this.#giveUp();
+      return;
+    }
+    const attempt = ++this.#reconnectAttempt;
+    const delay = Math.random() * Math.min(maxDelay, initialDelay * 2 ** (attempt - 1));
+    this.events.emit('reconnecting', { attempt, delay, starling: this });
+    if (!this.#reconnecting) return; // a listener called close()
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = null;
+      this.#tryReconnect(attempt);
+    }, Math.min(delay, MAX_TIMER));
+  }
+
+  #tryReconnect(attempt) {
+    if (!this.#reconnecting) return;
+    let opening;
+    try {
+      opening = this.#open(true);
+    } catch (error) {
+      this.#reportError({ error });
+      this.#giveUp();
+      return;
+    }
+    Promise.resolve(opening).then(
+      (ws) => {
+        if (!this.#reconnecting || this.#ws !== ws) return;
+        this.#reconnecting = false;
+        this.#reconnectAttempt = 0;
+        this.#flushQueue(ws);
+        this.events.emit('reconnected', { attempt, starling: this, websocket: ws });
+        this.#reconnectWait.resolve(ws);
+      },
+      () => {
+        // Reported on 'error' by the socket already; try again after the next delay.
+        if (this.#reconnecting) this.#scheduleReconnect();
+      }
+    );
+  }
+
+  #giveUp() {
+    const attempts = this.#reconnectAttempt;
+    const { code, reason } = this.#lastClose;
+    const message = `Could not reconnect to ${String(this.#options.url)} after ${attempts} attempt${attempts === 1 ? '' : 's'}`;
+    const error = this.#stopReconnecting(message, { code, reason });
+    this.events.emit('reconnect-failed', { attempts, error, starling: this });
+  }
+
+  /** Ends a reconnection: fails waiting requests and `connect()` calls with `message`. */
+  #stopReconnecting(message, { code, reason }) {
+    this.#reconnecting = false;
+    this.#heldReplies = [];
+    this.#reconnectAttempt = 0;
+    this.#clearTimer('reconnect');
+    const error = new ConnectionClosedError(message, { code, reason });
+    this.#failRequests(
+      [...new Set(this.#pending.values()), ...this.#queue],
+      (entry) => `${message}; '${entry.method}' (id ${entry.id}) was not answered`,
+      { code, reason }
+    );
+    if (this.#reconnectWait) this.#reconnectWait.reject(error);
+    return error;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Pending requests
+  // -------------------------------------------------------------------------------------------
+
+  /** Sends a request frame and records it as pending under `id`. */
+  #sendRequest(ws, entry, id, text) {
+    this.#pending.set(id, entry);
+    entry.generation = this.#generation;
+    try {
+      ws.send(text);
+    } catch (error) {
+      this.#forget(entry);
+      entry.reject(error);
+    }
+  }
+
+  /** Requests made while reconnecting go out on the new socket. */
+  #flushQueue(ws) {
+    const queued = [...this.#queue];
+    this.#queue.clear();
+    for (const entry of queued) {
+      this.#sendRequest(ws, entry, entry.id, JSON.stringify({ type: 'request', id: entry.id, method: entry.method, payload: entry.payload }));
+    }
+  }
+
+  /** After a recovery: re-sends the idempotent requests sent on earlier sockets (new id each). */
+  #resendIdempotent(ws) {
+    if (ws.readyState !== OPEN) return;
+    for (const entry of new Set(this.#pending.values())) {
+      if (!entry.idempotent || entry.generation >= this.#generation) continue;
+      const id = this.#takeId();
+      entry.ids.push(id);
+      this.#sendRequest(ws, entry, id, JSON.stringify({ type: 'request', id, method: entry.method, payload: entry.payload }));
+    }
+  }
+
+  /** Rejects the requests sent on earlier sockets: their session is gone. */
+  #rejectEarlier(why) {
+    const earlier = [...new Set(this.#pending.values())].filter((entry) => entry.generation < this.#generation);
+    const { code, reason } = this.#lastClose;
+    this.#failRequests(earlier, (entry) => `'${entry.method}' (id ${entry.id}) was lost: ${why}`, { code, reason });
+  }
+
+  /** Removes a request from every table (pending under each of its ids, queue) and stops its timer. */
+  #forget(entry) {
+    clearTimeout(entry.timer);
+    for (const id of entry.ids) if (this.#pending.get(id) === entry) this.#pending.delete(id);
+    this.#queue.delete(entry);
+  }
+
+  #failRequests(entries, describe, { code, reason }) {
+    for (const entry of entries) {
+      this.#forget(entry);
+      entry.reject(new ConnectionClosedError(describe(entry), { code, reason, method: entry.method, id: entry.id }));
+    }
+  }
+
   /** Rejects every request still waiting: its answer can no longer arrive. */
   #rejectPending(code, reason) {
-    const pending = [...this.#pending];
-    this.#pending.clear();
-    for (const [id, entry] of pending) {
-      clearTimeout(entry.timer);
-      entry.reject(
-        new ConnectionClosedError(
-          `Connection closed (code ${code}${reason ? `, ${reason}` : ''}) before '${entry.method}' (id ${id}) was answered`,
-          { code, reason, method: entry.method, id }
-        )
-      );
-    }
+    this.#failRequests(
+      [...new Set(this.#pending.values()), ...this.#queue],
+      (entry) =>
+        `Connection closed (code ${code}${reason ? `, ${reason}` : ''}) before '${entry.method}' (id ${entry.id}) was answered`,
+      { code, reason }
+    );
   }
 
   #takeId() {
@@ -884,55 +1559,74 @@ export class Starling {
   // Incoming frames
   // -------------------------------------------------------------------------------------------
 
+  /**
+   * Processes one frame, then counts it unless it is a `session` control message
+   * (PROTOCOL.md, Counting: the client counts the messages it has processed).
+   */
   #handleFrame(ws, event) {
+    let counted = true;
+    try {
+      counted = this.#processFrame(ws, event);
+    } finally {
+      if (counted) this.#count();
+    }
+  }
+
+  /** @returns {boolean} false for `session` control messages, which are not counted */
+  #processFrame(ws, event) {
     const raw = event.data;
     this.events.emit('message', { event, data: raw, starling: this, websocket: ws });
 
     if (typeof raw !== 'string') {
       this.#nonProtocol(ws, 'binary', raw, 'UNSUPPORTED_FRAME', 'Received a binary frame; protocol messages are text frames');
-      return;
+      return true;
     }
     let message;
     try {
       message = JSON.parse(raw);
     } catch (error) {
       this.#nonProtocol(ws, 'text', raw, 'INVALID_JSON', `Received a text frame that is not JSON: ${errorMessage(error)}`);
-      return;
+      return true;
     }
     if (!isObject(message) || typeof message.type !== 'string') {
       this.#nonProtocol(ws, 'json', message, 'INVALID_MESSAGE', 'Received JSON that is not a protocol message (no type)');
-      return;
+      return true;
     }
 
     switch (message.type) {
+      case 'session':
+        this.#handleSession(ws, message);
+        return false;
       case 'response':
         if (!isValidId(message.id) || !Number.isInteger(message.status)) {
           this.#nonProtocol(ws, 'json', message, 'INVALID_MESSAGE', 'Received a response without a valid id or status');
         } else {
           this.#handleResponse(message);
         }
-        return;
+        return true;
       case 'event':
         if (typeof message.topic !== 'string' || message.topic === '') {
           this.#nonProtocol(ws, 'json', message, 'INVALID_MESSAGE', 'Received an event without a valid topic');
         } else {
+          // `server:shutdown` needs nothing special here: with session recovery, the close that
+          // follows it is unexpected like any server-side close, so we reconnect with jitter.
           const data = message.data === undefined ? null : message.data;
           this.topics.dispatch(message.topic, data, { topic: message.topic, starling: this, message });
         }
-        return;
+        return true;
       case 'request':
         if (!isValidId(message.id)) {
           this.#nonProtocol(ws, 'json', message, 'INVALID_MESSAGE', 'Received a request without a valid id');
         } else {
           this.#handleRequest(ws, message);
         }
-        return;
+        return true;
       case 'error': {
         const error = isObject(message.error)
           ? message.error
           : { code: 'UNKNOWN_ERROR', message: 'The server reported an error without details' };
         this.events.emit('error', { error, starling: this, websocket: ws });
-        return;
+        return true;
       }
       default:
         // Unknown types are ignored so newer servers can add message types (PROTOCOL.md);
@@ -940,6 +1634,7 @@ export class Starling {
         if (this.#options.parseMode === 'permissive') {
           this.events.emit('json', { data: message, starling: this, websocket: ws });
         }
+        return true;
     }
   }
 
@@ -954,22 +1649,23 @@ export class Starling {
 
   #handleResponse(message) {
     const entry = this.#pending.get(message.id);
-    // Unknown or expired id (e.g. answered after its timeout): nothing is waiting, drop it.
+    // Unknown or expired id (e.g. answered after its timeout, or the second answer to a request
+    // re-sent after a recovery): nothing is waiting, drop it.
     if (!entry) return;
-    this.#pending.delete(message.id);
-    clearTimeout(entry.timer);
+    this.#forget(entry);
     entry.resolve(Response.fromMessage(message));
   }
 
   async #handleRequest(ws, message) {
     const { id, method } = message;
+    const session = this.#sessionId;
     if (typeof method !== 'string' || method === '') {
-      this.#reply(ws, id, { status: 400, error: { code: 'INVALID_REQUEST', message: 'The request has no method' } });
+      this.#reply(ws, session, id, { status: 400, error: { code: 'INVALID_REQUEST', message: 'The request has no method' } });
       return;
     }
     const entry = this.#methods.find(method);
     if (!entry) {
-      this.#reply(ws, id, { status: 404, error: { code: 'METHOD_NOT_FOUND', message: `Method '${method}' not found` } });
+      this.#reply(ws, session, id, { status: 404, error: { code: 'METHOD_NOT_FOUND', message: `Method '${method}' not found` } });
       return;
     }
     const payload = message.payload === undefined ? null : message.payload;
@@ -981,13 +1677,24 @@ export class Starling {
     } catch (error) {
       answer = { status: 500, error: { code: 'HANDLER_ERROR', message: errorMessage(error) } };
     }
-    this.#reply(ws, id, answer);
+    this.#reply(ws, session, id, answer);
   }
 
-  /** Answers a server request on the socket it came from. */
-  #reply(ws, id, { status, data, error }) {
-    // The socket that asked is gone: the server has already failed the request on its side.
-    if (ws.readyState !== OPEN) return;
+  /**
+   * Answers a server request on the socket it came from. With sessions, the server keeps its
+   * request across a cut: if that socket is gone, the answer goes out on the socket that resumed
+   * the session (held until the recovery when there is none yet).
+   * @param {any} ws the socket the request came on
+   * @param {string | null} session the session it belonged to
+   */
+  #reply(ws, session, id, { status, data, error }) {
+    let target = ws;
+    if (ws.readyState !== OPEN) {
+      // Without a session, the server has already failed the request on its side.
+      if (session === null || session !== this.#sessionId || !this.#recovery().enabled) return;
+      const current = this.#ws;
+      target = current && current === this.#sessionSocket && current.readyState === OPEN ? current : null;
+    }
     let text;
     try {
       text =
@@ -1002,8 +1709,12 @@ export class Starling {
         error: { code: 'UNSERIALIZABLE_RESULT', message: errorMessage(cause) },
       });
     }
+    if (target === null) {
+      this.#heldReplies.push({ session, text });
+      return;
+    }
     try {
-      ws.send(text);
+      target.send(text);
     } catch (error) {
       this.#reportError({ error });
     }
@@ -1027,6 +1738,25 @@ function fromHandlerResponse(response) {
     };
   }
   return { status, error };
+}
+
+/**
+ * @typedef {object} PendingRequest
+ * @property {number} id the first id it was sent with
+ * @property {number[]} ids every id it was sent with (re-sent after a recovery: one more)
+ * @property {string} method
+ * @property {any} payload
+ * @property {boolean} idempotent may be sent again after a session recovery
+ * @property {number} generation the socket it was last sent on
+ * @property {any} timer
+ * @property {Function} resolve
+ * @property {Function} reject
+ */
+
+function checkOptions(options) {
+  checkParseMode(options.parseMode);
+  checkRecoveryOptions(options.sessionRecovery);
+  checkReconnectOptions(options.reconnect);
 }
 
 function checkParseMode(mode) {

@@ -127,7 +127,7 @@ class Connection {
   close(code = 1000, reason = '') {
     if (!validCloseCode(code)) throw new RangeError(`invalid close code ${code}: use 1000 or 3000-4999`);
     if (Buffer.byteLength(String(reason)) > 123) throw new RangeError('close reason is longer than 123 bytes');
-    if (this.state !== 'OPEN') return;
+    if (!this.#reachable()) return;
     this.state = 'CLOSING';
     this.#helios._outbox.push(`[${OP.close},${this.#key},${code},${JSON.stringify(String(reason))}]`);
   }

@@ -53,6 +53,7 @@ class Helios {
       upgradeHook: this.options.upgrade !== null,
       rateLimit: this.options.rateLimit ?? undefined,
       idleTimeout: this.options.idleTimeout ?? undefined,
+      echo: this.options.echo,
       sessions: this.options.sessionRecovery
         ? {
             secret: this.options.sessionRecovery.secret,

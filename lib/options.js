@@ -16,6 +16,7 @@ const DEFAULTS = Object.freeze({
   rateLimit: null,
   idleTimeout: null,
   sessionRecovery: null,
+  echo: false,
   healthCheck: Object.freeze({ enabled: true, interval: 30000, timeout: 10000, maxMissed: 2 }),
 });
 
@@ -69,6 +70,7 @@ function heliosOptions(options = {}) {
   if (upgrade !== null && typeof upgrade !== 'function') fail("option 'upgrade' must be a function");
   if (merged.rateLimit !== null) merged.rateLimit = rateLimit(merged.rateLimit);
   if (merged.idleTimeout !== null) positiveInteger('idleTimeout', merged.idleTimeout, 2 ** 31 - 1);
+  if (typeof merged.echo !== 'boolean') fail("option 'echo' must be a boolean");
   if (merged.sessionRecovery !== null) merged.sessionRecovery = sessionRecovery(merged.sessionRecovery);
   return Object.freeze(merged);
 }

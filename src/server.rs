@@ -83,6 +83,8 @@ pub struct NativeOptions {
     pub idle_timeout: Option<u32>,
     /// Session recovery.
     pub sessions: Option<NativeSessions>,
+    /// Echo every message, skipping the protocol (conformance testing).
+    pub echo: Option<bool>,
 }
 
 /// What `broadcast` did.
@@ -128,6 +130,7 @@ impl NativeServer {
             max_connections: options.max_connections.map(|max| max as usize),
             health_path: options.health_path,
             upgrade_hook: options.upgrade_hook,
+            echo: options.echo.unwrap_or(false),
             sessions: options.sessions.map(|sessions| SessionConfig {
                 secret: sessions.secret.into_bytes(),
                 ttl: Duration::from_millis(u64::from(sessions.ttl)),

@@ -44,6 +44,9 @@ pub struct Config {
     pub idle_timeout: Option<Duration>,
     /// Session recovery, or `None` for plain connections.
     pub sessions: Option<SessionConfig>,
+    /// Send every message back as it came, skipping the protocol: for conformance testing of the
+    /// WebSocket layer (Autobahn|Testsuite), never for applications.
+    pub echo: bool,
 }
 
 /// A per-connection message rate.
@@ -94,6 +97,7 @@ impl Default for Config {
             rate_limit: None,
             idle_timeout: None,
             sessions: None,
+            echo: false,
         }
     }
 }

@@ -290,6 +290,13 @@ impl Server {
         Ok(())
     }
 
+    /// The runtime the server runs on, while serving.
+    fn runtime(&self) -> Option<tokio::runtime::Handle> {
+        self.running()
+            .as_ref()
+            .map(|running| running.runtime.clone())
+    }
+
     fn apply_one(&self, op: Op<'_>) {
         if let Op::Upgrade {
             id,
@@ -351,11 +358,7 @@ impl Server {
                 timeout_ms,
                 ..
             } => {
-                let Some(runtime) = self
-                    .running()
-                    .as_ref()
-                    .map(|running| running.runtime.clone())
-                else {
+                let Some(runtime) = self.runtime() else {
                     return;
                 };
                 let timer_conn = conn.clone();
@@ -398,7 +401,14 @@ impl Server {
                 ));
             }
             Op::Ping { id, .. } => conn.ping(id),
-            Op::Close { code, reason, .. } => conn.close(code, &reason),
+            Op::Close { code, reason, .. } => {
+                // A waiting session has no socket to close: it ends now.
+                if let (true, Some(runtime)) = (conn.close(code, &reason), self.runtime()) {
+                    let shared = self.shared.clone();
+                    let reason = reason.into_owned();
+                    runtime.spawn(async move { net::end(&shared, &conn, code, &reason).await });
+                }
+            }
             // Answered above: an upgrade has no connection yet.
             Op::Upgrade { .. } => {}
         }

@@ -128,6 +128,7 @@ fn resume(
                 ttl_ms,
                 replayed: resumed.replayed,
                 gap: resumed.gap,
+                seq: resumed.seq,
             })
         })
         .map_err(|refusal| refusal.to_string())?;
@@ -178,7 +179,7 @@ pub(crate) async fn detach(
 }
 
 /// Ends a connection for good: out of the registry and every room, its pending requests dropped.
-async fn end(shared: &Shared, conn: &Connection, code: u16, reason: &str) {
+pub(crate) async fn end(shared: &Shared, conn: &Connection, code: u16, reason: &str) {
     conn.close_pending();
     shared.connections.remove(&conn.key);
     shared.sessions.remove(&conn.id);

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
 use super::outbox::Outbox;
 use crate::session::Replay;
@@ -89,6 +89,8 @@ pub(crate) struct Resumed {
     pub(crate) gap: bool,
     /// The generation the next token must carry.
     pub(crate) gen: u64,
+    /// The number of the last numbered frame, which the client's count should be after the replay.
+    pub(crate) seq: u64,
 }
 
 impl Connection {
@@ -154,6 +156,19 @@ impl Connection {
         kept
     }
 
+    /// Queues a binary frame (echo mode): not numbered, not kept.
+    pub(crate) fn send_binary(&self, frame: Bytes) -> bool {
+        let queued = self
+            .link()
+            .outbox
+            .as_ref()
+            .is_some_and(|outbox| outbox.push_binary(frame));
+        if !queued {
+            self.stats.dropped();
+        }
+        queued
+    }
+
     /// Queues a session control frame: not numbered, not kept, only for the current socket.
     pub(crate) fn send_control(&self, frame: impl Into<Utf8Bytes>) {
         if let Some(outbox) = &self.link().outbox {
@@ -168,11 +183,22 @@ impl Connection {
         }
     }
 
-    /// Asks for the connection to be closed.
-    pub(crate) fn close(&self, code: u16, reason: &str) {
-        if let Some(outbox) = &self.link().outbox {
+    /// Asks for the connection to be closed. The server closing a connection (the application, or a
+    /// policy such as the rate limit) ends its session too: only a lost socket is worth resuming.
+    /// Returns true when there is no socket to close (a waiting session): the caller ends it now.
+    pub(crate) fn close(&self, code: u16, reason: &str) -> bool {
+        let mut link = self.link();
+        let waiting = match &mut link.session {
+            Some(session) if !session.ended => {
+                session.ended = true;
+                link.outbox.is_none()
+            }
+            _ => false,
+        };
+        if let Some(outbox) = &link.outbox {
             outbox.close(code, reason);
         }
+        waiting
     }
 
     /// The client has processed the first `seq` numbered frames.
@@ -253,6 +279,7 @@ impl Connection {
             replayed: since.frames.len(),
             gap: since.gap,
             gen: session.gen,
+            seq: session.replay.next_seq() - 1,
         };
         outbox.push(recovered(&resumed).into(), false);
         *current = Some(outbox);

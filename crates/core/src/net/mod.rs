@@ -14,6 +14,7 @@ mod tls;
 mod transport;
 
 pub(crate) use admission::Verdict;
+pub(crate) use attach::end;
 pub(crate) use connection::Connection;
 pub(crate) use listener::accept;
 pub use tls::{TlsError, TlsIdentity};

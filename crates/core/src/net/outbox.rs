@@ -3,13 +3,15 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use tokio::sync::{mpsc, Notify};
-use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
 /// What the socket task writes next.
 #[derive(Debug)]
 pub(crate) enum Outbound {
     /// A text frame; clones share the bytes, so one broadcast frame serves every recipient.
     Frame(Utf8Bytes),
+    /// A binary frame (echo mode only: protocol messages are text).
+    Binary(Bytes),
     /// A ping the application asked for, with its id.
     Ping(u64),
     /// A close frame, after which the connection only waits for the client's close.
@@ -45,10 +47,19 @@ impl Outbox {
     /// A `volatile` frame over the limit is only dropped: the connection stays, for messages that are
     /// worthless late (positions, typing indicators).
     pub(crate) fn push(&self, frame: Utf8Bytes, volatile: bool) -> bool {
+        self.admit(frame.len(), volatile) && self.tx.send(Outbound::Frame(frame)).is_ok()
+    }
+
+    /// Queues a binary frame, under the same limit.
+    pub(crate) fn push_binary(&self, frame: Bytes) -> bool {
+        self.admit(frame.len(), false) && self.tx.send(Outbound::Binary(frame)).is_ok()
+    }
+
+    /// Counts `len` more queued bytes, unless that passes the limit.
+    fn admit(&self, len: usize, volatile: bool) -> bool {
         if self.overflowed.load(Ordering::Acquire) {
             return false;
         }
-        let len = frame.len();
         let before = self.queued.fetch_add(len, Ordering::AcqRel);
         if before > 0 && before + len > self.limit {
             self.queued.fetch_sub(len, Ordering::AcqRel);
@@ -65,7 +76,7 @@ impl Outbox {
             }
             return false;
         }
-        self.tx.send(Outbound::Frame(frame)).is_ok()
+        true
     }
 
     /// Resolves once the byte limit has been passed; the socket task then drops the connection, since a

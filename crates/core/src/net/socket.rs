@@ -253,7 +253,7 @@ async fn run(
             _ = sleep_until(idle_deadline.unwrap_or_else(Instant::now)), if idle_deadline.is_some() && closing.is_none() => {
                 tracing::debug!(conn = %conn.id, "idle, closing");
                 let _ = conn.calls.send(call::limit(conn.key, "idle-timeout")).await;
-                start_close(&mut ws, 1001, "Idle timeout", &mut closing, shared).await;
+                conn.close(1001, "Idle timeout");
             },
             _ = super::stopped(shutdown), if closing.is_none() => {
                 // What the application queued before the stop (the last replies) still goes out first.
@@ -326,6 +326,14 @@ async fn receive(
         _ => None,
     };
     let effect = match message {
+        Message::Text(text) if shared.config.echo => {
+            conn.send(text);
+            Effect::Nothing
+        }
+        Message::Binary(bytes) if shared.config.echo => {
+            conn.send_binary(bytes);
+            Effect::Nothing
+        }
         Message::Text(text) => match admit {
             Some(retry_after) => inbound::limited_text(shared, conn, text.as_str(), retry_after),
             None => inbound::text(shared, conn, text.as_str()),
@@ -408,6 +416,12 @@ async fn write(
             Outbound::Frame(frame) => {
                 let len = frame.len();
                 ws.feed(Message::Text(frame)).await?;
+                outbox.written(len);
+                shared.stats.sent(len);
+            }
+            Outbound::Binary(frame) => {
+                let len = frame.len();
+                ws.feed(Message::Binary(frame)).await?;
                 outbox.written(len);
                 shared.stats.sent(len);
             }

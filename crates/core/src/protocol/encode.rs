@@ -118,6 +118,8 @@ struct SessionMessage<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     gap: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
 }
 
@@ -144,6 +146,8 @@ pub enum SessionEvent<'a> {
         replayed: usize,
         /// Some frames the client never processed are gone.
         gap: bool,
+        /// The number of the last counted message so far: the client's count after the replay.
+        seq: u64,
     },
     /// A resume was refused; a `Created` follows.
     RecoveryFailed {
@@ -162,6 +166,7 @@ pub fn session_frame(event: SessionEvent<'_>) -> String {
         ttl: None,
         replayed: None,
         gap: None,
+        seq: None,
         reason: None,
     };
     to_text(&match event {
@@ -182,6 +187,7 @@ pub fn session_frame(event: SessionEvent<'_>) -> String {
             ttl_ms,
             replayed,
             gap,
+            seq,
         } => SessionMessage {
             event: "recovered",
             session_id: Some(session_id),
@@ -189,6 +195,7 @@ pub fn session_frame(event: SessionEvent<'_>) -> String {
             ttl: Some(ttl_ms),
             replayed: Some(replayed),
             gap: Some(gap),
+            seq: Some(seq),
             ..empty
         },
         SessionEvent::RecoveryFailed { reason } => SessionMessage {
