@@ -210,6 +210,7 @@ describe('sessions', () => {
     const raw = await rawSocket(url);
     const { connection } = await opened;
     await raw.request(1, 'helios.subscribe', { topic: 'lobby' });
+    const token = (await raw.next((m) => m.type === 'session')).token;
     const pending = connection.request('client.never', null, { timeout: 5000 }).catch((error) => error);
     const ended = nextEvent(helios.events, 'disconnection', (d) => d.sessionEnded === true, 3000);
     raw.ws.close(4000);
@@ -219,6 +220,9 @@ describe('sessions', () => {
     expect((await pending).code).toBe('CONNECTION_CLOSED');
     expect(helios.rooms.count).toBe(0);
     expect(helios.connections.size).toBe(0);
+    // The token of the destroyed session resumes nothing.
+    const late = await rawSocket(resumeUrl(url, token, 0));
+    expect((await late.next((m) => m.type === 'session')).reason).toBe('unknown session');
   });
 
   test('session.refresh gives a new token once per ttl/2; the old token stops working', async () => {
