@@ -43,6 +43,16 @@ export interface HeliosOptions {
    * (Autobahn|Testsuite); no handler runs in this mode.
    */
   echo?: boolean;
+  /** Rooms one connection may be in; past it `helios.subscribe` answers `too many subscriptions`. Default: 100. */
+  maxSubscriptions?: number;
+  /** Server requests waiting for one connection; past it `request` rejects with `TOO_MANY_PENDING`. Default: 1000. */
+  maxPendingRequests?: number;
+  /** ms a client has to complete its upgrade (TLS and HTTP head included). Default: 10000. */
+  handshakeTimeout?: number;
+  /** ms a method handler may take; past it the client gets 504 `HANDLER_TIMEOUT`. Default: 30000. */
+  handlerTimeout?: number;
+  /** Send handler errors' stack traces to clients. Default: false (never in production). */
+  debug?: boolean;
 }
 
 /** Options of `rateLimit`. */

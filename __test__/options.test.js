@@ -22,6 +22,11 @@ describe('constructor options', () => {
       idleTimeout: null,
       sessionRecovery: null,
       echo: false,
+      maxSubscriptions: 100,
+      maxPendingRequests: 1000,
+      handshakeTimeout: 10000,
+      handlerTimeout: 30000,
+      debug: false,
     });
     expect(new Helios({}).options.parseMode).toBe('strict');
     expect(new Helios({ requestTimeout: 250, parseMode: 'permissive' }).options).toMatchObject({

@@ -146,12 +146,18 @@ class Connection {
   }
 
   /** @internal request `id` got no answer in time */
-  _failed(id) {
+  _failed(id, reason) {
     const pending = this.#pending.get(id);
     if (!pending) return;
     this.#pending.delete(id);
-    const error = new Error(`Request '${pending.method}' timed out after ${pending.timeout} ms`);
-    error.code = 'REQUEST_TIMEOUT';
+    const error =
+      reason === 'too-many-pending'
+        ? Object.assign(new Error(`Request '${pending.method}' refused: connection ${this.id} has too many requests waiting`), {
+            code: 'TOO_MANY_PENDING',
+          })
+        : Object.assign(new Error(`Request '${pending.method}' timed out after ${pending.timeout} ms`), {
+            code: 'REQUEST_TIMEOUT',
+          });
     pending.reject(error);
   }
 

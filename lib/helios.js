@@ -11,6 +11,7 @@ const { Namespace } = require('./namespace.js');
 const { heliosOptions, serveOptions } = require('./options.js');
 const { Outbox, OP } = require('./outbox.js');
 const { Response } = require('./response.js');
+const { Deadlines } = require('./deadlines.js');
 const { Rooms, roomDeclaration } = require('./rooms.js');
 
 /** Call kinds, as the core's `app::call` documents them. */
@@ -33,6 +34,7 @@ class Helios {
   #inFlight = 0;
   #idleWaiters = [];
   #stopping = null;
+  #deadlines = new Deadlines();
 
   constructor(options) {
     /** The validated options, with defaults. */
@@ -54,6 +56,9 @@ class Helios {
       rateLimit: this.options.rateLimit ?? undefined,
       idleTimeout: this.options.idleTimeout ?? undefined,
       echo: this.options.echo,
+      maxSubscriptions: this.options.maxSubscriptions,
+      maxPendingRequests: this.options.maxPendingRequests,
+      handshakeTimeout: this.options.handshakeTimeout,
       sessions: this.options.sessionRecovery
         ? {
             secret: this.options.sessionRecovery.secret,
@@ -331,7 +336,7 @@ class Helios {
         break;
       }
       case CALL.requestFailed:
-        connection._failed(call[2]);
+        connection._failed(call[2], call[3]);
         break;
       case CALL.unparsed: {
         const [, , format, content] = call;
@@ -375,8 +380,16 @@ class Helios {
     const handler = this.#handlers[handlerId];
     const chain = middlewareIds.map((id) => this.#handlers[id]);
     this.#inFlight += 1;
-    const respond = (value) => this.#answered(connection, requestId, value);
-    const failed = (error) => this.#answered(connection, requestId, handlerFailure(method, error));
+    // Exactly one answer per request: the handler's, or the 504 of a handler that took too long.
+    let answered = false;
+    let forgetDeadline = null;
+    const respond = (value) => {
+      if (answered) return;
+      answered = true;
+      forgetDeadline?.();
+      this.#answered(connection, requestId, value);
+    };
+    const failed = (error) => respond(handlerFailure(method, error, this.options.debug));
     let result;
     try {
       result = runChain(chain, handler, context);
@@ -384,8 +397,16 @@ class Helios {
       failed(error);
       return;
     }
-    if (result && typeof result.then === 'function') result.then(respond, failed);
-    else respond(result);
+    if (result && typeof result.then === 'function') {
+      result.then(respond, failed);
+      const timeout = this.options.handlerTimeout;
+      forgetDeadline = this.#deadlines.watch(timeout, () => {
+        console.error(`[helios] handler of '${method}' did not answer within ${timeout} ms`);
+        respond(Response.error(`Handler of '${method}' did not answer within ${timeout} ms`, 504, 'HANDLER_TIMEOUT'));
+      });
+    } else {
+      respond(result);
+    }
   }
 
   #answered(connection, requestId, value) {
@@ -529,10 +550,13 @@ function runChain(chain, handler, context) {
   return step(0);
 }
 
-function handlerFailure(method, error) {
+/** The 500 answer of a handler that threw; its stack goes to the client only in debug mode. */
+function handlerFailure(method, error, debug) {
   console.error(`[helios] handler of '${method}' failed:`, error);
   const message = error instanceof Error ? error.message : String(error);
-  return Response.error(message, 500, 'HANDLER_ERROR');
+  const body = { code: 'HANDLER_ERROR', message };
+  if (debug && error instanceof Error && error.stack) body.stack = error.stack;
+  return new Response(500, null, body);
 }
 
 function checkHandler(what, pattern, handler) {

@@ -17,6 +17,11 @@ const DEFAULTS = Object.freeze({
   idleTimeout: null,
   sessionRecovery: null,
   echo: false,
+  maxSubscriptions: 100,
+  maxPendingRequests: 1000,
+  handshakeTimeout: 10000,
+  handlerTimeout: 30000,
+  debug: false,
   healthCheck: Object.freeze({ enabled: true, interval: 30000, timeout: 10000, maxMissed: 2 }),
 });
 
@@ -71,6 +76,11 @@ function heliosOptions(options = {}) {
   if (merged.rateLimit !== null) merged.rateLimit = rateLimit(merged.rateLimit);
   if (merged.idleTimeout !== null) positiveInteger('idleTimeout', merged.idleTimeout, 2 ** 31 - 1);
   if (typeof merged.echo !== 'boolean') fail("option 'echo' must be a boolean");
+  if (typeof merged.debug !== 'boolean') fail("option 'debug' must be a boolean");
+  positiveInteger('maxSubscriptions', merged.maxSubscriptions, 2 ** 31 - 1);
+  positiveInteger('maxPendingRequests', merged.maxPendingRequests, 2 ** 31 - 1);
+  positiveInteger('handshakeTimeout', merged.handshakeTimeout, 2 ** 31 - 1);
+  positiveInteger('handlerTimeout', merged.handlerTimeout, 2 ** 31 - 1);
   if (merged.sessionRecovery !== null) merged.sessionRecovery = sessionRecovery(merged.sessionRecovery);
   return Object.freeze(merged);
 }

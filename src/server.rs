@@ -1,5 +1,6 @@
 //! `NativeServer`, the JavaScript mirror of `helios_core::Server`.
 
+use std::net::ToSocketAddrs;
 use std::sync::Arc;
 
 use std::time::Duration;
@@ -85,6 +86,12 @@ pub struct NativeOptions {
     pub sessions: Option<NativeSessions>,
     /// Echo every message, skipping the protocol (conformance testing).
     pub echo: Option<bool>,
+    /// Most rooms one connection may be in.
+    pub max_subscriptions: Option<u32>,
+    /// Most server requests waiting for one connection's answers.
+    pub max_pending_requests: Option<u32>,
+    /// Milliseconds a client has to complete its upgrade (TLS included).
+    pub handshake_timeout: Option<u32>,
 }
 
 /// What `broadcast` did.
@@ -131,6 +138,17 @@ impl NativeServer {
             health_path: options.health_path,
             upgrade_hook: options.upgrade_hook,
             echo: options.echo.unwrap_or(false),
+            max_subscriptions: options
+                .max_subscriptions
+                .map_or(defaults.max_subscriptions, |max| max as usize),
+            max_pending_requests: options
+                .max_pending_requests
+                .map_or(defaults.max_pending_requests, |max| max as usize),
+            handshake_timeout: options
+                .handshake_timeout
+                .map_or(defaults.handshake_timeout, |ms| {
+                    Duration::from_millis(u64::from(ms))
+                }),
             sessions: options.sessions.map(|sessions| SessionConfig {
                 secret: sessions.secret.into_bytes(),
                 ttl: Duration::from_millis(u64::from(sessions.ttl)),
@@ -249,8 +267,14 @@ impl NativeServer {
         on_batch: ThreadsafeFunction<String, (), String, Status, false>,
     ) -> Result<u32> {
         let port = u16::try_from(port).map_err(|_| to_js(format!("invalid port {port}")))?;
-        let listener = std::net::TcpListener::bind((hostname.as_str(), port))
-            .map_err(|error| to_js(format!("cannot listen on {hostname}:{port}: {error}")))?;
+        let cannot =
+            |error: std::io::Error| to_js(format!("cannot listen on {hostname}:{port}: {error}"));
+        let addr = (hostname.as_str(), port)
+            .to_socket_addrs()
+            .map_err(cannot)?
+            .next()
+            .ok_or_else(|| to_js(format!("cannot listen on {hostname}:{port}: no address")))?;
+        let listener = helios_core::bind(addr).map_err(cannot)?;
         let app = JsApp { on_batch };
         let tls = tls.map(|tls| TlsIdentity {
             cert_pem: tls.cert,

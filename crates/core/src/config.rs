@@ -42,6 +42,10 @@ pub struct Config {
     pub rate_limit: Option<RateLimit>,
     /// Close connections that send nothing for this long (pongs do not count), or `None` to keep them.
     pub idle_timeout: Option<Duration>,
+    /// Most rooms one connection may be in.
+    pub max_subscriptions: usize,
+    /// Most server-to-client requests waiting for one connection's answers.
+    pub max_pending_requests: usize,
     /// Session recovery, or `None` for plain connections.
     pub sessions: Option<SessionConfig>,
     /// Send every message back as it came, skipping the protocol: for conformance testing of the
@@ -98,6 +102,8 @@ impl Default for Config {
             idle_timeout: None,
             sessions: None,
             echo: false,
+            max_subscriptions: 100,
+            max_pending_requests: 1000,
         }
     }
 }

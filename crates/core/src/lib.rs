@@ -19,7 +19,7 @@ pub mod stats;
 
 pub use app::App;
 pub use config::{Config, HealthCheck, ParseMode, RateLimit};
-pub use net::{TlsError, TlsIdentity};
+pub use net::{bind, TlsError, TlsIdentity};
 pub use pattern::PatternError;
 pub use rooms::{Broadcast, RoomError, Rooms};
 pub use router::{HandlerId, Router};

@@ -15,7 +15,7 @@ use crate::app::op::{self, Op, OpError};
 use crate::app::{call, dispatch, App};
 use crate::config::Config;
 use crate::net::Verdict;
-use crate::net::{self, Connection, TlsError, TlsIdentity};
+use crate::net::{self, Connection, Pending, TlsError, TlsIdentity};
 use crate::pattern::PatternError;
 use crate::protocol::{self, ErrorCode};
 use crate::rooms::{request, Broadcast, Denial, Join, Rooms};
@@ -123,12 +123,13 @@ impl Server {
             .sessions
             .as_ref()
             .map(|sessions| Tokens::new(&sessions.secret));
+        let rooms = Rooms::new(config.max_subscriptions);
         Server {
             shared: Arc::new(Shared {
                 config,
                 router: RwLock::new(Router::new()),
                 connections: DashMap::new(),
-                rooms: Rooms::default(),
+                rooms,
                 next_key: AtomicU64::new(0),
                 report_pongs: AtomicBool::new(false),
                 admitted: AtomicUsize::new(0),
@@ -362,13 +363,23 @@ impl Server {
                     return;
                 };
                 let timer_conn = conn.clone();
-                let registered = conn.add_pending(id, || {
+                let max = self.shared.config.max_pending_requests;
+                match conn.add_pending(id, max, || {
                     runtime
                         .spawn(expire(timer_conn, id, Duration::from_millis(timeout_ms)))
                         .abort_handle()
-                });
-                if registered {
-                    conn.send(protocol::request_frame(id, &method, payload));
+                }) {
+                    Pending::Added => {
+                        conn.send(protocol::request_frame(id, &method, payload));
+                    }
+                    Pending::Full => {
+                        // The application's promise fails at once instead of waiting for a timeout.
+                        let failed = call::request_failed(conn.key, id, "too-many-pending");
+                        runtime.spawn(async move {
+                            let _ = conn.calls.send(failed).await;
+                        });
+                    }
+                    Pending::Refused => {}
                 }
             }
             Op::EventError { topic, message, .. } => {
@@ -392,6 +403,7 @@ impl Server {
                         // Closed meanwhile: nobody is left to answer.
                         Join::Closed => return,
                         Join::Joined | Join::Already => Ok(()),
+                        Join::Full => Err(Denial::TooManyRooms),
                     },
                 };
                 conn.send(protocol::response_frame(

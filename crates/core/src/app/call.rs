@@ -7,7 +7,7 @@
 //! | 2    | `[2, conn, requestId, method, handler, [middleware], payload]` | run a method                     |
 //! | 3    | `[3, conn, topic, [handlers], data]`                   | a client event                           |
 //! | 4    | `[4, conn, requestId, status, data, error]`            | a client answered a server request       |
-//! | 5    | `[5, conn, requestId, reason]`                         | a server request failed (timed out)      |
+//! | 5    | `[5, conn, requestId, reason]`                         | a server request failed: `timeout`, or `too-many-pending` (the connection's limit) |
 //! | 6    | `[6, conn, format, content]`                           | a frame that is not a protocol message (permissive mode); format is `json` (content raw), `text` or `binary` (base64) |
 //! | 7    | `[7, conn, topic, joined]`                             | the connection joined a public room through `helios.subscribe` (`true`) or left a room through `helios.unsubscribe` (`false`); joins of protected rooms are known from op 5, and a close leaves every room without this call |
 //! | 8    | `[8, conn, requestId, topic, validator, [captures], data]` | run a protected room's validator; answered with op 5 |

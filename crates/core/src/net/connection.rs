@@ -26,13 +26,24 @@ pub(crate) struct Connection {
     /// Carries calls to the application; held here so work started for this connection can report back.
     pub(crate) calls: mpsc::Sender<String>,
     link: Mutex<Link>,
-    pending: Mutex<Pending>,
+    pending: Mutex<Waiting>,
     stats: Arc<Stats>,
+}
+
+/// What became of a server request.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Pending {
+    /// Waiting for the client's answer.
+    Added,
+    /// The connection has as many requests waiting as it may.
+    Full,
+    /// The connection has ended, or the id is taken.
+    Refused,
 }
 
 /// Server requests waiting for the client's answer, each with its timeout task.
 #[derive(Debug, Default)]
-struct Pending {
+struct Waiting {
     closed: bool,
     timers: HashMap<u64, AbortHandle>,
 }
@@ -117,7 +128,7 @@ impl Connection {
                     ended: false,
                 }),
             }),
-            pending: Mutex::new(Pending::default()),
+            pending: Mutex::new(Waiting::default()),
             stats,
         }
     }
@@ -300,23 +311,31 @@ impl Connection {
         Some(Ok(session.gen))
     }
 
-    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+    fn pending(&self) -> std::sync::MutexGuard<'_, Waiting> {
         // A poisoned lock only means another thread panicked mid-update of a plain map; keep serving.
         self.pending
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Records a server request and starts its timeout task with `start_timer`; false once the
-    /// connection has closed or when the id is already pending. The timer starts under the lock, so even
-    /// a zero timeout finds its entry.
-    pub(crate) fn add_pending(&self, id: u64, start_timer: impl FnOnce() -> AbortHandle) -> bool {
-        let mut pending = self.pending();
-        if pending.closed || pending.timers.contains_key(&id) {
-            return false;
+    /// Records a server request and starts its timeout task with `start_timer`, unless the connection
+    /// has ended, the id is taken, or `max` requests are waiting already. The timer starts under the lock,
+    /// so even a zero timeout finds its entry.
+    pub(crate) fn add_pending(
+        &self,
+        id: u64,
+        max: usize,
+        start_timer: impl FnOnce() -> AbortHandle,
+    ) -> Pending {
+        let mut waiting = self.pending();
+        if waiting.closed || waiting.timers.contains_key(&id) {
+            return Pending::Refused;
         }
-        pending.timers.insert(id, start_timer());
-        true
+        if waiting.timers.len() >= max {
+            return Pending::Full;
+        }
+        waiting.timers.insert(id, start_timer());
+        Pending::Added
     }
 
     /// Takes a server request out of the pending set because it was answered; false when it was not

@@ -173,6 +173,7 @@ fn room_method(
                 reply: answer(Ok(())),
             },
             Join::Already => Effect::Reply(answer(Ok(()))),
+            Join::Full => Effect::Reply(answer(Err(Denial::TooManyRooms))),
             // Only a closed connection is refused, and a closed one sends nothing more.
             Join::Closed => Effect::Nothing,
         },

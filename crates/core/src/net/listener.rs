@@ -11,6 +11,21 @@ use crate::server::Shared;
 
 use super::socket;
 
+/// Connections the kernel may hold before they are accepted: a burst of connects larger than the usual
+/// 128 would otherwise wait on SYN retransmissions, seconds each.
+const BACKLOG: i32 = 1024;
+
+/// Binds a listening socket on `addr`, with address reuse (a restarted server gets its port back at once)
+/// and a deep backlog.
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
 /// Longest pause after failing accepts (for instance when out of file descriptors).
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 

@@ -15,8 +15,9 @@ mod transport;
 
 pub(crate) use admission::Verdict;
 pub(crate) use attach::end;
-pub(crate) use connection::Connection;
+pub(crate) use connection::{Connection, Pending};
 pub(crate) use listener::accept;
+pub use listener::bind;
 pub use tls::{TlsError, TlsIdentity};
 
 /// Resolves once `shutdown` turns true or its sender is gone.

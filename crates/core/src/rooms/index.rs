@@ -19,6 +19,8 @@ pub(crate) enum Join {
     Already,
     /// The connection is not open (never opened, or closed): nothing changed.
     Closed,
+    /// The connection is in as many rooms as it may be.
+    Full,
 }
 
 /// Members by room and rooms by member. A connection can only join between `open` and `close`, so a
@@ -51,12 +53,15 @@ impl Membership {
     }
 
     /// Puts an open connection in the room `topic`.
-    pub(crate) fn join(&mut self, conn: u64, topic: &str) -> Join {
+    pub(crate) fn join(&mut self, conn: u64, topic: &str, max_rooms: usize) -> Join {
         let Some(topics) = self.subscriptions.get_mut(&conn) else {
             return Join::Closed;
         };
         if topics.contains(topic) {
             return Join::Already;
+        }
+        if topics.len() >= max_rooms {
+            return Join::Full;
         }
         let topic: Arc<str> = match self.members.get_key_value(topic) {
             Some((existing, _)) => existing.clone(),
@@ -205,14 +210,14 @@ mod tests {
     #[test]
     fn only_open_connections_join() {
         let mut membership = Membership::default();
-        assert_eq!(membership.join(1, "lobby"), Join::Closed);
+        assert_eq!(membership.join(1, "lobby", usize::MAX), Join::Closed);
         membership.open(1);
-        assert_eq!(membership.join(1, "lobby"), Join::Joined);
-        assert_eq!(membership.join(1, "lobby"), Join::Already);
+        assert_eq!(membership.join(1, "lobby", usize::MAX), Join::Joined);
+        assert_eq!(membership.join(1, "lobby", usize::MAX), Join::Already);
         assert_eq!(membership.members("lobby"), vec![1]);
         assert_eq!(membership.close(1).len(), 1);
         assert_eq!(
-            membership.join(1, "lobby"),
+            membership.join(1, "lobby", usize::MAX),
             Join::Closed,
             "a join after close is refused"
         );
@@ -224,8 +229,8 @@ mod tests {
         let mut membership = Membership::default();
         for conn in 1..=3 {
             membership.open(conn);
-            membership.join(conn, "chat:a");
-            membership.join(conn, "chat:b:c");
+            membership.join(conn, "chat:a", usize::MAX);
+            membership.join(conn, "chat:b:c", usize::MAX);
         }
         assert!(membership.leave(1, "chat:a"));
         assert!(!membership.leave(1, "chat:a"));
@@ -243,7 +248,7 @@ mod tests {
         let mut membership = Membership::default();
         membership.open(1);
         for topic in ["chat:a", "chat:b", "chat:a:x", "chat", "news:a", "a"] {
-            membership.join(1, topic);
+            membership.join(1, topic, usize::MAX);
         }
         assert_eq!(topics(&membership, "chat:*"), ["chat:a", "chat:b"]);
         assert_eq!(
@@ -260,8 +265,8 @@ mod tests {
     fn a_pruned_branch_keeps_its_neighbours() {
         let mut membership = Membership::default();
         membership.open(1);
-        membership.join(1, "chat:a");
-        membership.join(1, "chat:a:x");
+        membership.join(1, "chat:a", usize::MAX);
+        membership.join(1, "chat:a:x", usize::MAX);
         membership.leave(1, "chat:a");
         assert_eq!(topics(&membership, "chat:**"), ["chat:a:x"]);
         membership.leave(1, "chat:a:x");

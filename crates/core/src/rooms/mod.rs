@@ -28,10 +28,18 @@ pub struct Broadcast {
 }
 
 /// The rooms of one server.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Rooms {
     declarations: RwLock<Declarations>,
     membership: Mutex<Membership>,
+    /// Most rooms one connection may be in.
+    max_per_connection: usize,
+}
+
+impl Default for Rooms {
+    fn default() -> Self {
+        Rooms::new(usize::MAX)
+    }
 }
 
 impl Rooms {
@@ -100,9 +108,18 @@ impl Rooms {
         self.membership().close(conn)
     }
 
+    /// Rooms whose connections may each be in at most `max_per_connection` rooms.
+    pub fn new(max_per_connection: usize) -> Self {
+        Rooms {
+            declarations: RwLock::default(),
+            membership: Mutex::default(),
+            max_per_connection,
+        }
+    }
+
     /// Puts an open connection in the room `topic`.
     pub(crate) fn join(&self, conn: u64, topic: &str) -> Join {
-        self.membership().join(conn, topic)
+        self.membership().join(conn, topic, self.max_per_connection)
     }
 
     /// Takes a connection out of the room `topic`; false when it was not in it.

@@ -44,6 +44,8 @@ pub enum Denial {
     ValidatorFailed(String),
     /// An unsubscribe from a room the connection is not in.
     NotSubscribed,
+    /// The connection is in as many rooms as it may be.
+    TooManyRooms,
 }
 
 impl std::fmt::Display for Denial {
@@ -54,6 +56,7 @@ impl std::fmt::Display for Denial {
             Denial::PermissionDenied => f.write_str("permission denied"),
             Denial::ValidatorFailed(message) => write!(f, "validator failed: {message}"),
             Denial::NotSubscribed => f.write_str("not subscribed"),
+            Denial::TooManyRooms => f.write_str("too many subscriptions"),
         }
     }
 }
