@@ -127,6 +127,15 @@ fn name<'a>(raw: Option<&'a RawValue>, what: &'static str) -> Result<Cow<'a, str
 
 /// Decodes one text frame.
 pub fn decode(text: &str) -> Result<Inbound<'_>, DecodeError> {
+    // Only an object is a message: serde would also fill the envelope from an array, by position.
+    if !text.trim_start().starts_with('{') {
+        return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Ok(_) => DecodeError::InvalidMessage(Cow::Borrowed(
+                "not a protocol message: expected a JSON object",
+            )),
+            Err(error) => DecodeError::InvalidJson(error.to_string()),
+        });
+    }
     let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|error| {
         if error.is_data() {
             DecodeError::InvalidMessage(format!("not a protocol message: {error}").into())

@@ -2,6 +2,8 @@
 //! Pure logic over values; the network layer applies it to sockets.
 
 mod replay;
+#[cfg(test)]
+mod replay_properties;
 mod token;
 
 use std::time::Duration;
