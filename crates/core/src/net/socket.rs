@@ -224,7 +224,13 @@ async fn run(
                         return ending;
                     }
                 }
-                Some(Err(error)) => return fail(&mut ws, conn, error, closing).await,
+                Some(Err(error)) => {
+                    // Answers to the messages before the bad frame still go out, then the close.
+                    if closing.is_none() {
+                        flush_queue(&mut ws, outbox, &mut outbound, &mut closing, &mut pings, shared).await;
+                    }
+                    return fail(&mut ws, conn, error, closing).await;
+                }
                 None => return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, "")),
             },
             Some(first) = outbound.recv(), if closing.is_none() => {
@@ -257,14 +263,7 @@ async fn run(
             },
             _ = super::stopped(shutdown), if closing.is_none() => {
                 // What the application queued before the stop (the last replies) still goes out first.
-                let flushed = async {
-                    while closing.is_none() {
-                        let Ok(first) = outbound.try_recv() else { break };
-                        write(&mut ws, outbox, first, &mut outbound, &mut closing, &mut pings, shared).await?;
-                    }
-                    Ok::<(), WsError>(())
-                };
-                let _ = timeout(shared.config.close_timeout, flushed).await;
+                flush_queue(&mut ws, outbox, &mut outbound, &mut closing, &mut pings, shared).await;
                 if closing.is_none() {
                     start_close(&mut ws, 1001, "Server stopping", &mut closing, shared).await;
                 }
@@ -397,6 +396,25 @@ async fn pong(
         _ => return,
     };
     let _ = conn.calls.send(call).await;
+}
+
+/// Writes what is queued now, within the close timeout: the last words before a close.
+async fn flush_queue(
+    ws: &mut Socket,
+    outbox: &Outbox,
+    outbound: &mut mpsc::UnboundedReceiver<Outbound>,
+    closing: &mut Option<(Instant, Ending)>,
+    pings: &mut HashMap<u64, Instant>,
+    shared: &Shared,
+) {
+    let flushed = async {
+        while closing.is_none() {
+            let Ok(first) = outbound.try_recv() else { break };
+            write(ws, outbox, first, outbound, closing, pings, shared).await?;
+        }
+        Ok::<(), WsError>(())
+    };
+    let _ = timeout(shared.config.close_timeout, flushed).await;
 }
 
 /// Writes `first` and whatever else is queued, then flushes once.
