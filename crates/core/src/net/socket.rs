@@ -409,7 +409,9 @@ async fn flush_queue(
 ) {
     let flushed = async {
         while closing.is_none() {
-            let Ok(first) = outbound.try_recv() else { break };
+            let Ok(first) = outbound.try_recv() else {
+                break;
+            };
             write(ws, outbox, first, outbound, closing, pings, shared).await?;
         }
         Ok::<(), WsError>(())
