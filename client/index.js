@@ -1181,6 +1181,8 @@ export class Starling {
       setTimeout(() => {
         this.#refreshTimer = null;
         this.refreshSession().catch((error) => {
+          // A socket closing under the refresh is not an error of the refresh: a resume reschedules it.
+          if (error instanceof ConnectionClosedError) return;
           this.#reportError({ error });
           // Try again next interval unless the socket is gone (a recovery reschedules then).
           if (this.#ws && this.#ws.readyState === OPEN) this.#scheduleRefresh();
