@@ -1,0 +1,930 @@
+//! Load generator for the Helios benchmark suite.
+//!
+//! Drives the same wire messages against every server under test and prints one JSON line of results:
+//!
+//! ```text
+//! loadgen rpc    --url ws://127.0.0.1:PORT --protocol helios|plain --connections 50 --inflight 10 --duration 5
+//! loadgen fanout --url ws://127.0.0.1:PORT --protocol helios|plain --subscribers 1000 --messages 100000 --duration 5
+//! ```
+//!
+//! Wire messages (the same for every server, see bench/README.md):
+//! - rpc: `{"type":"request","id":N,"method":"echo","payload":{...}}` answered by
+//!   `{"type":"response","id":N,"status":200,"data":{...}}`.
+//! - fanout: subscribers call `helios.subscribe` with `{"topic":"bench"}`; the publisher sends
+//!   `{"type":"event","topic":"bench:publish","data":{"t":NANOS,"seq":N}}` and the server relays `data` to the
+//!   room as `{"type":"event","topic":"bench","data":{...}}`. `t` is this process's monotonic clock, so
+//!   delivery latency is measured on one clock. A fan-out run has a throughput phase (`--window` broadcasts in
+//!   flight) and then a latency phase (one broadcast at a time, `--latency-duration` seconds).
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{self, SplitSink, SplitStream};
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde_json::json;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+type Ws = WebSocketStream<TcpStream>;
+type Sink = SplitSink<Ws, Message>;
+type Source = SplitStream<Ws>;
+
+/// The small JSON payload of every RPC request.
+const RPC_PAYLOAD: &str = r#"{"name":"bench","n":42,"tags":["a","b"],"ok":true}"#;
+
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+/// Nanoseconds since the process-wide epoch.
+fn now_ns() -> u64 {
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+fn histogram() -> Histogram<u64> {
+    // 1 ns .. 120 s, 3 significant digits.
+    Histogram::new_with_bounds(1, 120_000_000_000, 3).expect("histogram bounds")
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// Helios: offers the `helios.v1` subprotocol.
+    Helios,
+    /// The plain JavaScript servers: same JSON messages, no subprotocol.
+    Plain,
+    /// Socket.IO 4 (Engine.IO 4 over a WebSocket): `42<id>["echo",{...}]` answered by the ack `43<id>[{...}]`;
+    /// `42<id>["subscribe","bench"]` with an ack; `42["bench:publish",{...}]` relayed as `42["bench",{...}]`.
+    SocketIo,
+}
+
+struct Args {
+    scenario: String,
+    url: String,
+    protocol: Protocol,
+    threads: usize,
+    connections: usize,
+    inflight: usize,
+    duration: f64,
+    warmup: f64,
+    subscribers: usize,
+    messages: u64,
+    window: usize,
+    latency_duration: f64,
+    connect_concurrency: usize,
+}
+
+const USAGE: &str = "usage:
+  loadgen rpc    --url ws://127.0.0.1:PORT [--protocol helios|plain|socketio] [--connections 50] [--inflight 10]
+                 [--duration 5] [--warmup 1] [--threads 1]
+  loadgen fanout --url ws://127.0.0.1:PORT [--protocol helios|plain|socketio] [--subscribers 1000] [--messages 1000000]
+                 [--window 8] [--latency-duration 2] [--duration 5] [--warmup 1] [--threads 1]
+options:
+  --threads N              tokio worker threads (default 1)
+  --duration S             measured seconds (default 5); fanout stops at --messages or --duration, first reached
+  --warmup S               seconds of load before measuring (default 1)
+  --window N               fanout, throughput phase: broadcasts in flight; the next is published when one has
+                           reached every subscriber (default 8)
+  --latency-duration S     fanout, latency phase: seconds of one broadcast at a time after the throughput phase
+                           (default 2; 0 skips it)
+  --connect-concurrency N  handshakes in flight while connecting (default 64)";
+
+fn parse_args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let scenario = it.next().ok_or("missing scenario")?;
+    if scenario == "--help" || scenario == "-h" {
+        println!("{USAGE}");
+        std::process::exit(0);
+    }
+    if scenario != "rpc" && scenario != "fanout" {
+        return Err(format!("unknown scenario '{scenario}'"));
+    }
+    let mut args = Args {
+        scenario,
+        url: String::new(),
+        protocol: Protocol::Plain,
+        threads: 1,
+        connections: 50,
+        inflight: 10,
+        duration: 5.0,
+        warmup: 1.0,
+        subscribers: 1000,
+        messages: 1_000_000,
+        window: 8,
+        latency_duration: 2.0,
+        connect_concurrency: 64,
+    };
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let bad = |_| format!("bad value for {flag}: {value}");
+        match flag.as_str() {
+            "--url" => args.url = value.clone(),
+            "--protocol" => {
+                args.protocol = match value.as_str() {
+                    "helios" => Protocol::Helios,
+                    "plain" => Protocol::Plain,
+                    "socketio" => Protocol::SocketIo,
+                    _ => return Err(format!("unknown protocol '{value}'")),
+                }
+            }
+            "--threads" => args.threads = value.parse().map_err(bad)?,
+            "--connections" => args.connections = value.parse().map_err(bad)?,
+            "--inflight" => args.inflight = value.parse().map_err(bad)?,
+            "--duration" => {
+                args.duration = value.parse().map_err(|_| format!("bad value for {flag}"))?
+            }
+            "--warmup" => {
+                args.warmup = value.parse().map_err(|_| format!("bad value for {flag}"))?
+            }
+            "--subscribers" => args.subscribers = value.parse().map_err(bad)?,
+            "--messages" => args.messages = value.parse().map_err(bad)?,
+            "--window" => args.window = value.parse().map_err(bad)?,
+            "--latency-duration" => {
+                args.latency_duration =
+                    value.parse().map_err(|_| format!("bad value for {flag}"))?
+            }
+            "--connect-concurrency" => args.connect_concurrency = value.parse().map_err(bad)?,
+            _ => return Err(format!("unknown flag '{flag}'")),
+        }
+    }
+    if args.url.is_empty() {
+        return Err("--url is required".into());
+    }
+    if args.threads == 0
+        || args.connections == 0
+        || args.inflight == 0
+        || args.subscribers == 0
+        || args.window == 0
+    {
+        return Err("counts must be at least 1".into());
+    }
+    if args.window >= RING {
+        return Err(format!("--window must be below {RING}"));
+    }
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("loadgen: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    EPOCH.get_or_init(Instant::now);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let cpu_before = cpu_seconds();
+    let wall = Instant::now();
+    let result = runtime.block_on(async {
+        match args.scenario.as_str() {
+            "rpc" => rpc(&args).await,
+            _ => fanout(&args).await,
+        }
+    });
+    match result {
+        Ok(mut value) => {
+            if let (Some(before), Some(after)) = (cpu_before, cpu_seconds()) {
+                // CPU the load generator used, in cores (1.0 = one core busy for the whole run): tells whether it
+                // could have been the bottleneck.
+                value["loadgen_cpu_cores"] =
+                    json!(round2((after - before) / wall.elapsed().as_secs_f64()));
+            }
+            println!("{value}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            println!("{}", json!({ "scenario": args.scenario, "fatal": e }));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// User + system CPU time of this process, from /proc (Linux only).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the command name: state is field 3, utime field 14 and stime field 15 (1-based, man 5 proc).
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0) // USER_HZ is 100 on Linux
+}
+
+fn host_port(url: &str) -> Result<String, String> {
+    let rest = url
+        .strip_prefix("ws://")
+        .ok_or("only ws:// URLs are supported")?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    if authority.contains(':') {
+        Ok(authority.to_string())
+    } else {
+        Ok(format!("{authority}:80"))
+    }
+}
+
+async fn connect(url: &str, protocol: Protocol) -> Result<Ws, String> {
+    let addr = host_port(url)?;
+    let socketio_url;
+    let url = if protocol == Protocol::SocketIo {
+        socketio_url = format!(
+            "{}/socket.io/?EIO=4&transport=websocket",
+            url.trim_end_matches('/')
+        );
+        socketio_url.as_str()
+    } else {
+        url
+    };
+    let tcp = TcpStream::connect(&addr)
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+    let mut request = url.into_client_request().map_err(|e| e.to_string())?;
+    if protocol == Protocol::Helios {
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static("helios.v1"),
+        );
+    }
+    // Small read buffer: tungstenite zero-fills its read buffer, and the default 128 KiB costs more than the reads.
+    let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
+    let (mut ws, _) = tokio_tungstenite::client_async_with_config(request, tcp, Some(config))
+        .await
+        .map_err(|e| format!("handshake {url}: {e}"))?;
+    if protocol == Protocol::SocketIo {
+        socketio_handshake(&mut ws).await?;
+    }
+    Ok(ws)
+}
+
+/// Engine.IO open packet (`0{...}`), then the Socket.IO connect to the main namespace (`40` → `40{...}`).
+async fn socketio_handshake(ws: &mut Ws) -> Result<(), String> {
+    let mut sent_connect = false;
+    loop {
+        let item = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .map_err(|_| "socket.io handshake: no answer in 10 s".to_string())?;
+        let text = match item {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(format!("socket.io handshake: {e}")),
+            None => return Err("socket.io handshake: connection closed".into()),
+        };
+        if text.starts_with('0') && !sent_connect {
+            ws.send(Message::text("40"))
+                .await
+                .map_err(|e| format!("socket.io handshake: {e}"))?;
+            sent_connect = true;
+        } else if text.starts_with("40") {
+            return Ok(());
+        } else if text.starts_with("44") {
+            return Err(format!("socket.io connect refused: {}", truncate(&text)));
+        } else if text.as_str() == "2" {
+            ws.send(Message::text("3"))
+                .await
+                .map_err(|e| format!("socket.io handshake: {e}"))?;
+        }
+    }
+}
+
+/// The integer a text starts with after `prefix`, and the rest (Socket.IO ack ids: `43<id>[...]`).
+fn after_prefix_u64<'a>(text: &'a str, prefix: &str) -> Option<(u64, &'a str)> {
+    let rest = text.strip_prefix(prefix)?;
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    Some((rest[..end].parse().ok()?, &rest[end..]))
+}
+
+async fn connect_many(args: &Args, count: usize) -> Result<Vec<Ws>, String> {
+    let results: Vec<Result<Ws, String>> = stream::iter(0..count)
+        .map(|_| connect(&args.url, args.protocol))
+        .buffer_unordered(args.connect_concurrency.max(1))
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+/// Finds the unsigned integer after `"key":` in a JSON text (no full parse: the load generator must stay cheap).
+fn field_u64(text: &str, key: &str) -> Option<u64> {
+    let needle = format!("\"{key}\":");
+    let start = text.find(&needle)? + needle.len();
+    let digits = text[start..].trim_start();
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    digits[..end].parse().ok()
+}
+
+fn percentiles(h: &Histogram<u64>) -> serde_json::Value {
+    let us = |ns: u64| ((ns as f64) / 100.0).round() / 10.0;
+    if h.is_empty() {
+        return json!({ "p50_us": null, "p90_us": null, "p99_us": null, "max_us": null, "mean_us": null });
+    }
+    json!({
+        "p50_us": us(h.value_at_quantile(0.50)),
+        "p90_us": us(h.value_at_quantile(0.90)),
+        "p99_us": us(h.value_at_quantile(0.99)),
+        "max_us": us(h.max()),
+        "mean_us": ((h.mean() / 100.0).round()) / 10.0,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// RPC: each connection keeps `inflight` requests outstanding; every response is answered by a new request.
+
+struct RpcWindow {
+    start_ns: u64,
+    end_ns: u64,
+}
+
+struct RpcOutcome {
+    completed: u64,
+    errors: u64,
+    first_error: Option<String>,
+    histogram: Histogram<u64>,
+}
+
+fn request_text(protocol: Protocol, id: u64) -> String {
+    match protocol {
+        Protocol::SocketIo => format!(r#"42{id}["echo",{RPC_PAYLOAD}]"#),
+        _ => format!(r#"{{"type":"request","id":{id},"method":"echo","payload":{RPC_PAYLOAD}}}"#),
+    }
+}
+
+/// What a message means to the RPC scenario.
+enum Reply {
+    /// The answer to request `id`; `ok` when it is a success.
+    Response {
+        id: u64,
+        ok: bool,
+    },
+    /// A Socket.IO ping: answer "3".
+    Ping,
+    Other,
+}
+
+fn parse_reply(protocol: Protocol, text: &str) -> Reply {
+    match protocol {
+        Protocol::SocketIo => {
+            if text == "2" {
+                return Reply::Ping;
+            }
+            match after_prefix_u64(text, "43") {
+                Some((id, rest)) => Reply::Response {
+                    id,
+                    ok: rest.starts_with('['),
+                },
+                None => Reply::Other,
+            }
+        }
+        _ => match field_u64(text, "id") {
+            Some(id) => Reply::Response {
+                id,
+                ok: field_u64(text, "status") == Some(200),
+            },
+            None => Reply::Other,
+        },
+    }
+}
+
+async fn rpc(args: &Args) -> Result<serde_json::Value, String> {
+    let sockets = connect_many(args, args.connections).await?;
+    let begin = now_ns();
+    let window = Arc::new(RpcWindow {
+        start_ns: begin + (args.warmup * 1e9) as u64,
+        end_ns: begin + ((args.warmup + args.duration) * 1e9) as u64,
+    });
+    let tasks: Vec<_> = sockets
+        .into_iter()
+        .map(|ws| {
+            tokio::spawn(rpc_connection(
+                ws,
+                args.protocol,
+                args.inflight,
+                window.clone(),
+            ))
+        })
+        .collect();
+    let mut completed = 0;
+    let mut errors = 0;
+    let mut first_error = None;
+    let mut all = histogram();
+    for task in tasks {
+        let outcome = task.await.map_err(|e| e.to_string())?;
+        completed += outcome.completed;
+        errors += outcome.errors;
+        first_error = first_error.or(outcome.first_error);
+        all.add(&outcome.histogram).map_err(|e| e.to_string())?;
+    }
+    let seconds = args.duration;
+    let mut value = json!({
+        "scenario": "rpc",
+        "url": args.url,
+        "connections": args.connections,
+        "inflight": args.inflight,
+        "duration_s": seconds,
+        "threads": args.threads,
+        "completed": completed,
+        "throughput": (completed as f64 / seconds).round(),
+        "errors": errors,
+    });
+    merge(&mut value, percentiles(&all));
+    if let Some(e) = first_error {
+        value["first_error"] = json!(e);
+    }
+    Ok(value)
+}
+
+fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
+    if let (Some(a), serde_json::Value::Object(b)) = (into.as_object_mut(), from) {
+        a.extend(b);
+    }
+}
+
+async fn rpc_connection(
+    ws: Ws,
+    protocol: Protocol,
+    inflight: usize,
+    window: Arc<RpcWindow>,
+) -> RpcOutcome {
+    let (mut sink, mut source) = ws.split();
+    let mut outcome = RpcOutcome {
+        completed: 0,
+        errors: 0,
+        first_error: None,
+        histogram: histogram(),
+    };
+    let mut pending: HashMap<u64, u64> = HashMap::with_capacity(inflight * 2);
+    let mut next_id: u64 = 1;
+    let fail = |outcome: &mut RpcOutcome, e: String| {
+        outcome.errors += 1;
+        if outcome.first_error.is_none() {
+            outcome.first_error = Some(e);
+        }
+    };
+
+    for _ in 0..inflight {
+        pending.insert(next_id, now_ns());
+        if let Err(e) = sink
+            .feed(Message::text(request_text(protocol, next_id)))
+            .await
+        {
+            fail(&mut outcome, e.to_string());
+            return outcome;
+        }
+        next_id += 1;
+    }
+    if let Err(e) = sink.flush().await {
+        fail(&mut outcome, e.to_string());
+        return outcome;
+    }
+
+    loop {
+        // After the measured window, wait at most 5 s for the requests still out.
+        let item = if now_ns() >= window.end_ns {
+            if pending.is_empty() {
+                break;
+            }
+            match tokio::time::timeout(Duration::from_secs(5), source.next()).await {
+                Ok(item) => item,
+                Err(_) => {
+                    let n = pending.len();
+                    fail(
+                        &mut outcome,
+                        format!("{n} responses missing 5 s after the run"),
+                    );
+                    outcome.errors += n as u64 - 1;
+                    break;
+                }
+            }
+        } else {
+            source.next().await
+        };
+        let mut message = match item {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                fail(&mut outcome, format!("read: {e}"));
+                break;
+            }
+            None => {
+                fail(&mut outcome, "connection closed".into());
+                break;
+            }
+        };
+        let mut wrote = false;
+        loop {
+            match message {
+                Message::Text(text) => {
+                    let now = now_ns();
+                    let (id, ok) = match parse_reply(protocol, &text) {
+                        Reply::Response { id, ok } => (Some(id), ok),
+                        Reply::Ping => {
+                            if let Err(e) = sink.feed(Message::text("3")).await {
+                                fail(&mut outcome, format!("write: {e}"));
+                                return outcome;
+                            }
+                            wrote = true;
+                            (None, true)
+                        }
+                        Reply::Other => (None, false),
+                    };
+                    match id.and_then(|id| pending.remove(&id).map(|sent| (id, sent))) {
+                        _ if id.is_none() && ok => {}
+                        Some((_, sent)) => {
+                            if !ok {
+                                fail(&mut outcome, format!("bad response: {}", truncate(&text)));
+                            } else if sent >= window.start_ns && now <= window.end_ns {
+                                outcome.completed += 1;
+                                let _ = outcome.histogram.record((now - sent).max(1));
+                            }
+                            if now < window.end_ns {
+                                pending.insert(next_id, now);
+                                if let Err(e) = sink
+                                    .feed(Message::text(request_text(protocol, next_id)))
+                                    .await
+                                {
+                                    fail(&mut outcome, format!("write: {e}"));
+                                    return outcome;
+                                }
+                                next_id += 1;
+                                wrote = true;
+                            }
+                        }
+                        None => fail(
+                            &mut outcome,
+                            format!("unexpected message: {}", truncate(&text)),
+                        ),
+                    }
+                }
+                Message::Close(frame) => {
+                    fail(&mut outcome, format!("server closed: {frame:?}"));
+                    return outcome;
+                }
+                _ => {}
+            }
+            // Handle every message already read before writing, so writes go out in batches.
+            match source.next().now_or_never() {
+                Some(Some(Ok(m))) => message = m,
+                Some(Some(Err(e))) => {
+                    fail(&mut outcome, format!("read: {e}"));
+                    return outcome;
+                }
+                Some(None) => {
+                    fail(&mut outcome, "connection closed".into());
+                    return outcome;
+                }
+                None => break,
+            }
+        }
+        if wrote {
+            if let Err(e) = sink.flush().await {
+                fail(&mut outcome, format!("write: {e}"));
+                return outcome;
+            }
+        }
+    }
+    let _ = sink.close().await;
+    outcome
+}
+
+fn truncate(text: &str) -> String {
+    text.chars().take(200).collect()
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Fan-out: `subscribers` connections join room 'bench'; one publisher keeps `window` broadcasts in flight and
+// publishes the next as soon as one has reached every subscriber (throughput phase), then sends one broadcast at a
+// time (latency phase).
+
+/// Slots for per-broadcast delivery counts, indexed by `seq % RING`.
+const RING: usize = 4096;
+
+struct FanoutShared {
+    subscribers: u32,
+    start_ns: AtomicU64,
+    end_ns: AtomicU64,
+    counts: Vec<AtomicU32>,
+    done: mpsc::UnboundedSender<u64>,
+    histogram: Mutex<Histogram<u64>>,
+    deliveries: AtomicU64,
+    errors: AtomicU64,
+    first_error: Mutex<Option<String>>,
+    stop: AtomicBool,
+}
+
+impl FanoutShared {
+    fn fail(&self, e: String) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let mut first = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
+        if first.is_none() {
+            *first = Some(e);
+        }
+    }
+}
+
+async fn subscribe(ws: Ws, protocol: Protocol) -> Result<(Sink, Source), String> {
+    let (mut sink, mut source) = ws.split();
+    let request = match protocol {
+        Protocol::SocketIo => r#"421["subscribe","bench"]"#,
+        _ => r#"{"type":"request","id":1,"method":"helios.subscribe","payload":{"topic":"bench"}}"#,
+    };
+    sink.send(Message::text(request))
+        .await
+        .map_err(|e| format!("subscribe: {e}"))?;
+    loop {
+        let reply = tokio::time::timeout(Duration::from_secs(10), source.next())
+            .await
+            .map_err(|_| "subscribe: no answer in 10 s".to_string())?;
+        match reply {
+            Some(Ok(Message::Text(text))) if protocol == Protocol::SocketIo => {
+                if text.as_str() == "2" {
+                    sink.send(Message::text("3"))
+                        .await
+                        .map_err(|e| format!("subscribe: {e}"))?;
+                } else if let Some((1, rest)) = after_prefix_u64(&text, "43") {
+                    let value: serde_json::Value =
+                        serde_json::from_str(rest).map_err(|e| format!("subscribe: {e}"))?;
+                    if value[0]["success"] == true {
+                        return Ok((sink, source));
+                    }
+                    return Err(format!("subscribe refused: {text}"));
+                }
+            }
+            Some(Ok(Message::Text(text))) => {
+                let value: serde_json::Value =
+                    serde_json::from_str(&text).map_err(|e| format!("subscribe: {e}"))?;
+                if value["type"] == "response" && value["id"] == 1 {
+                    if value["status"] == 200 && value["data"]["success"] == true {
+                        return Ok((sink, source));
+                    }
+                    return Err(format!("subscribe refused: {text}"));
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(format!("subscribe: {e}")),
+            None => return Err("subscribe: connection closed".into()),
+        }
+    }
+}
+
+async fn fanout(args: &Args) -> Result<serde_json::Value, String> {
+    let sockets = connect_many(args, args.subscribers).await?;
+    let subscribed: Vec<Result<(Sink, Source), String>> = stream::iter(sockets)
+        .map(|ws| subscribe(ws, args.protocol))
+        .buffer_unordered(args.connect_concurrency.max(1))
+        .collect()
+        .await;
+    let subscribed: Vec<(Sink, Source)> = subscribed.into_iter().collect::<Result<_, _>>()?;
+    let publisher = connect(&args.url, args.protocol).await?;
+
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let shared = Arc::new(FanoutShared {
+        subscribers: args.subscribers as u32,
+        start_ns: AtomicU64::new(u64::MAX),
+        end_ns: AtomicU64::new(u64::MAX),
+        counts: (0..RING).map(|_| AtomicU32::new(0)).collect(),
+        done: done_tx,
+        histogram: Mutex::new(histogram()),
+        deliveries: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        first_error: Mutex::new(None),
+        stop: AtomicBool::new(false),
+    });
+    let mut tasks = Vec::with_capacity(subscribed.len());
+    for (sink, source) in subscribed {
+        tasks.push(tokio::spawn(subscriber(sink, source, shared.clone())));
+    }
+
+    let mut publisher = Publisher {
+        ws: publisher,
+        protocol: args.protocol,
+        done: done_rx,
+        next_seq: 0,
+    };
+    // Phase 1, throughput: `window` broadcasts in flight for warm-up + duration, measured after the warm-up.
+    let loaded = publisher
+        .phase(
+            &shared,
+            args.window,
+            args.warmup,
+            args.duration,
+            args.messages,
+        )
+        .await?;
+    // Phase 2, latency: one broadcast at a time, each published when the previous one reached every subscriber.
+    let isolated = if args.latency_duration > 0.0 && loaded.stalled.is_none() {
+        Some(
+            publisher
+                .phase(&shared, 1, 0.0, args.latency_duration, args.messages)
+                .await?,
+        )
+    } else {
+        None
+    };
+
+    shared.stop.store(true, Ordering::Relaxed);
+    let _ = publisher.ws.close(None).await;
+    for task in &tasks {
+        task.abort();
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+
+    let mut value = json!({
+        "scenario": "fanout",
+        "url": args.url,
+        "subscribers": args.subscribers,
+        "window": args.window,
+        "duration_s": round2(loaded.seconds),
+        "threads": args.threads,
+        "published": loaded.published,
+        "deliveries": loaded.deliveries,
+        "throughput": if loaded.seconds > 0.0 { (loaded.deliveries as f64 / loaded.seconds).round() } else { 0.0 },
+        "errors": shared.errors.load(Ordering::Relaxed),
+    });
+    // p50_us, p99_us...: delivery latency under load (phase 1); latency_*: one broadcast at a time (phase 2).
+    merge(&mut value, percentiles(&loaded.histogram));
+    if let Some(isolated) = isolated {
+        value["latency_broadcasts"] = json!(isolated.published);
+        let mut prefixed = serde_json::Map::new();
+        if let serde_json::Value::Object(map) = percentiles(&isolated.histogram) {
+            for (k, v) in map {
+                prefixed.insert(format!("latency_{k}"), v);
+            }
+        }
+        merge(&mut value, serde_json::Value::Object(prefixed));
+    }
+    if let Some(e) = shared
+        .first_error
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+    {
+        value["first_error"] = json!(e);
+    }
+    Ok(value)
+}
+
+struct Publisher {
+    ws: Ws,
+    protocol: Protocol,
+    done: mpsc::UnboundedReceiver<u64>,
+    next_seq: u64,
+}
+
+struct PhaseResult {
+    published: u64,
+    deliveries: u64,
+    seconds: f64,
+    histogram: Histogram<u64>,
+    stalled: Option<String>,
+}
+
+impl Publisher {
+    fn message(&mut self, shared: &FanoutShared) -> Message {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        shared.counts[(seq as usize) % RING].store(0, Ordering::Relaxed);
+        let t = now_ns();
+        Message::text(match self.protocol {
+            Protocol::SocketIo => format!(r#"42["bench:publish",{{"t":{t},"seq":{seq}}}]"#),
+            _ => format!(
+                r#"{{"type":"event","topic":"bench:publish","data":{{"t":{t},"seq":{seq}}}}}"#
+            ),
+        })
+    }
+
+    /// Keeps `window` broadcasts in flight for `warmup + duration` seconds (or until `max` were published),
+    /// then waits for the last ones. Deliveries of broadcasts sent in the measured part are counted and timed.
+    async fn phase(
+        &mut self,
+        shared: &FanoutShared,
+        window: usize,
+        warmup: f64,
+        duration: f64,
+        max: u64,
+    ) -> Result<PhaseResult, String> {
+        let begin = now_ns();
+        let start_ns = begin + (warmup * 1e9) as u64;
+        let end_ns = start_ns + (duration * 1e9) as u64;
+        shared.start_ns.store(start_ns, Ordering::Relaxed);
+        shared.end_ns.store(end_ns, Ordering::Relaxed);
+
+        let mut published: u64 = 0;
+        let mut completed: u64 = 0;
+        for _ in 0..(window as u64).min(max) {
+            let message = self.message(shared);
+            self.ws
+                .feed(message)
+                .await
+                .map_err(|e| format!("publish: {e}"))?;
+            published += 1;
+        }
+        self.ws.flush().await.map_err(|e| format!("publish: {e}"))?;
+        let mut stalled = None;
+        while completed < published {
+            match tokio::time::timeout(Duration::from_secs(5), self.done.recv()).await {
+                Ok(Some(_seq)) => {}
+                Ok(None) => break,
+                Err(_) => {
+                    let e = format!(
+                        "stalled: {completed} of {published} broadcasts reached every subscriber, then none for 5 s"
+                    );
+                    shared.fail(e.clone());
+                    stalled = Some(e);
+                    break;
+                }
+            }
+            completed += 1;
+            if published < max && now_ns() < end_ns {
+                let message = self.message(shared);
+                self.ws
+                    .send(message)
+                    .await
+                    .map_err(|e| format!("publish: {e}"))?;
+                published += 1;
+            }
+        }
+        let finished = now_ns();
+        // Deliveries are counted while received in [start_ns, end_ns] (see `subscriber`); `max` may end it early.
+        let measured_end = finished.min(end_ns);
+        shared.end_ns.store(0, Ordering::Relaxed);
+        let seconds = measured_end.saturating_sub(start_ns) as f64 / 1e9;
+        let deliveries = shared.deliveries.swap(0, Ordering::Relaxed);
+        let histogram = std::mem::replace(
+            &mut *shared.histogram.lock().unwrap_or_else(|p| p.into_inner()),
+            histogram(),
+        );
+        Ok(PhaseResult {
+            published,
+            deliveries,
+            seconds,
+            histogram,
+            stalled,
+        })
+    }
+}
+
+async fn subscriber(mut sink: Sink, mut source: Source, shared: Arc<FanoutShared>) {
+    while let Some(item) = source.next().await {
+        match item {
+            Ok(Message::Text(text)) => {
+                let now = now_ns();
+                if text.as_str() == "2" {
+                    // A Socket.IO ping.
+                    let _ = sink.send(Message::text("3")).await;
+                    continue;
+                }
+                let (Some(t), Some(seq)) = (field_u64(&text, "t"), field_u64(&text, "seq")) else {
+                    shared.fail(format!("unexpected message: {}", truncate(&text)));
+                    continue;
+                };
+                if t >= shared.start_ns.load(Ordering::Relaxed)
+                    && now <= shared.end_ns.load(Ordering::Relaxed)
+                {
+                    shared.deliveries.fetch_add(1, Ordering::Relaxed);
+                    let _ = shared
+                        .histogram
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .record(now.saturating_sub(t).max(1));
+                }
+                let slot = &shared.counts[(seq as usize) % RING];
+                if slot.fetch_add(1, Ordering::AcqRel) + 1 == shared.subscribers {
+                    let _ = shared.done.send(seq);
+                }
+            }
+            Ok(Message::Close(frame)) => {
+                if !shared.stop.load(Ordering::Relaxed) {
+                    shared.fail(format!("server closed a subscriber: {frame:?}"));
+                }
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if !shared.stop.load(Ordering::Relaxed) {
+                    shared.fail(format!("subscriber read: {e}"));
+                }
+                return;
+            }
+        }
+    }
+    let _ = sink.close().await;
+}

@@ -1,0 +1,26 @@
+// Helios under benchmark. Runs on Bun or Node: `bun bench/servers/helios.mjs` / `node bench/servers/helios.mjs`.
+// PORT (default 0: a free port) and HOST (default 127.0.0.1) pick the address; prints `listening <port>`.
+//
+// - method 'echo': returns an object built from the request's payload (the RPC scenario);
+// - room 'bench': public, clients join it with the built-in 'helios.subscribe' (the fan-out scenario);
+// - event 'bench:publish': broadcasts its data to the room 'bench' (the publisher of the fan-out scenario).
+import { Helios } from '@aionbuilders/helios';
+
+const helios = new Helios();
+
+helios.method('echo', (context) => ({ echo: context.payload, at: 'helios' }));
+
+helios.room('bench', { type: 'public' });
+helios.on('bench:publish', (data) => {
+  helios.broadcast('bench', data);
+});
+
+const { port } = helios.serve({ port: Number(process.env.PORT ?? 0), hostname: process.env.HOST ?? '127.0.0.1' });
+console.log(`listening ${port}`);
+
+const shutdown = async () => {
+  await helios.stop();
+  process.exit(0);
+};
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);
