@@ -3,7 +3,7 @@
 // keeps user handlers and user state, runs each batch of calls the core delivers, and sends results back
 // through one outbox.
 
-const { NativeServer } = require('../native.js');
+const { NativeServer } = require('./native.js');
 const { Connection, json } = require('./connection.js');
 const { RequestContext, EventContext } = require('./context.js');
 const { Emitter } = require('./emitter.js');
