@@ -6,12 +6,12 @@ const repo = path.resolve(import.meta.dir, '..');
 const running = new Set();
 
 /**
- * Starts `bun <script>` (a path under examples/) with extra `env`. Returns `{ child, lines, waitForLine, stop }`:
+ * Starts `bun <script> ...args` (a path under examples/) with extra `env`. Returns `{ child, lines, waitForLine, stop }`:
  * `lines` is every stdout line so far, `waitForLine(regex)` resolves with the match of the first line (seen
  * or to come) matching it, `stop()` sends SIGTERM and resolves with the exit code (SIGKILL after 5 s).
  */
-export function startExample(script, env = {}) {
-  const child = Bun.spawn([process.execPath, path.join(repo, 'examples', script)], {
+export function startExample(script, env = {}, args = []) {
+  const child = Bun.spawn([process.execPath, path.join(repo, 'examples', script), ...args], {
     cwd: repo,
     env: { ...process.env, ...env },
     stdout: 'pipe',
