@@ -25,6 +25,16 @@ impl<S> Prefixed<S> {
     }
 }
 
+impl Prefixed<super::transport::Transport> {
+    /// Ready once a read may find bytes: some of the prefix is left, or the stream has some.
+    pub(crate) fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.consumed < self.prefix.len() {
+            return Poll::Ready(());
+        }
+        self.inner.poll_read_ready(cx)
+    }
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
     fn poll_read(
         self: Pin<&mut Self>,

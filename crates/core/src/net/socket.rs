@@ -5,7 +5,11 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use futures_util::{SinkExt, StreamExt};
+use std::future::{poll_fn, Future};
+use std::task::Poll;
+
+use futures_util::future::FusedFuture;
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep_until, timeout, timeout_at, Duration, Instant};
@@ -189,6 +193,9 @@ fn websocket_config(shared: &Shared) -> WebSocketConfig {
 }
 
 /// The connection's loop; returns how it ended.
+///
+/// A socket task wakes for every frame it writes, so one turn of this loop must cost little: the timers,
+/// the stop signal and the overflow signal are armed once and kept across turns, not rebuilt each turn.
 async fn run(
     shared: &Shared,
     conn: &Connection,
@@ -210,12 +217,38 @@ async fn run(
         .rate_limit
         .map(|limit| Bucket::new(limit, Instant::now()));
     let mut last_heard = Instant::now();
+    // False once a read found nothing: the next read waits for the socket to become readable.
+    let mut drained = false;
+    let stop = super::stopped(shutdown).fuse();
+    let overflow = outbox.overflowed();
+    // One timer for the earliest deadline (close, health, idle). It is moved earlier when needed and
+    // otherwise left alone: when it fires early (the client spoke since), the loop just re-arms it.
+    let timer = sleep_until(Instant::now());
+    tokio::pin!(stop, overflow, timer);
+    let mut armed: Option<Instant> = None;
     loop {
         let close_deadline = closing.as_ref().map(|(deadline, _)| *deadline);
-        let health_deadline = health.as_ref().map(Health::deadline);
-        let idle_deadline = shared.config.idle_timeout.map(|idle| last_heard + idle);
+        let health_deadline = health
+            .as_ref()
+            .filter(|_| closing.is_none())
+            .map(Health::deadline);
+        let idle_deadline = shared
+            .config
+            .idle_timeout
+            .filter(|_| closing.is_none())
+            .map(|idle| last_heard + idle);
+        let due = [close_deadline, health_deadline, idle_deadline]
+            .into_iter()
+            .flatten()
+            .min();
+        if let Some(due) = due {
+            if armed.is_none_or(|armed| due < armed) {
+                timer.as_mut().reset(due);
+                armed = Some(due);
+            }
+        }
         tokio::select! {
-            incoming = ws.next() => match incoming {
+            incoming = next_message(&mut ws, &mut drained) => match incoming {
                 Some(Ok(Message::Pong(bytes))) => pong(shared, conn, &bytes, health.as_mut(), &mut pings).await,
                 Some(Ok(message)) => {
                     if let Some(ending) = receive(shared, conn, message, &mut closing, bucket.as_mut(), &mut last_heard).await {
@@ -238,12 +271,12 @@ async fn run(
                 // stop once the close timeout has passed (a write that is merely in progress finishes).
                 let written = tokio::select! {
                     written = write(&mut ws, outbox, first, &mut outbound, &mut closing, &mut pings, shared) => written,
-                    _ = outbox.overflowed() => {
+                    _ = &mut overflow => {
                         let _ = conn.calls.send(call::limit(conn.key, "backpressure")).await;
                         return Ending::new(TRY_AGAIN_LATER, "Backpressure limit exceeded");
                     },
                     _ = async {
-                        super::stopped(shutdown).await;
+                        (&mut stop).await;
                         tokio::time::sleep(shared.config.close_timeout).await;
                     } => return Ending::new(1001, "Server stopping"),
                 };
@@ -251,26 +284,39 @@ async fn run(
                     tracing::debug!(conn = %conn.id, %error, "write failed");
                     return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, ""));
                 }
+                if stop.is_terminated() && closing.is_none() {
+                    // The stop came while that write was in progress.
+                    start_close(&mut ws, 1001, "Server stopping", &mut closing, shared).await;
+                }
             },
-            _ = outbox.overflowed() => {
+            _ = &mut overflow => {
                 let _ = conn.calls.send(call::limit(conn.key, "backpressure")).await;
                 return Ending::new(TRY_AGAIN_LATER, "Backpressure limit exceeded");
             },
-            _ = sleep_until(idle_deadline.unwrap_or_else(Instant::now)), if idle_deadline.is_some() && closing.is_none() => {
-                tracing::debug!(conn = %conn.id, "idle, closing");
-                let _ = conn.calls.send(call::limit(conn.key, "idle-timeout")).await;
-                conn.close(1001, "Idle timeout");
-            },
-            _ = super::stopped(shutdown), if closing.is_none() => {
+            _ = &mut stop, if closing.is_none() => {
                 // What the application queued before the stop (the last replies) still goes out first.
                 flush_queue(&mut ws, outbox, &mut outbound, &mut closing, &mut pings, shared).await;
                 if closing.is_none() {
                     start_close(&mut ws, 1001, "Server stopping", &mut closing, shared).await;
                 }
             },
-            _ = sleep_until(health_deadline.unwrap_or_else(Instant::now)), if health_deadline.is_some() && closing.is_none() => {
-                let Some(health) = health.as_mut() else { continue };
-                match health.due(Instant::now()) {
+            _ = &mut timer, if due.is_some() => {
+                armed = None;
+                let now = Instant::now();
+                if close_deadline.is_some_and(|deadline| deadline <= now) {
+                    tracing::debug!(conn = %conn.id, "client did not answer the close frame");
+                    return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, ""));
+                }
+                if idle_deadline.is_some_and(|deadline| deadline <= now) {
+                    tracing::debug!(conn = %conn.id, "idle, closing");
+                    let _ = conn.calls.send(call::limit(conn.key, "idle-timeout")).await;
+                    conn.close(1001, "Idle timeout");
+                    continue;
+                }
+                let Some(health) = health.as_mut().filter(|_| health_deadline.is_some_and(|deadline| deadline <= now)) else {
+                    continue;
+                };
+                match health.due(now) {
                     Due::Ping(id) => {
                         // A ping that cannot even be written in time simply goes unanswered.
                         let ping = Message::Ping(health::payload(health::AUTO, id).into());
@@ -286,12 +332,25 @@ async fn run(
                     }
                 }
             },
-            _ = sleep_until(close_deadline.unwrap_or_else(Instant::now)), if close_deadline.is_some() => {
-                tracing::debug!(conn = %conn.id, "client did not answer the close frame");
-                return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, ""));
-            },
         }
     }
+}
+
+/// The next message from the client. tungstenite zero-fills its whole read buffer before every read, so
+/// once a read has found nothing, the next one waits for the socket to be readable: a task woken to write
+/// (every broadcast) then does not pay for a read that cannot succeed.
+fn next_message<'a>(
+    ws: &'a mut Socket,
+    drained: &'a mut bool,
+) -> impl Future<Output = Option<Result<Message, WsError>>> + 'a {
+    poll_fn(move |cx| {
+        if *drained && ws.get_ref().poll_read_ready(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let next = ws.poll_next_unpin(cx);
+        *drained = next.is_pending();
+        next
+    })
 }
 
 /// Acts on one message; returns the ending when the client closed.

@@ -16,6 +16,18 @@ pub(crate) enum Transport {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
+impl Transport {
+    /// Ready once a read may find bytes. Over TLS always: decrypted bytes can wait in the session while the
+    /// socket itself has nothing.
+    pub(crate) fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        match self {
+            // An error is reported by the read that follows.
+            Transport::Plain(stream) => stream.poll_read_ready(cx).map(|_| ()),
+            Transport::Tls(_) => Poll::Ready(()),
+        }
+    }
+}
+
 impl AsyncRead for Transport {
     fn poll_read(
         self: Pin<&mut Self>,
