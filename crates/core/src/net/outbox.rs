@@ -1,8 +1,11 @@
 //! A connection's outbound queue, bounded by the bytes it holds.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::futures::Notified;
+use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
 /// What the socket task writes next.
@@ -18,28 +21,87 @@ pub(crate) enum Outbound {
     Close { code: u16, reason: String },
 }
 
-/// The sending half, shared by everything that writes to the connection.
+/// A connection's queue, shared by everything that writes to it and drained by its socket task.
+///
+/// A plain queue under a lock, not a channel: it holds no memory while empty (idle connections are the
+/// common case), and the socket task takes everything queued in one lock rather than frame by frame.
 #[derive(Debug)]
 pub(crate) struct Outbox {
-    tx: mpsc::UnboundedSender<Outbound>,
+    queue: Mutex<Queue>,
+    /// Woken when the queue turns non-empty.
+    ready: Notify,
     queued: AtomicUsize,
     limit: usize,
     overflowed: AtomicBool,
     overflow: Notify,
 }
 
+#[derive(Debug, Default)]
+struct Queue {
+    items: VecDeque<Outbound>,
+    /// The socket task has ended: nothing more is taken.
+    shut: bool,
+}
+
 impl Outbox {
     /// A queue holding at most `limit` bytes of frames.
-    pub(crate) fn new(limit: usize) -> (Self, mpsc::UnboundedReceiver<Outbound>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let outbox = Outbox {
-            tx,
+    pub(crate) fn new(limit: usize) -> Self {
+        Outbox {
+            queue: Mutex::default(),
+            ready: Notify::new(),
             queued: AtomicUsize::new(0),
             limit,
             overflowed: AtomicBool::new(false),
             overflow: Notify::new(),
-        };
-        (outbox, rx)
+        }
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        // Every update of the queue is a single push or take: a poisoned lock still holds a valid queue.
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues `item`; false once the socket task has ended.
+    fn send(&self, item: Outbound) -> bool {
+        let mut queue = self.queue();
+        if queue.shut {
+            return false;
+        }
+        let was_empty = queue.items.is_empty();
+        queue.items.push_back(item);
+        drop(queue);
+        // A non-empty queue has had its wake-up already.
+        if was_empty {
+            self.ready.notify_one();
+        }
+        true
+    }
+
+    /// Resolves once something may have been queued since the last [`Outbox::take`]; the socket task keeps
+    /// one armed at all times, so a push wakes it directly.
+    pub(crate) fn ready(&self) -> Notified<'_> {
+        self.ready.notified()
+    }
+
+    /// Takes up to `max` queued items, oldest first; what remains wakes the task again.
+    pub(crate) fn take(&self, max: usize) -> VecDeque<Outbound> {
+        let mut queue = self.queue();
+        if queue.items.len() <= max {
+            return std::mem::take(&mut queue.items);
+        }
+        let batch = queue.items.drain(..max).collect();
+        drop(queue);
+        self.ready.notify_one();
+        batch
+    }
+
+    /// The socket task has ended: later frames are refused and what is queued is dropped.
+    pub(crate) fn shut(&self) {
+        let mut queue = self.queue();
+        queue.shut = true;
+        queue.items = VecDeque::new();
     }
 
     /// Queues a frame. Returns false when the connection is gone or has passed the byte limit. A frame
@@ -47,12 +109,12 @@ impl Outbox {
     /// A `volatile` frame over the limit is only dropped: the connection stays, for messages that are
     /// worthless late (positions, typing indicators).
     pub(crate) fn push(&self, frame: Utf8Bytes, volatile: bool) -> bool {
-        self.admit(frame.len(), volatile) && self.tx.send(Outbound::Frame(frame)).is_ok()
+        self.admit(frame.len(), volatile) && self.send(Outbound::Frame(frame))
     }
 
     /// Queues a binary frame, under the same limit.
     pub(crate) fn push_binary(&self, frame: Bytes) -> bool {
-        self.admit(frame.len(), false) && self.tx.send(Outbound::Binary(frame)).is_ok()
+        self.admit(frame.len(), false) && self.send(Outbound::Binary(frame))
     }
 
     /// Counts `len` more queued bytes, unless that passes the limit.
@@ -98,12 +160,12 @@ impl Outbox {
 
     /// Asks the socket task to ping the client.
     pub(crate) fn ping(&self, id: u64) {
-        let _ = self.tx.send(Outbound::Ping(id));
+        self.send(Outbound::Ping(id));
     }
 
     /// Asks the socket task to close the connection.
     pub(crate) fn close(&self, code: u16, reason: &str) {
-        let _ = self.tx.send(Outbound::Close {
+        self.send(Outbound::Close {
             code,
             reason: reason.to_owned(),
         });
@@ -116,12 +178,13 @@ mod tests {
 
     #[test]
     fn passing_the_limit_refuses_every_later_frame_and_signals_once() {
-        let (outbox, mut rx) = Outbox::new(10);
+        let outbox = Outbox::new(10);
         assert!(outbox.push(Utf8Bytes::from("123456"), false));
         assert!(!outbox.push(Utf8Bytes::from("123456"), false));
         assert_eq!(outbox.queued(), 6);
-        assert!(matches!(rx.try_recv(), Ok(Outbound::Frame(_))));
-        assert!(rx.try_recv().is_err());
+        let batch = outbox.take(10);
+        assert_eq!(batch.len(), 1);
+        assert!(matches!(batch[0], Outbound::Frame(_)));
         outbox.written(6);
         assert!(
             !outbox.push(Utf8Bytes::from("1"), false),
@@ -135,17 +198,55 @@ mod tests {
 
     #[test]
     fn a_volatile_frame_over_the_limit_is_dropped_and_the_connection_kept() {
-        let (outbox, mut rx) = Outbox::new(10);
+        let outbox = Outbox::new(10);
         assert!(outbox.push(Utf8Bytes::from("123456"), false));
         assert!(!outbox.push(Utf8Bytes::from("123456"), true));
-        assert!(matches!(rx.try_recv(), Ok(Outbound::Frame(_))));
-        assert!(rx.try_recv().is_err(), "no close, no frame");
+        let batch = outbox.take(10);
+        assert_eq!(batch.len(), 1, "no close, no second frame");
+        assert!(matches!(batch[0], Outbound::Frame(_)));
         assert!(outbox.push(Utf8Bytes::from("1234"), false), "still open");
     }
 
     #[test]
     fn a_large_frame_on_an_empty_queue_is_taken() {
-        let (outbox, _rx) = Outbox::new(10);
+        let outbox = Outbox::new(10);
         assert!(outbox.push(Utf8Bytes::from("x".repeat(100)), false));
+    }
+
+    #[test]
+    fn takes_in_order_up_to_max_and_refuses_once_shut() {
+        let outbox = Outbox::new(1000);
+        for n in 0..5 {
+            assert!(outbox.push(Utf8Bytes::from(n.to_string()), false));
+        }
+        let texts = |batch: VecDeque<Outbound>| -> Vec<String> {
+            batch
+                .into_iter()
+                .map(|item| match item {
+                    Outbound::Frame(frame) => frame.to_string(),
+                    other => panic!("unexpected {other:?}"),
+                })
+                .collect()
+        };
+        assert_eq!(texts(outbox.take(3)), ["0", "1", "2"]);
+        assert_eq!(texts(outbox.take(3)), ["3", "4"]);
+        assert!(outbox.take(3).is_empty());
+        outbox.shut();
+        assert!(!outbox.push(Utf8Bytes::from("late"), false));
+        assert!(outbox.take(3).is_empty());
+    }
+
+    #[test]
+    fn a_push_wakes_a_waiting_task_and_a_partial_take_wakes_it_again() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let outbox = Outbox::new(1000);
+        outbox.push(Utf8Bytes::from("a"), false);
+        outbox.push(Utf8Bytes::from("b"), false);
+        runtime.block_on(outbox.ready());
+        assert_eq!(outbox.take(1).len(), 1);
+        runtime.block_on(outbox.ready());
+        assert_eq!(outbox.take(1).len(), 1);
     }
 }

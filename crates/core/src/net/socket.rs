@@ -1,7 +1,7 @@
 //! One task per socket: the handshake, then reading frames, writing the outbound queue and closing,
 //! all in one loop so a connection's state has a single owner.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -38,6 +38,9 @@ use super::Connection;
 
 /// Most queued frames written before one flush; bounds how long reading waits on a busy writer.
 const MAX_FRAMES_PER_FLUSH: usize = 256;
+
+/// Bytes tungstenite reads per call; see [`websocket_config`].
+const READ_BUFFER: usize = 2 * 1024;
 
 /// Code reported when the connection ended without a close frame.
 const ABNORMAL: u16 = 1006;
@@ -155,8 +158,7 @@ pub(crate) async fn serve(
         }
     };
 
-    let (outbox, outbound) = Outbox::new(shared.config.max_backpressure);
-    let outbox = Arc::new(outbox);
+    let outbox = Arc::new(Outbox::new(shared.config.max_backpressure));
     let (conn, told) = match attach::attach(&shared, &handshake.url, outbox.clone(), &calls) {
         Attached::New(conn) => {
             let remote = remote.to_string();
@@ -169,10 +171,11 @@ pub(crate) async fn serve(
         }
     };
     let ending = if calls.send(told).await.is_ok() {
-        run(&shared, &conn, &outbox, ws, outbound, &mut shutdown).await
+        run(&shared, &conn, &outbox, ws, &mut shutdown).await
     } else {
         Ending::new(1001, "Server stopping")
     };
+    outbox.shut();
     attach::detach(
         &shared,
         &conn,
@@ -185,9 +188,11 @@ pub(crate) async fn serve(
 }
 
 fn websocket_config(shared: &Shared) -> WebSocketConfig {
-    // A small read buffer: tungstenite zero-fills it on every read, and most messages are small.
+    // tungstenite allocates the read buffer up front, zero-fills it on every read and keeps it for the
+    // connection's life, so its size is paid by every idle connection. Most messages are small; a larger
+    // frame grows the buffer to its size and is read in steps of this size.
     WebSocketConfig::default()
-        .read_buffer_size(8 * 1024)
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(Some(shared.config.max_message_size))
         .max_frame_size(Some(shared.config.max_message_size))
 }
@@ -201,7 +206,6 @@ async fn run(
     conn: &Connection,
     outbox: &Outbox,
     mut ws: Socket,
-    mut outbound: mpsc::UnboundedReceiver<Outbound>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Ending {
     // Set once we have sent a close frame: from then on we only wait for the client's.
@@ -224,7 +228,8 @@ async fn run(
     // One timer for the earliest deadline (close, health, idle). It is moved earlier when needed and
     // otherwise left alone: when it fires early (the client spoke since), the loop just re-arms it.
     let timer = sleep_until(Instant::now());
-    tokio::pin!(stop, overflow, timer);
+    let ready = outbox.ready();
+    tokio::pin!(stop, overflow, timer, ready);
     let mut armed: Option<Instant> = None;
     loop {
         let close_deadline = closing.as_ref().map(|(deadline, _)| *deadline);
@@ -260,17 +265,22 @@ async fn run(
                 Some(Err(error)) => {
                     // Answers to the messages before the bad frame still go out, then the close.
                     if closing.is_none() {
-                        flush_queue(&mut ws, outbox, &mut outbound, &mut closing, &mut pings, shared).await;
+                        flush_queue(&mut ws, outbox, &mut closing, &mut pings, shared).await;
                     }
                     return fail(&mut ws, conn, error, closing).await;
                 }
                 None => return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, "")),
             },
-            Some(first) = outbound.recv(), if closing.is_none() => {
+            _ = &mut ready, if closing.is_none() => {
+                ready.set(outbox.ready());
+                let batch = outbox.take(MAX_FRAMES_PER_FLUSH);
+                if batch.is_empty() {
+                    continue;
+                }
                 // A client that stops reading blocks the write: the limit ends the wait, and so does a
                 // stop once the close timeout has passed (a write that is merely in progress finishes).
                 let written = tokio::select! {
-                    written = write(&mut ws, outbox, first, &mut outbound, &mut closing, &mut pings, shared) => written,
+                    written = write(&mut ws, outbox, batch, &mut closing, &mut pings, shared) => written,
                     _ = &mut overflow => {
                         let _ = conn.calls.send(call::limit(conn.key, "backpressure")).await;
                         return Ending::new(TRY_AGAIN_LATER, "Backpressure limit exceeded");
@@ -295,7 +305,7 @@ async fn run(
             },
             _ = &mut stop, if closing.is_none() => {
                 // What the application queued before the stop (the last replies) still goes out first.
-                flush_queue(&mut ws, outbox, &mut outbound, &mut closing, &mut pings, shared).await;
+                flush_queue(&mut ws, outbox, &mut closing, &mut pings, shared).await;
                 if closing.is_none() {
                     start_close(&mut ws, 1001, "Server stopping", &mut closing, shared).await;
                 }
@@ -461,36 +471,33 @@ async fn pong(
 async fn flush_queue(
     ws: &mut Socket,
     outbox: &Outbox,
-    outbound: &mut mpsc::UnboundedReceiver<Outbound>,
     closing: &mut Option<(Instant, Ending)>,
     pings: &mut HashMap<u64, Instant>,
     shared: &Shared,
 ) {
     let flushed = async {
         while closing.is_none() {
-            let Ok(first) = outbound.try_recv() else {
+            let batch = outbox.take(MAX_FRAMES_PER_FLUSH);
+            if batch.is_empty() {
                 break;
-            };
-            write(ws, outbox, first, outbound, closing, pings, shared).await?;
+            }
+            write(ws, outbox, batch, closing, pings, shared).await?;
         }
         Ok::<(), WsError>(())
     };
     let _ = timeout(shared.config.close_timeout, flushed).await;
 }
 
-/// Writes `first` and whatever else is queued, then flushes once.
+/// Writes a batch taken from the queue, then flushes once.
 async fn write(
     ws: &mut Socket,
     outbox: &Outbox,
-    first: Outbound,
-    outbound: &mut mpsc::UnboundedReceiver<Outbound>,
+    batch: VecDeque<Outbound>,
     closing: &mut Option<(Instant, Ending)>,
     pings: &mut HashMap<u64, Instant>,
     shared: &Shared,
 ) -> Result<(), WsError> {
-    let mut next = Some(first);
-    let mut written = 0;
-    while let Some(item) = next.take() {
+    for item in batch {
         match item {
             Outbound::Frame(frame) => {
                 let len = frame.len();
@@ -516,10 +523,6 @@ async fn write(
                 start_close(ws, code, &reason, closing, shared).await;
                 return Ok(());
             }
-        }
-        written += 1;
-        if written < MAX_FRAMES_PER_FLUSH {
-            next = outbound.try_recv().ok();
         }
     }
     ws.flush().await
