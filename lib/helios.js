@@ -271,6 +271,8 @@ class Helios {
         console.error('[helios] failed to handle a call:', error);
       }
     }
+    // What the batch's synchronous handlers answered leaves now, in the same crossing's turn.
+    this._outbox.flush();
   }
 
   #run(call) {

@@ -92,7 +92,9 @@ pub(crate) async fn serve(
     let deadline = Instant::now() + shared.config.handshake_timeout;
     let transport = match tls {
         None => Transport::Plain(stream),
-        Some(acceptor) => match timeout_at(deadline, acceptor.accept(stream)).await {
+        // The handshake futures are boxed: held inline they would size every connection's task for its
+        // whole life, and an idle connection should cost little.
+        Some(acceptor) => match timeout_at(deadline, Box::pin(acceptor.accept(stream))).await {
             Ok(Ok(stream)) => Transport::Tls(Box::new(stream)),
             Ok(Err(error)) => {
                 tracing::debug!(%remote, %error, "TLS handshake failed");
@@ -106,7 +108,7 @@ pub(crate) async fn serve(
     };
     let admitted = match timeout_at(
         deadline,
-        admission::admit(&shared, &calls, transport, remote),
+        Box::pin(admission::admit(&shared, &calls, transport, remote)),
     )
     .await
     {
@@ -145,7 +147,7 @@ pub(crate) async fn serve(
             callback,
             Some(websocket_config(&shared)),
         );
-        match timeout_at(deadline, accept).await {
+        match timeout_at(deadline, Box::pin(accept)).await {
             Ok(Ok(ws)) => ws,
             Ok(Err(error)) => {
                 tracing::debug!(%remote, %error, "handshake failed");
@@ -254,7 +256,7 @@ async fn run(
         }
         tokio::select! {
             incoming = next_message(&mut ws, &mut drained) => match incoming {
-                Some(Ok(Message::Pong(bytes))) => pong(shared, conn, &bytes, health.as_mut(), &mut pings).await,
+                Some(Ok(Message::Pong(bytes))) => Box::pin(pong(shared, conn, &bytes, health.as_mut(), &mut pings)).await,
                 Some(Ok(message)) => {
                     if let Some(ending) = receive(shared, conn, message, &mut closing, bucket.as_mut(), &mut last_heard).await {
                         // Sends tungstenite's answer to the client's close frame.
@@ -265,9 +267,9 @@ async fn run(
                 Some(Err(error)) => {
                     // Answers to the messages before the bad frame still go out, then the close.
                     if closing.is_none() {
-                        flush_queue(&mut ws, outbox, &mut closing, &mut pings, shared).await;
+                        Box::pin(flush_queue(&mut ws, outbox, &mut closing, &mut pings, shared)).await;
                     }
-                    return fail(&mut ws, conn, error, closing).await;
+                    return Box::pin(fail(&mut ws, conn, error, closing)).await;
                 }
                 None => return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, "")),
             },
@@ -296,7 +298,7 @@ async fn run(
                 }
                 if stop.is_terminated() && closing.is_none() {
                     // The stop came while that write was in progress.
-                    start_close(&mut ws, 1001, "Server stopping", &mut closing, shared).await;
+                    Box::pin(start_close(&mut ws, 1001, "Server stopping", &mut closing, shared)).await;
                 }
             },
             _ = &mut overflow => {
@@ -305,9 +307,9 @@ async fn run(
             },
             _ = &mut stop, if closing.is_none() => {
                 // What the application queued before the stop (the last replies) still goes out first.
-                flush_queue(&mut ws, outbox, &mut closing, &mut pings, shared).await;
+                Box::pin(flush_queue(&mut ws, outbox, &mut closing, &mut pings, shared)).await;
                 if closing.is_none() {
-                    start_close(&mut ws, 1001, "Server stopping", &mut closing, shared).await;
+                    Box::pin(start_close(&mut ws, 1001, "Server stopping", &mut closing, shared)).await;
                 }
             },
             _ = &mut timer, if due.is_some() => {
@@ -330,7 +332,7 @@ async fn run(
                     Due::Ping(id) => {
                         // A ping that cannot even be written in time simply goes unanswered.
                         let ping = Message::Ping(health::payload(health::AUTO, id).into());
-                        let _ = timeout(shared.config.close_timeout, ws.send(ping)).await;
+                        let _ = Box::pin(timeout(shared.config.close_timeout, ws.send(ping))).await;
                     }
                     Due::Missed(count) => {
                         let _ = conn.calls.send(call::health(conn.key, "missed", Some(f64::from(count)))).await;
@@ -520,7 +522,7 @@ async fn write(
             }
             Outbound::Close { code, reason } => {
                 ws.flush().await?;
-                start_close(ws, code, &reason, closing, shared).await;
+                Box::pin(start_close(ws, code, &reason, closing, shared)).await;
                 return Ok(());
             }
         }
