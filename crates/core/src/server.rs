@@ -176,20 +176,22 @@ impl Server {
         // Recipients are copied out of the rooms' lock before anything is sent.
         let rooms = self.shared.rooms.recipients(target)?;
         let mut result = Broadcast::default();
-        for (topic, members) in rooms {
-            let frame = Utf8Bytes::from(protocol::event_frame(&topic, data));
-            for key in members.into_iter().filter(|key| Some(*key) != exclude) {
-                result.targets += 1;
-                if self
-                    .shared
-                    .connections
-                    .get(&key)
-                    .is_some_and(|conn| conn.queue(frame.clone(), volatile))
-                {
-                    result.sent += 1;
+        self.in_turn(|| {
+            for (topic, members) in rooms {
+                let frame = Utf8Bytes::from(protocol::event_frame(&topic, data));
+                for key in members.into_iter().filter(|key| Some(*key) != exclude) {
+                    result.targets += 1;
+                    if self
+                        .shared
+                        .connections
+                        .get(&key)
+                        .is_some_and(|conn| conn.queue(frame.clone(), volatile))
+                    {
+                        result.sent += 1;
+                    }
                 }
             }
-        }
+        });
         Ok(result)
     }
 
@@ -263,9 +265,11 @@ impl Server {
         }
         self.shared.draining.store(true, Ordering::Release);
         let frame = Utf8Bytes::from(protocol::event_frame(SHUTDOWN_TOPIC, notice));
-        for connection in self.shared.connections.iter() {
-            connection.send(frame.clone());
-        }
+        self.in_turn(|| {
+            for connection in self.shared.connections.iter() {
+                connection.send(frame.clone());
+            }
+        });
         Ok(())
     }
 
@@ -285,10 +289,27 @@ impl Server {
     /// Carries out a flush of operations from the application. Operations on connections that are gone
     /// are skipped: the application learns of the close through its own call.
     pub fn apply(&self, ops: &str) -> Result<(), OpError> {
-        for op in op::decode(ops)? {
-            self.apply_one(op);
-        }
+        let ops = op::decode(ops)?;
+        self.in_turn(|| {
+            for op in ops {
+                self.apply_one(op);
+            }
+        });
         Ok(())
+    }
+
+    /// Runs `send` holding the frames it sends, then has one task on an I/O thread write them, one write
+    /// per connection (see `net::cork`): the caller (the application's thread) makes no system call and
+    /// wakes no connection's task.
+    fn in_turn(&self, send: impl FnOnce()) {
+        net::cork::hold();
+        send();
+        net::cork::release(|wires| match self.runtime() {
+            Some(runtime) => {
+                runtime.spawn(async move { net::cork::write(wires) });
+            }
+            None => net::cork::write(wires),
+        });
     }
 
     /// The runtime the server runs on, while serving.

@@ -3,6 +3,7 @@
 mod admission;
 mod attach;
 mod connection;
+pub(crate) mod cork;
 mod health;
 mod inbound;
 mod listener;
@@ -12,6 +13,7 @@ mod rate;
 mod socket;
 mod tls;
 mod transport;
+mod wire;
 
 pub(crate) use admission::Verdict;
 pub(crate) use attach::end;

@@ -2,11 +2,39 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
+
+use super::cork;
+use super::wire::{Held, Wire};
+use crate::stats::Stats;
+
+/// WebSocket opcodes of the data frames written here.
+const TEXT: u8 = 0x1;
+const BINARY: u8 = 0x2;
+
+/// The header of a final, unmasked (server to client) frame: the bytes and how many are used.
+fn frame_header(opcode: u8, len: usize) -> ([u8; 10], usize) {
+    let mut header = [0u8; 10];
+    header[0] = 0x80 | opcode;
+    let used = if len < 126 {
+        // Below 126: fits the second byte.
+        header[1] = len as u8;
+        2
+    } else if let Ok(short) = u16::try_from(len) {
+        header[1] = 126;
+        header[2..4].copy_from_slice(&short.to_be_bytes());
+        4
+    } else {
+        header[1] = 127;
+        header[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+        10
+    };
+    (header, used)
+}
 
 /// What the socket task writes next.
 #[derive(Debug)]
@@ -21,12 +49,21 @@ pub(crate) enum Outbound {
     Close { code: u16, reason: String },
 }
 
-/// A connection's queue, shared by everything that writes to it and drained by its socket task.
+/// What a connection sends, shared by everything that writes to it.
 ///
-/// A plain queue under a lock, not a channel: it holds no memory while empty (idle connections are the
-/// common case), and the socket task takes everything queued in one lock rather than frame by frame.
+/// Over plain TCP, frames are written to the socket by the sender itself (see [`Wire`]); over TLS, whose
+/// session has a single owner, they wait in a queue the socket task drains. Application pings and close
+/// requests always go through the queue, since the socket task writes those.
+///
+/// The queue is a plain queue under a lock, not a channel: it holds no memory while empty (idle
+/// connections are the common case), and the socket task takes everything queued in one lock.
 #[derive(Debug)]
 pub(crate) struct Outbox {
+    /// Plain TCP: the socket frames are written to.
+    wire: Option<Arc<Wire>>,
+    stats: Arc<Stats>,
+    /// A close was asked for: later frames are refused.
+    closing: AtomicBool,
     queue: Mutex<Queue>,
     /// Woken when the queue turns non-empty.
     ready: Notify,
@@ -44,9 +81,13 @@ struct Queue {
 }
 
 impl Outbox {
-    /// A queue holding at most `limit` bytes of frames.
-    pub(crate) fn new(limit: usize) -> Self {
+    /// An outbox holding at most `limit` bytes of frames not yet taken by the socket; frames go straight
+    /// to `wire` when there is one.
+    pub(crate) fn new(limit: usize, wire: Option<Arc<Wire>>, stats: Arc<Stats>) -> Self {
         Outbox {
+            wire,
+            stats,
+            closing: AtomicBool::new(false),
             queue: Mutex::default(),
             ready: Notify::new(),
             queued: AtomicUsize::new(0),
@@ -99,6 +140,7 @@ impl Outbox {
 
     /// The socket task has ended: later frames are refused and what is queued is dropped.
     pub(crate) fn shut(&self) {
+        self.closing.store(true, Ordering::Release);
         let mut queue = self.queue();
         queue.shut = true;
         queue.items = VecDeque::new();
@@ -109,12 +151,55 @@ impl Outbox {
     /// A `volatile` frame over the limit is only dropped: the connection stays, for messages that are
     /// worthless late (positions, typing indicators).
     pub(crate) fn push(&self, frame: Utf8Bytes, volatile: bool) -> bool {
-        self.admit(frame.len(), volatile) && self.send(Outbound::Frame(frame))
+        match &self.wire {
+            Some(wire) => self.write(wire, TEXT, frame.as_bytes(), volatile),
+            None => self.admit(frame.len(), volatile) && self.send(Outbound::Frame(frame)),
+        }
     }
 
     /// Queues a binary frame, under the same limit.
     pub(crate) fn push_binary(&self, frame: Bytes) -> bool {
-        self.admit(frame.len(), false) && self.send(Outbound::Binary(frame))
+        match &self.wire {
+            Some(wire) => self.write(wire, BINARY, &frame, false),
+            None => self.admit(frame.len(), false) && self.send(Outbound::Binary(frame)),
+        }
+    }
+
+    /// Writes a data frame to the socket now, under the same limit as the queue: the bytes the socket
+    /// has not taken yet.
+    fn write(&self, wire: &Arc<Wire>, opcode: u8, payload: &[u8], volatile: bool) -> bool {
+        if self.overflowed.load(Ordering::Acquire) || self.closing.load(Ordering::Acquire) {
+            return false;
+        }
+        let waiting = wire.waiting();
+        if waiting > 0 && waiting + payload.len() > self.limit {
+            if !volatile {
+                self.overflow(waiting);
+            }
+            return false;
+        }
+        let (header, header_len) = frame_header(opcode, payload.len());
+        match wire.write(&[&header[..header_len], payload], cork::active()) {
+            Ok(held) => {
+                if held == Held::First {
+                    cork::held(wire.clone());
+                }
+                self.stats.sent(payload.len());
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn overflow(&self, queued: usize) {
+        if !self.overflowed.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                queued,
+                limit = self.limit,
+                "outbound limit passed, dropping the connection"
+            );
+            self.overflow.notify_one();
+        }
     }
 
     /// Counts `len` more queued bytes, unless that passes the limit.
@@ -125,16 +210,8 @@ impl Outbox {
         let before = self.queued.fetch_add(len, Ordering::AcqRel);
         if before > 0 && before + len > self.limit {
             self.queued.fetch_sub(len, Ordering::AcqRel);
-            if volatile {
-                return false;
-            }
-            if !self.overflowed.swap(true, Ordering::AcqRel) {
-                tracing::warn!(
-                    queued = before,
-                    limit = self.limit,
-                    "outbound limit passed, dropping the connection"
-                );
-                self.overflow.notify_one();
+            if !volatile {
+                self.overflow(before);
             }
             return false;
         }
@@ -163,8 +240,9 @@ impl Outbox {
         self.send(Outbound::Ping(id));
     }
 
-    /// Asks the socket task to close the connection.
+    /// Asks the socket task to close the connection; frames sent after this are refused.
     pub(crate) fn close(&self, code: u16, reason: &str) {
+        self.closing.store(true, Ordering::Release);
         self.send(Outbound::Close {
             code,
             reason: reason.to_owned(),
@@ -178,7 +256,7 @@ mod tests {
 
     #[test]
     fn passing_the_limit_refuses_every_later_frame_and_signals_once() {
-        let outbox = Outbox::new(10);
+        let outbox = Outbox::new(10, None, Arc::default());
         assert!(outbox.push(Utf8Bytes::from("123456"), false));
         assert!(!outbox.push(Utf8Bytes::from("123456"), false));
         assert_eq!(outbox.queued(), 6);
@@ -198,7 +276,7 @@ mod tests {
 
     #[test]
     fn a_volatile_frame_over_the_limit_is_dropped_and_the_connection_kept() {
-        let outbox = Outbox::new(10);
+        let outbox = Outbox::new(10, None, Arc::default());
         assert!(outbox.push(Utf8Bytes::from("123456"), false));
         assert!(!outbox.push(Utf8Bytes::from("123456"), true));
         let batch = outbox.take(10);
@@ -208,14 +286,28 @@ mod tests {
     }
 
     #[test]
+    fn frame_headers_use_the_shortest_length_form() {
+        let text = |len| {
+            let (header, used) = frame_header(TEXT, len);
+            header[..used].to_vec()
+        };
+        assert_eq!(text(0), [0x81, 0]);
+        assert_eq!(text(125), [0x81, 125]);
+        assert_eq!(text(126), [0x81, 126, 0, 126]);
+        assert_eq!(text(65535), [0x81, 126, 0xff, 0xff]);
+        assert_eq!(text(65536), [0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
+        assert_eq!(frame_header(BINARY, 1).0[0], 0x82);
+    }
+
+    #[test]
     fn a_large_frame_on_an_empty_queue_is_taken() {
-        let outbox = Outbox::new(10);
+        let outbox = Outbox::new(10, None, Arc::default());
         assert!(outbox.push(Utf8Bytes::from("x".repeat(100)), false));
     }
 
     #[test]
     fn takes_in_order_up_to_max_and_refuses_once_shut() {
-        let outbox = Outbox::new(1000);
+        let outbox = Outbox::new(1000, None, Arc::default());
         for n in 0..5 {
             assert!(outbox.push(Utf8Bytes::from(n.to_string()), false));
         }
@@ -241,7 +333,7 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
-        let outbox = Outbox::new(1000);
+        let outbox = Outbox::new(1000, None, Arc::default());
         outbox.push(Utf8Bytes::from("a"), false);
         outbox.push(Utf8Bytes::from("b"), false);
         runtime.block_on(outbox.ready());

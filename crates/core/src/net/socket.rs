@@ -34,6 +34,7 @@ use super::outbox::{Outbound, Outbox};
 use super::prefixed::Prefixed;
 use super::rate::{Admit, Bucket};
 use super::transport::Transport;
+use super::wire::Wire;
 use super::Connection;
 
 /// Most queued frames written before one flush; bounds how long reading waits on a busy writer.
@@ -90,8 +91,13 @@ pub(crate) async fn serve(
     let mut handshake = Handshake::default();
     // One deadline for TLS, admission and handshake together: a client that trickles bytes gets no more.
     let deadline = Instant::now() + shared.config.handshake_timeout;
+    let mut wire = None;
     let transport = match tls {
-        None => Transport::Plain(stream),
+        None => {
+            let plain = Arc::new(Wire::new(stream));
+            wire = Some(plain.clone());
+            Transport::Plain(plain)
+        }
         // The handshake futures are boxed: held inline they would size every connection's task for its
         // whole life, and an idle connection should cost little.
         Some(acceptor) => match timeout_at(deadline, Box::pin(acceptor.accept(stream))).await {
@@ -160,7 +166,11 @@ pub(crate) async fn serve(
         }
     };
 
-    let outbox = Arc::new(Outbox::new(shared.config.max_backpressure));
+    let outbox = Arc::new(Outbox::new(
+        shared.config.max_backpressure,
+        wire.clone(),
+        shared.stats.clone(),
+    ));
     let (conn, told) = match attach::attach(&shared, &handshake.url, outbox.clone(), &calls) {
         Attached::New(conn) => {
             let remote = remote.to_string();
@@ -173,7 +183,7 @@ pub(crate) async fn serve(
         }
     };
     let ending = if calls.send(told).await.is_ok() {
-        run(&shared, &conn, &outbox, ws, &mut shutdown).await
+        run(&shared, &conn, &outbox, wire.as_deref(), ws, &mut shutdown).await
     } else {
         Ending::new(1001, "Server stopping")
     };
@@ -207,6 +217,7 @@ async fn run(
     shared: &Shared,
     conn: &Connection,
     outbox: &Outbox,
+    wire: Option<&Wire>,
     mut ws: Socket,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Ending {
@@ -231,7 +242,8 @@ async fn run(
     // otherwise left alone: when it fires early (the client spoke since), the loop just re-arms it.
     let timer = sleep_until(Instant::now());
     let ready = outbox.ready();
-    tokio::pin!(stop, overflow, timer, ready);
+    let backlog = backlogged(wire);
+    tokio::pin!(stop, overflow, timer, ready, backlog);
     let mut armed: Option<Instant> = None;
     loop {
         let close_deadline = closing.as_ref().map(|(deadline, _)| *deadline);
@@ -301,6 +313,30 @@ async fn run(
                     Box::pin(start_close(&mut ws, 1001, "Server stopping", &mut closing, shared)).await;
                 }
             },
+            _ = &mut backlog => {
+                backlog.set(backlogged(wire));
+                let Some(wire) = wire else { continue };
+                // Frames the socket did not take at once wait here; like a queued write, a client that
+                // does not read holds this until the limit or a stop ends the wait.
+                let drained = tokio::select! {
+                    drained = poll_fn(|cx| wire.poll_drain(cx)) => drained,
+                    _ = &mut overflow => {
+                        let _ = conn.calls.send(call::limit(conn.key, "backpressure")).await;
+                        return Ending::new(TRY_AGAIN_LATER, "Backpressure limit exceeded");
+                    },
+                    _ = async {
+                        (&mut stop).await;
+                        tokio::time::sleep(shared.config.close_timeout).await;
+                    } => return Ending::new(1001, "Server stopping"),
+                };
+                if let Err(error) = drained {
+                    tracing::debug!(conn = %conn.id, %error, "write failed");
+                    return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, ""));
+                }
+                if stop.is_terminated() && closing.is_none() {
+                    Box::pin(start_close(&mut ws, 1001, "Server stopping", &mut closing, shared)).await;
+                }
+            },
             _ = &mut overflow => {
                 let _ = conn.calls.send(call::limit(conn.key, "backpressure")).await;
                 return Ending::new(TRY_AGAIN_LATER, "Backpressure limit exceeded");
@@ -345,6 +381,14 @@ async fn run(
                 }
             },
         }
+    }
+}
+
+/// Resolves once bytes wait in the wire's backlog; never without a wire (TLS).
+async fn backlogged(wire: Option<&Wire>) {
+    match wire {
+        Some(wire) => wire.backlogged().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -4,14 +4,19 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::sync::Arc;
+
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
+use super::wire::Wire;
+
 /// A client's stream, encrypted or not.
 #[derive(Debug)]
 pub(crate) enum Transport {
-    Plain(TcpStream),
+    /// Shared with the connection's outbox, which writes frames to it directly.
+    Plain(Arc<Wire>),
     // Boxed: a TLS session is large, and most servers run without one.
     Tls(Box<TlsStream<TcpStream>>),
 }
@@ -21,8 +26,7 @@ impl Transport {
     /// socket itself has nothing.
     pub(crate) fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
         match self {
-            // An error is reported by the read that follows.
-            Transport::Plain(stream) => stream.poll_read_ready(cx).map(|_| ()),
+            Transport::Plain(wire) => wire.poll_read_ready(cx),
             Transport::Tls(_) => Poll::Ready(()),
         }
     }
@@ -35,7 +39,11 @@ impl AsyncRead for Transport {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Transport::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
+            Transport::Plain(wire) => {
+                let read = std::task::ready!(wire.poll_read(cx, buf.initialize_unfilled()))?;
+                buf.advance(read);
+                Poll::Ready(Ok(()))
+            }
             Transport::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
         }
     }
@@ -48,21 +56,23 @@ impl AsyncWrite for Transport {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Transport::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
+            // Never blocks: what the socket does not take waits in the wire's backlog, which a flush
+            // writes out.
+            Transport::Plain(wire) => Poll::Ready(wire.write(&[buf], false).map(|_| buf.len())),
             Transport::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Transport::Plain(stream) => Pin::new(stream).poll_flush(cx),
+            Transport::Plain(wire) => wire.poll_drain(cx),
             Transport::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Transport::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
+            Transport::Plain(wire) => wire.poll_shutdown(cx),
             Transport::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
         }
     }

@@ -1,0 +1,57 @@
+//! Corking: the frames one call from the application sends leave together, written by an I/O thread.
+//!
+//! The application thread sends in bursts: a flush of a batch's replies, a broadcast to a thousand
+//! members. Writing each frame at once would put a system call per frame on the application's thread;
+//! waking each connection's task would cost a wake-up per frame. Instead the call holds its frames in
+//! each socket's backlog, then hands the list of sockets to one task on an I/O thread ([`release`], then
+//! [`write`]). Frames to one connection held before that task reaches it (several broadcasts in a row)
+//! leave in one write, much as uWebSockets corks a socket. Frames sent outside a hold go out at once.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use super::wire::Wire;
+
+#[derive(Default)]
+struct Cork {
+    active: bool,
+    held: Vec<Arc<Wire>>,
+}
+
+thread_local! {
+    static CORK: RefCell<Cork> = RefCell::new(Cork::default());
+}
+
+/// From now until [`release`], frames sent from this thread are held.
+pub(crate) fn hold() {
+    CORK.with_borrow_mut(|cork| cork.active = true);
+}
+
+/// Whether frames sent from this thread are held now.
+pub(crate) fn active() -> bool {
+    CORK.with_borrow(|cork| cork.active)
+}
+
+/// Remembers a wire that holds frames, to write it at [`release`].
+pub(crate) fn held(wire: Arc<Wire>) {
+    CORK.with_borrow_mut(|cork| cork.held.push(wire));
+}
+
+/// Ends the hold; `write_later` receives the wires that hold frames (never an empty list) and must see
+/// that [`write`] runs on them.
+pub(crate) fn release(write_later: impl FnOnce(Vec<Arc<Wire>>)) {
+    let held = CORK.with_borrow_mut(|cork| {
+        cork.active = false;
+        std::mem::take(&mut cork.held)
+    });
+    if !held.is_empty() {
+        write_later(held);
+    }
+}
+
+/// Writes what each wire holds.
+pub(crate) fn write(wires: Vec<Arc<Wire>>) {
+    for wire in wires {
+        wire.release();
+    }
+}

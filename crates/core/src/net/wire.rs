@@ -1,0 +1,302 @@
+//! A plain TCP socket shared by every thread that sends to it.
+//!
+//! Whoever sends a frame (the JavaScript thread answering a batch or broadcasting, an I/O thread answering
+//! a frame) writes it to the socket at once, without waking the connection's task. Only what the socket
+//! cannot take right away waits in the backlog, in order, for the task to write when the socket drains;
+//! while anything waits, later frames join the backlog behind it, so frames never interleave.
+
+use std::io::{self, IoSlice};
+use std::sync::{Mutex, MutexGuard};
+use std::task::{ready, Context, Poll};
+
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+/// The socket and what waits to be written to it.
+#[derive(Debug)]
+pub(crate) struct Wire {
+    tcp: TcpStream,
+    backlog: Mutex<Backlog>,
+    /// Woken when bytes start waiting.
+    waiting: Notify,
+}
+
+/// Bytes the socket has not taken yet.
+#[derive(Debug, Default)]
+struct Backlog {
+    bytes: Vec<u8>,
+    /// How much of `bytes` has been written.
+    written: usize,
+    /// A write failed: the connection is lost and nothing more is written.
+    broken: bool,
+    /// The bytes are held by a cork (see [`super::cork`]), whose release writes them.
+    held: bool,
+}
+
+impl Backlog {
+    fn len(&self) -> usize {
+        self.bytes.len() - self.written
+    }
+
+    fn clear(&mut self) {
+        self.written = 0;
+        // A large buffer left by a burst is given back: idle connections should cost little.
+        if self.bytes.capacity() > 64 * 1024 {
+            self.bytes = Vec::new();
+        } else {
+            self.bytes.clear();
+        }
+    }
+}
+
+/// Whether [`Wire::write`] held the bytes for a cork.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Held {
+    /// Written, or waiting for the socket task.
+    No,
+    /// Held, and the first bytes held since the last release: the caller must release the wire.
+    First,
+    /// Held behind bytes held already.
+    Again,
+}
+
+impl Wire {
+    pub(crate) fn new(tcp: TcpStream) -> Self {
+        Wire {
+            tcp,
+            backlog: Mutex::default(),
+            waiting: Notify::new(),
+        }
+    }
+
+    fn backlog(&self) -> MutexGuard<'_, Backlog> {
+        // Every update leaves the backlog consistent; a poisoned lock still holds valid bytes.
+        self.backlog
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Bytes waiting to be written.
+    pub(crate) fn waiting(&self) -> usize {
+        self.backlog().len()
+    }
+
+    /// Writes `parts` (one frame, or raw bytes) after whatever waits, without blocking: what the socket
+    /// does not take now joins the backlog. With `hold`, nothing is written yet: the bytes wait for
+    /// [`Wire::release`], and `Held::First` tells the caller to arrange it. Fails once a write has failed.
+    pub(crate) fn write(&self, parts: &[&[u8]], hold: bool) -> io::Result<Held> {
+        let mut backlog = self.backlog();
+        if backlog.broken {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        let was_empty = backlog.len() == 0;
+        let mut skip = 0;
+        if was_empty && !hold {
+            let slices: Vec<IoSlice<'_>> = parts.iter().map(|part| IoSlice::new(part)).collect();
+            skip = match self.tcp.try_write_vectored(&slices) {
+                Ok(written) => written,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(error) => {
+                    backlog.broken = true;
+                    return Err(error);
+                }
+            };
+        }
+        for part in parts {
+            let taken = skip.min(part.len());
+            skip -= taken;
+            backlog.bytes.extend_from_slice(&part[taken..]);
+        }
+        if hold {
+            let first = !backlog.held;
+            backlog.held = true;
+            return Ok(if first { Held::First } else { Held::Again });
+        }
+        let waiting = backlog.len() > 0;
+        let held = backlog.held;
+        drop(backlog);
+        // Bytes already waiting have their writer: the socket task, or the cork that holds them.
+        if was_empty && waiting && !held {
+            self.waiting.notify_one();
+        }
+        Ok(Held::No)
+    }
+
+    /// Writes what a cork held, as far as the socket takes it now; the rest waits for the socket task.
+    pub(crate) fn release(&self) {
+        let mut backlog = self.backlog();
+        backlog.held = false;
+        while backlog.len() > 0 && !backlog.broken {
+            let from = backlog.written;
+            match self.tcp.try_write(&backlog.bytes[from..]) {
+                Ok(written) => backlog.written += written,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => backlog.broken = true,
+            }
+        }
+        if backlog.len() == 0 {
+            backlog.clear();
+            return;
+        }
+        drop(backlog);
+        self.waiting.notify_one();
+    }
+
+    /// Resolves once bytes may be waiting; the connection's task keeps one armed and then calls
+    /// [`Wire::poll_drain`].
+    pub(crate) fn backlogged(&self) -> tokio::sync::futures::Notified<'_> {
+        self.waiting.notified()
+    }
+
+    /// Writes the backlog out; ready once it is empty.
+    pub(crate) fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            {
+                let mut backlog = self.backlog();
+                if backlog.broken {
+                    return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+                }
+                if backlog.len() == 0 {
+                    return Poll::Ready(Ok(()));
+                }
+                let from = backlog.written;
+                match self.tcp.try_write(&backlog.bytes[from..]) {
+                    Ok(written) => {
+                        backlog.written += written;
+                        if backlog.len() == 0 {
+                            backlog.clear();
+                            return Poll::Ready(Ok(()));
+                        }
+                        continue;
+                    }
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(error) => {
+                        backlog.broken = true;
+                        return Poll::Ready(Err(error));
+                    }
+                }
+            }
+            ready!(self.tcp.poll_write_ready(cx))?;
+        }
+    }
+
+    /// Reads what the socket has, waiting for it to be readable.
+    pub(crate) fn poll_read(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.tcp.poll_read_ready(cx))?;
+            match self.tcp.try_read(buf) {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    /// Ready once a read may find bytes.
+    pub(crate) fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        // An error is reported by the read that follows.
+        self.tcp.poll_read_ready(cx).map(|_| ())
+    }
+
+    /// Ends the sending direction once the backlog is written.
+    pub(crate) fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_drain(cx))?;
+        Poll::Ready(socket2::SockRef::from(&self.tcp).shutdown(std::net::Shutdown::Write))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    async fn pair() -> (Wire, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let client = TcpStream::connect(address).await.expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        (Wire::new(server), client)
+    }
+
+    #[tokio::test]
+    async fn writes_in_order_through_the_backlog_when_the_peer_is_slow() {
+        let (wire, mut client) = pair().await;
+        // Far more than the socket buffers hold, so the backlog is used.
+        let chunk = vec![7u8; 64 * 1024];
+        let mut total = 0;
+        for index in 0..64u8 {
+            wire.write(&[&[index], &chunk], false).expect("write");
+            total += 1 + chunk.len();
+        }
+        assert!(wire.waiting() > 0, "the peer has read nothing yet");
+        let reader = tokio::spawn(async move {
+            let mut received = vec![0u8; total];
+            client.read_exact(&mut received).await.expect("read");
+            received
+        });
+        std::future::poll_fn(|cx| wire.poll_drain(cx))
+            .await
+            .expect("drain");
+        assert_eq!(wire.waiting(), 0);
+        let received = reader.await.expect("reader");
+        for (index, record) in received.chunks(1 + chunk.len()).enumerate() {
+            assert_eq!(
+                usize::from(record[0]),
+                index,
+                "records arrive whole and in order"
+            );
+            assert!(record[1..].iter().all(|byte| *byte == 7));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_refuses_every_later_one() {
+        let (wire, client) = pair().await;
+        drop(client);
+        let mut failed = false;
+        for _ in 0..1000 {
+            if wire.write(&[&[0u8; 1024]], false).is_err() {
+                failed = true;
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(failed, "writing to a closed peer fails");
+        assert!(wire.write(&[b"x"], false).is_err());
+    }
+
+    #[tokio::test]
+    async fn held_bytes_leave_in_one_piece_on_release() {
+        let (wire, mut client) = pair().await;
+        assert_eq!(wire.write(&[b"ab"], true).expect("hold"), Held::First);
+        assert_eq!(wire.write(&[b"cd"], true).expect("hold"), Held::Again);
+        assert_eq!(wire.waiting(), 4, "nothing is written while held");
+        // A sender that does not hold (another thread) queues behind the held bytes.
+        assert_eq!(wire.write(&[b"ef"], false).expect("write"), Held::No);
+        super::super::cork::write(vec![std::sync::Arc::new(wire)]);
+        let mut received = [0u8; 6];
+        client.read_exact(&mut received).await.expect("read");
+        assert_eq!(&received, b"abcdef");
+    }
+
+    #[tokio::test]
+    async fn a_release_ends_the_hold() {
+        let (wire, mut client) = pair().await;
+        assert_eq!(wire.write(&[b"ab"], true).expect("hold"), Held::First);
+        wire.release();
+        assert_eq!(wire.waiting(), 0);
+        let mut received = [0u8; 2];
+        client.read_exact(&mut received).await.expect("read");
+        assert_eq!(&received, b"ab");
+        assert_eq!(
+            wire.write(&[b"g"], true).expect("hold"),
+            Held::First,
+            "a release ends the hold"
+        );
+    }
+}
