@@ -5,6 +5,7 @@
 //   event 'bench:publish' → io.to('bench').emit('bench', data) (the fan-out publisher).
 // Socket.IO encodes a room broadcast once and writes the same frame to every member.
 // PORT (default 0) and HOST (default 127.0.0.1); prints `listening <port>`. Run with `node bench/servers/socketio-node.mjs`.
+import './gc.mjs';
 import { createServer } from 'node:http';
 import { Server } from 'socket.io';
 
