@@ -68,7 +68,7 @@ table per scenario and writes the JSON that bench/chart.mjs draws. Scenarios:
   fanout  --subscribers in one room, one publisher; deliveries/s, p99 delivery latency
   idle    --idle-connections idle WebSocket connections (each size a separate run); server RSS per connection
           ((RSS with N open − RSS before) / N, each read after a full GC) and connect rate (handshakes included)
-  resume  Helios only: --resume-clients sessions in one room drop at once and resume at once while broadcasts
+  resume  Helios and Socket.IO: --resume-clients sessions in one room drop at once and resume at once while broadcasts
           go on; time until all resumed, messages lost and duplicated (checked per client by sequence number)
 
 options (default in brackets):
@@ -136,13 +136,13 @@ const node = process.execPath;
 const loadgen = path.join(here, 'loadgen', 'target', 'release', process.platform === 'win32' ? 'loadgen.exe' : 'loadgen');
 
 // Node servers get --expose-gc so that the idle scenario can ask every server for a full GC (servers/gc.mjs).
-// `resume`: the server speaks Helios's session protocol (the session recovery scenario).
+// `resume`: the server can resume sessions (Helios's session recovery, Socket.IO's connectionStateRecovery).
 const SERVERS = {
   'helios-bun': { label: 'Helios on Bun', cmd: bun, args: ['servers/helios.mjs'], protocol: 'helios', resume: true },
   'helios-node': { label: 'Helios on Node', cmd: node, args: ['--expose-gc', 'servers/helios.mjs'], protocol: 'helios', resume: true },
   'bun-plain': { label: 'Bun.serve (JS)', cmd: bun, args: ['servers/bun-plain.mjs'], protocol: 'plain' },
   'ws-node': { label: 'ws on Node (JS)', cmd: node, args: ['--expose-gc', 'servers/ws-node.mjs'], protocol: 'plain' },
-  'socketio-node': { label: 'Socket.IO 4 on Node', cmd: node, args: ['--expose-gc', 'servers/socketio-node.mjs'], protocol: 'socketio' },
+  'socketio-node': { label: 'Socket.IO 4 on Node', cmd: node, args: ['--expose-gc', 'servers/socketio-node.mjs'], protocol: 'socketio', resume: true },
 };
 const BASELINE = 'bun-plain';
 
@@ -669,7 +669,7 @@ const clock = (ms) => {
 
 /** Why `name` cannot run `job` on this machine, or null. */
 function skipReason(job, name, fdLimit) {
-  if (job.scenario === 'resume' && !SERVERS[name].resume) return 'no session recovery to resume with';
+  if (job.scenario === 'resume' && !SERVERS[name].resume) return 'no session recovery: a new connection starts from scratch';
   if (job.scenario === 'idle' && fdLimit !== null && job.connections + 100 > fdLimit) {
     return `${fmtInt(job.connections)} connections need about ${fmtInt(job.connections + 100)} open files per process; the hard limit (ulimit -Hn) is ${fmtInt(fdLimit)}`;
   }

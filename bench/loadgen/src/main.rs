@@ -105,15 +105,16 @@ options:
   --latency-duration S     fanout, latency phase: seconds of one broadcast at a time after the throughput phase
                            (default 2; 0 skips it)
   --connect-concurrency N  handshakes in flight while connecting (default 64)
-  loadgen idle   --url ws://127.0.0.1:PORT [--protocol helios|plain|socketio] [--connections 10000]
-                 [--connect-concurrency 500] [--source-addresses 0] [--hold 0]
+  loadgen idle   --url ws://127.0.0.1:PORT [--protocol helios|plain|socketio] --connections N
+                 [--connect-concurrency 64] [--source-addresses 0] [--hold 0]
       opens --connections WebSocket connections (--connect-concurrency handshakes in flight), keeps them open and
       idle (answering pings), prints a `connected` JSON line, then holds them until a line or EOF on stdin
       (or --hold seconds when above 0) and prints the result: how many are still open.
   --source-addresses N     spread client sockets over 127.0.0.2 .. 127.0.0.(N+1) (default 0: one address per
                            10,000 connections when the server is on a loopback address)
-  loadgen resume --url ws://127.0.0.1:PORT [--clients 1000] [--interval-ms 20] [--before 2] [--away 2] [--after 2]
-      Helios only. --clients connections with session recovery join room 'bench'; a publisher broadcasts a numbered
+  loadgen resume --url ws://127.0.0.1:PORT --protocol helios|socketio [--clients 1000] [--interval-ms 20]
+                 [--before 2] [--away 2] [--after 2] [--connect-concurrency 64]
+      Helios sessions, or Socket.IO's connectionStateRecovery. --clients connections with session recovery join room 'bench'; a publisher broadcasts a numbered
       message every --interval-ms; after --before s every client drops its socket at once (reset, no close frame),
       stays away --away s, then all resume at once; after --after s more the publisher stops and every client's
       sequence numbers are checked (lost, duplicated).

@@ -1,12 +1,17 @@
-//! Session recovery (Helios only, PROTOCOL.md "Sessions"): many clients drop their sockets at once while a
-//! room keeps receiving broadcasts, then all resume at once; every client's messages are checked by sequence
-//! number for loss and duplication.
+//! Session recovery: many clients drop their sockets at once while a room keeps receiving broadcasts, then all
+//! resume at once; every client's messages are checked by sequence number for loss and duplication.
 //!
+//! Helios (PROTOCOL.md "Sessions"):
 //! Each client follows the protocol as the Starling client does: it counts every message that is not of type
 //! `session` (the count is its `last_seq`), acknowledges every 50 messages with `{"type":"ack","seq":N}`, keeps
 //! the latest token from `created` / `recovered`, and resumes by opening
 //! `ws://host:port/?session_token=<token>&last_seq=<count>`: the server replays what the client had not
 //! processed, then sends `recovered`.
+//!
+//! Socket.IO 4 with `connectionStateRecovery`: the namespace connect is answered by `40{"sid","pid"}`; every
+//! room broadcast carries an offset as its last argument (`42["bench",{...},"<offset>"]`); the client resumes
+//! by connecting with `40{"pid":"<pid>","offset":"<last offset processed>"}`. The server sends the missed
+//! packets, then `40{...}` with the same `pid` (recovered) or a new one (not recovered).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -58,7 +63,13 @@ impl Shared {
 /// One client's session and what it has received.
 struct Client {
     ws: Option<Ws>,
+    protocol: Protocol,
+    /// Helios: the resume token. Socket.IO: the session's `pid`.
     token: String,
+    /// Socket.IO: the offset of the last broadcast processed.
+    offset: String,
+    /// Socket.IO: the namespace connect is done (`40` received).
+    connected: bool,
     /// Counted messages processed so far in this session: the `last_seq` of a resume.
     count: u64,
     acked: u64,
@@ -82,11 +93,16 @@ enum Seen {
     Other,
     Recovered,
     Failed,
+    /// The answer to the subscribe request; true when it succeeded.
+    Subscribed(bool),
 }
 
 impl Client {
     /// Handles one text message: session control, or a counted message (a broadcast is recorded by seq).
     async fn handle(&mut self, text: &str) -> Result<Seen, String> {
+        if self.protocol == Protocol::SocketIo {
+            return self.handle_socketio(text).await;
+        }
         if text.contains(r#""type":"session""#) {
             let value: serde_json::Value =
                 serde_json::from_str(text).map_err(|e| format!("session message: {e}"))?;
@@ -111,18 +127,10 @@ impl Client {
         }
         self.count += 1;
         let seen = if text.contains(r#""type":"event""#) && text.contains(r#""topic":"bench""#) {
-            let seq = field_u64(text, "seq")
-                .ok_or_else(|| format!("broadcast without seq: {}", truncate(text)))?;
-            if self.highest.is_some_and(|h| seq < h) {
-                self.out_of_order += 1;
-            }
-            self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
-            let i = seq as usize;
-            if self.seen.len() <= i {
-                self.seen.resize(i + 1, 0);
-            }
-            self.seen[i] += 1;
+            self.record(text)?;
             Seen::Broadcast
+        } else if text.contains(r#""type":"response""#) && text.contains(r#""id":1,"#) {
+            Seen::Subscribed(text.contains(r#""success":true"#))
         } else {
             Seen::Other
         };
@@ -136,6 +144,93 @@ impl Client {
             }
         }
         Ok(seen)
+    }
+
+    /// Records a broadcast's sequence number.
+    fn record(&mut self, text: &str) -> Result<(), String> {
+        let seq = field_u64(text, "seq")
+            .ok_or_else(|| format!("broadcast without seq: {}", truncate(text)))?;
+        if self.highest.is_some_and(|h| seq < h) {
+            self.out_of_order += 1;
+        }
+        self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
+        let i = seq as usize;
+        if self.seen.len() <= i {
+            self.seen.resize(i + 1, 0);
+        }
+        self.seen[i] += 1;
+        Ok(())
+    }
+
+    async fn send(&mut self, text: String) -> Result<(), String> {
+        match self.ws.as_mut() {
+            Some(ws) => ws
+                .send(Message::text(text))
+                .await
+                .map_err(|e| format!("write: {e}")),
+            None => Ok(()),
+        }
+    }
+
+    /// Socket.IO: Engine.IO open (`0`) and ping (`2`), namespace connect (`40`), events (`42`), acks (`43`).
+    async fn handle_socketio(&mut self, text: &str) -> Result<Seen, String> {
+        if text == "2" {
+            self.send("3".into()).await?;
+            return Ok(Seen::Other);
+        }
+        if text.starts_with('0') {
+            // Engine.IO is open: connect to the namespace, resuming when we have a session and an offset.
+            let connect = if self.token.is_empty() || self.offset.is_empty() {
+                "40".to_string()
+            } else {
+                format!("40{}", json!({ "pid": self.token, "offset": self.offset }))
+            };
+            self.send(connect).await?;
+            return Ok(Seen::Other);
+        }
+        if let Some(body) = text.strip_prefix("40") {
+            let value: serde_json::Value =
+                serde_json::from_str(body).map_err(|e| format!("socket.io connect: {e}"))?;
+            let pid = value["pid"]
+                .as_str()
+                .ok_or("socket.io connect without pid: is connectionStateRecovery on?")?
+                .to_string();
+            let first = !self.connected && self.token.is_empty();
+            let same = pid == self.token;
+            self.connected = true;
+            self.token = pid;
+            return Ok(if first {
+                Seen::Other
+            } else if same {
+                Seen::Recovered
+            } else {
+                self.recovery_failed = Some("new session".into());
+                Seen::Failed
+            });
+        }
+        if text.starts_with("44") {
+            return Err(format!("socket.io connect refused: {}", truncate(text)));
+        }
+        if let Some(body) = text.strip_prefix("42") {
+            let value: serde_json::Value =
+                serde_json::from_str(body).map_err(|e| format!("socket.io event: {e}"))?;
+            if value[0] == "bench" {
+                self.record(&value[1].to_string())?;
+                // Before the namespace connect's answer, a broadcast is a missed packet being replayed.
+                if !self.connected {
+                    self.replayed += 1;
+                }
+                if let Some(offset) = value[2].as_str() {
+                    self.offset = offset.to_string();
+                }
+                return Ok(Seen::Broadcast);
+            }
+            return Ok(Seen::Other);
+        }
+        if let Some(body) = text.strip_prefix("431") {
+            return Ok(Seen::Subscribed(body.contains(r#""success":true"#)));
+        }
+        Ok(Seen::Other)
     }
 
     /// Reads one message (None: the socket ended).
@@ -154,12 +249,34 @@ fn config() -> WebSocketConfig {
     WebSocketConfig::default().read_buffer_size(8 * 1024)
 }
 
-/// Connects, waits for the session's `created` message, and joins room 'bench'.
-async fn join(url: String) -> Result<Client, String> {
-    let ws = connect_from(&url, Protocol::Helios, None, config()).await?;
+/// Opens the client's WebSocket; for Socket.IO the raw Engine.IO socket, whose handshake `Client` does itself
+/// (a resume's missed packets come before the namespace connect's answer).
+async fn open(url: &str, protocol: Protocol) -> Result<Ws, String> {
+    match protocol {
+        Protocol::SocketIo => {
+            let (base, query) = match url.split_once('?') {
+                Some((base, query)) => (base, format!("&{query}")),
+                None => (url, String::new()),
+            };
+            let url = format!(
+                "{}/socket.io/?EIO=4&transport=websocket{query}",
+                base.trim_end_matches('/')
+            );
+            connect_from(&url, Protocol::Plain, None, config()).await
+        }
+        _ => connect_from(url, protocol, None, config()).await,
+    }
+}
+
+/// Connects, waits for the session (Helios: `created`; Socket.IO: `40` with a `pid`), and joins room 'bench'.
+async fn join(url: String, protocol: Protocol) -> Result<Client, String> {
+    let ws = open(&url, protocol).await?;
     let mut client = Client {
         ws: Some(ws),
+        protocol,
         token: String::new(),
+        offset: String::new(),
+        connected: false,
         count: 0,
         acked: 0,
         seen: Vec::new(),
@@ -171,14 +288,16 @@ async fn join(url: String) -> Result<Client, String> {
         recovery_failed: None,
         count_mismatch: None,
     };
-    let subscribe =
-        r#"{"type":"request","id":1,"method":"helios.subscribe","payload":{"topic":"bench"}}"#;
-    if let Some(ws) = client.ws.as_mut() {
-        ws.send(Message::text(subscribe))
-            .await
-            .map_err(|e| format!("subscribe: {e}"))?;
-    }
+    let subscribe = match protocol {
+        Protocol::SocketIo => r#"421["subscribe","bench"]"#,
+        _ => r#"{"type":"request","id":1,"method":"helios.subscribe","payload":{"topic":"bench"}}"#,
+    };
+    let mut sent = false;
     loop {
+        if !sent && (protocol != Protocol::SocketIo || client.connected) {
+            client.send(subscribe.to_string()).await?;
+            sent = true;
+        }
         let ws = client.ws.as_mut().ok_or("no socket")?;
         let item = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await
@@ -189,13 +308,12 @@ async fn join(url: String) -> Result<Client, String> {
             Some(Err(e)) => return Err(format!("join: {e}")),
             None => return Err("join: connection closed".into()),
         };
-        client.handle(&text).await?;
-        if text.contains(r#""type":"response""#) {
-            if !text.contains(r#""success":true"#) {
+        if let Seen::Subscribed(ok) = client.handle(&text).await? {
+            if !ok {
                 return Err(format!("subscribe refused: {}", truncate(&text)));
             }
             if client.token.is_empty() {
-                return Err("no session: is the server started with sessionRecovery?".into());
+                return Err("no session: is the server started with session recovery?".into());
             }
             return Ok(client);
         }
@@ -225,13 +343,18 @@ async fn client_task(mut client: Client, url: String, shared: Arc<Shared>) -> Cl
     shared.dropped.fetch_add(1, Ordering::Relaxed);
     let _ = phase.wait_for(|p| *p >= Phase::Resume).await;
     let start = shared.resume_start.load(Ordering::Relaxed);
-    let resume_url = format!(
-        "{}?session_token={}&last_seq={}",
-        url,
-        client.token, // a JWT: base64url and dots, nothing to escape
-        client.count
-    );
-    match connect_from(&resume_url, Protocol::Helios, None, config()).await {
+    let resume_url = match client.protocol {
+        // Socket.IO resumes in its namespace connect packet (see `handle_socketio`).
+        Protocol::SocketIo => url.clone(),
+        _ => format!(
+            "{}?session_token={}&last_seq={}",
+            url,
+            client.token, // a JWT: base64url and dots, nothing to escape
+            client.count
+        ),
+    };
+    client.connected = false;
+    match open(&resume_url, client.protocol).await {
         Ok(ws) => client.ws = Some(ws),
         Err(e) => {
             shared.fail(format!("resume: {e}"));
@@ -277,8 +400,8 @@ async fn client_task(mut client: Client, url: String, shared: Arc<Shared>) -> Cl
 }
 
 pub async fn run(args: &Args) -> Result<serde_json::Value, String> {
-    if args.protocol != Protocol::Helios {
-        return Err("the resume scenario speaks Helios's session protocol only".into());
+    if args.protocol == Protocol::Plain {
+        return Err("the resume scenario needs sessions: --protocol helios or socketio".into());
     }
     let url = args.url.split('?').next().unwrap_or(&args.url).to_string();
     let (phase_tx, phase_rx) = watch::channel(Phase::Run);
@@ -295,7 +418,7 @@ pub async fn run(args: &Args) -> Result<serde_json::Value, String> {
     let begin = now_ns();
     let elapsed = move || (now_ns() - begin) as f64 / 1e9;
     let joined: Vec<Result<Client, String>> = stream::iter(0..args.clients)
-        .map(|_| join(url.clone()))
+        .map(|_| join(url.clone(), args.protocol))
         .buffer_unordered(args.connect_concurrency.max(1))
         .collect()
         .await;
@@ -311,7 +434,8 @@ pub async fn run(args: &Args) -> Result<serde_json::Value, String> {
         .collect();
 
     // The publisher: one more connection, never dropped; numbered broadcasts at a steady pace.
-    let mut publisher = connect_from(&url, Protocol::Helios, None, config()).await?;
+    let mut publisher = connect_from(&url, args.protocol, None, config()).await?;
+    let protocol = args.protocol;
     let (stop_tx, mut stop_rx) = watch::channel(());
     let interval = Duration::from_millis(args.interval_ms);
     let publishing = tokio::spawn(async move {
@@ -322,17 +446,26 @@ pub async fn run(args: &Args) -> Result<serde_json::Value, String> {
             tokio::select! {
                 _ = tick.tick() => {
                     let t = now_ns();
-                    let event = format!(
-                        r#"{{"type":"event","topic":"bench:publish","data":{{"t":{t},"seq":{seq}}}}}"#
-                    );
+                    let event = match protocol {
+                        Protocol::SocketIo => format!(r#"42["bench:publish",{{"t":{t},"seq":{seq}}}]"#),
+                        _ => format!(
+                            r#"{{"type":"event","topic":"bench:publish","data":{{"t":{t},"seq":{seq}}}}}"#
+                        ),
+                    };
                     if let Err(e) = publisher.send(Message::text(event)).await {
                         return Err(format!("publish: {e}"));
                     }
                     seq += 1;
                 }
                 // Reading answers the server's pings; the publisher gets nothing else but its session message.
-                item = publisher.next() => if let Some(Err(e)) = item {
-                    return Err(format!("publisher read: {e}"));
+                item = publisher.next() => match item {
+                    Some(Err(e)) => return Err(format!("publisher read: {e}")),
+                    Some(Ok(Message::Text(text))) if text.as_str() == "2" => {
+                        if let Err(e) = publisher.send(Message::text("3")).await {
+                            return Err(format!("publisher write: {e}"));
+                        }
+                    }
+                    _ => {}
                 },
                 _ = stop_rx.changed() => break,
             }
