@@ -114,10 +114,10 @@ options:
                            10,000 connections when the server is on a loopback address)
   loadgen resume --url ws://127.0.0.1:PORT --protocol helios|socketio [--clients 1000] [--interval-ms 20]
                  [--before 2] [--away 2] [--after 2] [--connect-concurrency 64]
-      Helios sessions, or Socket.IO's connectionStateRecovery. --clients connections with session recovery join room 'bench'; a publisher broadcasts a numbered
-      message every --interval-ms; after --before s every client drops its socket at once (reset, no close frame),
-      stays away --away s, then all resume at once; after --after s more the publisher stops and every client's
-      sequence numbers are checked (lost, duplicated).
+      Helios sessions, or Socket.IO's connectionStateRecovery. --clients connections with session recovery join
+      room 'bench'; a publisher broadcasts a numbered message every --interval-ms; after --before s every client
+      drops its socket at once (reset, no close frame), stays away --away s, then all resume at once; after
+      --after s more the publisher stops and every client's sequence numbers are checked (lost, duplicated).
 Progress lines go to stderr; the result is one JSON line on stdout.";
 
 fn parse_args() -> Result<Args, String> {
