@@ -15,8 +15,8 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
-    connect_from, fd_limit, histogram, host_port, merge, now_ns, percentiles, round2, truncate,
-    Args, Protocol, Ws,
+    connect_from, fd_limit, histogram, host_port, merge_percentiles, now_ns, round2, truncate,
+    Args, FirstError, Protocol, Ws,
 };
 
 /// Connections per source address when the count is left to the load generator: well under the ~28k
@@ -29,16 +29,7 @@ struct Shared {
     failed: AtomicU64,
     /// Connections that closed or failed after they were open.
     dropped: AtomicU64,
-    first_error: Mutex<Option<String>>,
-}
-
-impl Shared {
-    fn note(&self, e: String) {
-        let mut first = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
-        if first.is_none() {
-            *first = Some(e);
-        }
-    }
+    errors: FirstError,
 }
 
 /// The source addresses to spread `count` sockets over: none (the kernel picks) unless the server is on a
@@ -94,7 +85,7 @@ pub async fn run(args: &Args) -> Result<serde_json::Value, String> {
                     }
                     Err(e) => {
                         shared.failed.fetch_add(1, Ordering::Relaxed);
-                        shared.note(e);
+                        shared.errors.note(e);
                     }
                 }
             }
@@ -124,14 +115,8 @@ pub async fn run(args: &Args) -> Result<serde_json::Value, String> {
         "connect_s": round2(connect_s),
         "connect_rate": rate,
     });
-    let mut handshake = serde_json::Map::new();
     let h = handshakes.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    if let serde_json::Value::Object(map) = percentiles(&h) {
-        for (k, v) in map {
-            handshake.insert(format!("connect_{k}"), v);
-        }
-    }
-    merge(&mut value, serde_json::Value::Object(handshake));
+    merge_percentiles(&mut value, "connect_", &h);
     let mut event = value.clone();
     event["event"] = json!("connected");
     println!("{event}");
@@ -151,14 +136,7 @@ pub async fn run(args: &Args) -> Result<serde_json::Value, String> {
     value["dropped"] = json!(dropped);
     value["open"] = json!(connected.saturating_sub(dropped));
     value["errors"] = json!(failed + dropped);
-    if let Some(e) = shared
-        .first_error
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone()
-    {
-        value["first_error"] = json!(e);
-    }
+    shared.errors.report(&mut value);
     Ok(value)
 }
 
@@ -171,18 +149,20 @@ async fn hold(mut ws: Ws, protocol: Protocol, shared: Arc<Shared>) {
                 if protocol == Protocol::SocketIo && text.as_str() == "2" =>
             {
                 if let Err(e) = ws.send(Message::text("3")).await {
-                    shared.note(format!("idle write: {e}"));
+                    shared.errors.note(format!("idle write: {e}"));
                     break;
                 }
             }
             Some(Ok(Message::Close(frame))) => {
-                shared.note(format!("server closed an idle connection: {frame:?}"));
+                shared
+                    .errors
+                    .note(format!("server closed an idle connection: {frame:?}"));
                 break;
             }
             Some(Ok(Message::Text(text)))
                 if protocol == Protocol::SocketIo && text.starts_with('1') =>
             {
-                shared.note(format!(
+                shared.errors.note(format!(
                     "server closed an idle connection: {}",
                     truncate(&text)
                 ));
@@ -190,11 +170,13 @@ async fn hold(mut ws: Ws, protocol: Protocol, shared: Arc<Shared>) {
             }
             Some(Ok(_)) => {}
             Some(Err(e)) => {
-                shared.note(format!("idle read: {e}"));
+                shared.errors.note(format!("idle read: {e}"));
                 break;
             }
             None => {
-                shared.note("idle connection closed by the server".into());
+                shared
+                    .errors
+                    .note("idle connection closed by the server".into());
                 break;
             }
         }

@@ -595,6 +595,36 @@ fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
     }
 }
 
+/// Adds a histogram's percentiles to a result, each key with `prefix` (`latency_p99_us`, ...).
+fn merge_percentiles(into: &mut serde_json::Value, prefix: &str, h: &Histogram<u64>) {
+    let mut prefixed = serde_json::Map::new();
+    if let serde_json::Value::Object(map) = percentiles(h) {
+        for (k, v) in map {
+            prefixed.insert(format!("{prefix}{k}"), v);
+        }
+    }
+    merge(into, serde_json::Value::Object(prefixed));
+}
+
+/// The first error of a run, shared by its tasks; it goes into the result as `first_error`.
+#[derive(Default)]
+struct FirstError(Mutex<Option<String>>);
+
+impl FirstError {
+    fn note(&self, e: String) {
+        let mut first = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if first.is_none() {
+            *first = Some(e);
+        }
+    }
+
+    fn report(&self, value: &mut serde_json::Value) {
+        if let Some(e) = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            value["first_error"] = json!(e);
+        }
+    }
+}
+
 async fn rpc_connection(
     ws: Ws,
     protocol: Protocol,
@@ -762,17 +792,14 @@ struct FanoutShared {
     histogram: Mutex<Histogram<u64>>,
     deliveries: AtomicU64,
     errors: AtomicU64,
-    first_error: Mutex<Option<String>>,
+    first_error: FirstError,
     stop: AtomicBool,
 }
 
 impl FanoutShared {
     fn fail(&self, e: String) {
         self.errors.fetch_add(1, Ordering::Relaxed);
-        let mut first = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
-        if first.is_none() {
-            *first = Some(e);
-        }
+        self.first_error.note(e);
     }
 }
 
@@ -841,7 +868,7 @@ async fn fanout(args: &Args) -> Result<serde_json::Value, String> {
         histogram: Mutex::new(histogram()),
         deliveries: AtomicU64::new(0),
         errors: AtomicU64::new(0),
-        first_error: Mutex::new(None),
+        first_error: FirstError::default(),
         stop: AtomicBool::new(false),
     });
     let mut tasks = Vec::with_capacity(subscribed.len());
@@ -901,22 +928,9 @@ async fn fanout(args: &Args) -> Result<serde_json::Value, String> {
     merge(&mut value, percentiles(&loaded.histogram));
     if let Some(isolated) = isolated {
         value["latency_broadcasts"] = json!(isolated.published);
-        let mut prefixed = serde_json::Map::new();
-        if let serde_json::Value::Object(map) = percentiles(&isolated.histogram) {
-            for (k, v) in map {
-                prefixed.insert(format!("latency_{k}"), v);
-            }
-        }
-        merge(&mut value, serde_json::Value::Object(prefixed));
+        merge_percentiles(&mut value, "latency_", &isolated.histogram);
     }
-    if let Some(e) = shared
-        .first_error
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone()
-    {
-        value["first_error"] = json!(e);
-    }
+    shared.first_error.report(&mut value);
     Ok(value)
 }
 

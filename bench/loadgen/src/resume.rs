@@ -14,7 +14,7 @@
 //! packets, then `40{...}` with the same `pid` (recovered) or a new one (not recovered).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{stream, SinkExt, StreamExt};
@@ -24,7 +24,8 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
-    connect_from, field_u64, histogram, merge, now_ns, percentiles, truncate, Args, Protocol, Ws,
+    connect_from, field_u64, histogram, merge_percentiles, now_ns, truncate, Args, FirstError,
+    Protocol, Ws,
 };
 
 /// Acknowledge processed messages this often (the Starling client's ACK_EVERY).
@@ -47,16 +48,13 @@ struct Shared {
     /// When the reconnect began (now_ns).
     resume_start: AtomicU64,
     errors: AtomicU64,
-    first_error: Mutex<Option<String>>,
+    first_error: FirstError,
 }
 
 impl Shared {
     fn fail(&self, e: String) {
         self.errors.fetch_add(1, Ordering::Relaxed);
-        let mut first = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
-        if first.is_none() {
-            *first = Some(e);
-        }
+        self.first_error.note(e);
     }
 }
 
@@ -412,7 +410,7 @@ pub async fn run(args: &Args) -> Result<serde_json::Value, String> {
         resumed: AtomicUsize::new(0),
         resume_start: AtomicU64::new(0),
         errors: AtomicU64::new(0),
-        first_error: Mutex::new(None),
+        first_error: FirstError::default(),
     });
 
     let begin = now_ns();
@@ -568,21 +566,8 @@ pub async fn run(args: &Args) -> Result<serde_json::Value, String> {
         "replayed": replayed,
         "errors": shared.errors.load(Ordering::Relaxed),
     });
-    let mut times = serde_json::Map::new();
-    if let serde_json::Value::Object(map) = percentiles(&resumed_after) {
-        for (k, v) in map {
-            times.insert(format!("resume_{k}"), v);
-        }
-    }
-    merge(&mut value, serde_json::Value::Object(times));
-    if let Some(e) = shared
-        .first_error
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone()
-    {
-        value["first_error"] = json!(e);
-    }
+    merge_percentiles(&mut value, "resume_", &resumed_after);
+    shared.first_error.report(&mut value);
     Ok(value)
 }
 
