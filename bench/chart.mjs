@@ -1,21 +1,30 @@
 // Draws the benchmark chart (SVG) from a results file of bench/run.mjs:
 //
-//   node bench/chart.mjs bench/results/<time>.json [--note TEXT] > bench/chart.svg
+//   node bench/chart.mjs bench/results/<time>.json [more.json ...] [--note TEXT] > bench/chart.svg
 //
-// --note adds TEXT to the line that describes the machine (for example that it was shared with other work).
-// One panel per measure (RPC round trips/s, fan-out deliveries/s, RSS per idle connection, connect rate, time
-// until all sessions resumed), one bar per server (the median of its rounds), grouped by connection count where
-// the scenario has several; the machine and the run's date under the panels. Plain SVG, no dependencies.
+// With several files, each scenario is taken from the last file that has it (for example a clean rerun of one
+// scenario); the machine line names every commit and date. --note adds TEXT to that line (for example that the
+// machine was shared with other work).
 import { readFileSync } from 'node:fs';
 
-const [file, ...rest] = process.argv.slice(2);
-if (!file || file === '--help' || file === '-h' || (rest.length && (rest.length !== 2 || rest[0] !== '--note'))) {
-  console.error('usage: node bench/chart.mjs <results.json> [--note TEXT] > chart.svg');
-  process.exit(file === '--help' || file === '-h' ? 0 : 2);
+const args = process.argv.slice(2);
+const noteAt = args.indexOf('--note');
+const note = noteAt >= 0 ? args[noteAt + 1] ?? '' : '';
+const files = noteAt >= 0 ? [...args.slice(0, noteAt), ...args.slice(noteAt + 2)] : args;
+if (files.length === 0 || files.some((f) => f.startsWith('-'))) {
+  const help = files.includes('--help') || files.includes('-h');
+  (help ? console.log : console.error)('usage: node bench/chart.mjs <results.json> [more.json ...] [--note TEXT] > chart.svg');
+  process.exit(help ? 0 : 2);
 }
-const note = rest[1] ?? '';
-const results = JSON.parse(readFileSync(file, 'utf8'));
-const { summary, machine } = results;
+const loaded = files.map((f) => JSON.parse(readFileSync(f, 'utf8')));
+const summary = {};
+const options = {};
+for (const r of loaded) {
+  Object.assign(summary, r.summary);
+  if (r.summary.resume) options['resume-clients'] = r.options?.['resume-clients'];
+}
+const results = { options, started: loaded[0].started };
+const { machine } = loaded[0];
 
 const COLORS = {
   'helios-bun': '#e8590c',
@@ -166,11 +175,12 @@ panels.forEach((p, i) => {
   x += w + 20;
 });
 
-const o = results.options ?? {};
-const date = (results.started ?? '').slice(0, 10);
+const distinct = (values) => [...new Set(values.filter(Boolean))].join(', ');
+const rounds = distinct(loaded.map((r) => String(r.options?.rounds ?? '?')));
 const machineLine =
   `${machine.cores} cores (${machine.cpu}), ${machine.memory_gib} GiB, ${machine.os}; Node ${machine.node}, Bun ${machine.bun}; ` +
-  `Helios ${machine.helios_commit ?? '?'}; ${date}; median of ${o.rounds ?? '?'} round(s)` +
+  `Helios ${distinct(loaded.map((r) => r.machine.helios_commit ?? '?'))}; ${distinct(loaded.map((r) => (r.started ?? '').slice(0, 10)))}; ` +
+  `median of ${rounds} round(s)` +
   (note ? `; ${note}` : '');
 out.push(`<text x="20" y="${height - 12}" fill="#495057" font-size="10.5">${esc(machineLine)}</text>`);
 out.push('</svg>');
