@@ -1,16 +1,13 @@
 // The benchmark suite: `npm run bench` (builds the addon and the load generator, then runs this file).
-//
-//   node bench/run.mjs [--scenario rpc|fanout|all] [--servers helios-bun,helios-node,bun-plain,ws-node,socketio-node]
-//                      [--rounds 3] [--duration 5] [--warmup 1] [--connections 50] [--inflight 10]
-//                      [--subscribers 1000] [--window 8] [--latency-duration 2] [--threads 1] [--idle-wait 60]
-//                      [--retries 2] [--out FILE]
+// `node bench/run.mjs --help` lists the scenarios and options.
 //
 // Every run starts a fresh server process, drives it with the Rust load generator (bench/loadgen) and stops it.
 // Servers are interleaved (A B C D, A B C D, ...) for --rounds rounds so that a machine that gets slower or
 // faster during the suite affects every server alike; the table shows each server's median over its rounds and
 // its ratio to plain Bun.serve (the median of the per-round ratios). Results (every run, the medians, the machine)
-// go to bench/results/<time>.json. Before each run it waits (up to --idle-wait seconds) for the machine to be idle,
-// and a run during which other processes used the CPU is repeated (up to --retries times).
+// go to bench/results/<time>.json; bench/chart.mjs draws the chart from that file. Before each run it waits (up
+// to --idle-wait seconds) for the machine to be idle, and a run during which other processes used the CPU is
+// repeated (up to --retries times).
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -34,20 +31,85 @@ const defaults = {
   subscribers: 1000,
   window: 8,
   'latency-duration': 2,
+  'idle-connections': '10000,50000',
+  'connect-concurrency': 500,
+  'source-addresses': 0,
+  settle: 3,
+  'resume-clients': 1000,
+  'resume-interval': 20,
+  'resume-away': 2,
   threads: 1,
   'idle-wait': 60,
   retries: 2,
   out: '',
 };
 
+/** What --quick changes: a smoke run of every scenario in about two minutes; later options still apply. */
+const QUICK = {
+  rounds: 1,
+  duration: 2,
+  warmup: 0.5,
+  'latency-duration': 1,
+  'idle-connections': '1000',
+  settle: 1,
+  'resume-clients': 100,
+  'resume-away': 1,
+  'idle-wait': 10,
+  retries: 0,
+};
+
+const SCENARIOS = ['rpc', 'fanout', 'idle', 'resume'];
+
+const HELP = `usage: node bench/run.mjs [options]        (npm run bench -- [options] builds first)
+
+Runs every scenario on every server (fresh server process per run, servers interleaved round by round), prints a
+table per scenario and writes the JSON that bench/chart.mjs draws. Scenarios:
+  rpc     round trips: --connections × --inflight requests in flight; round trips/s, p50/p99 latency
+  fanout  --subscribers in one room, one publisher; deliveries/s, p99 delivery latency
+  idle    --idle-connections idle WebSocket connections (each size a separate run); server RSS per connection
+          ((RSS with N open − RSS before) / N, each read after a full GC) and connect rate (handshakes included)
+  resume  Helios and Socket.IO: --resume-clients sessions in one room drop at once and resume at once while broadcasts
+          go on; time until all resumed, messages lost and duplicated (checked per client by sequence number)
+
+options (default in brackets):
+  --scenario LIST          rpc, fanout, idle, resume, comma-separated, or all [${defaults.scenario}]
+  --servers LIST           which servers, in the order they run [${defaults.servers}]
+  --rounds N               rounds; each runs every server once [${defaults.rounds}]
+  --quick                  smoke run: ${Object.entries(QUICK).map(([k, v]) => `--${k} ${v}`).join(' ')}
+  rpc and fanout:
+  --duration S             measured seconds per run [${defaults.duration}]
+  --warmup S               seconds of load before measuring [${defaults.warmup}]
+  --connections N          rpc connections [${defaults.connections}]
+  --inflight N             rpc requests in flight per connection [${defaults.inflight}]
+  --subscribers N          fanout room size [${defaults.subscribers}]
+  --window N               fanout broadcasts in flight (throughput phase) [${defaults.window}]
+  --latency-duration S     fanout seconds of one broadcast at a time (latency phase) [${defaults['latency-duration']}]
+  --threads N              load generator threads [${defaults.threads}]
+  idle:
+  --idle-connections LIST  connection counts, one run each [${defaults['idle-connections']}]; a count above the open-file
+                           hard limit (ulimit -Hn) minus 100 is skipped with a message
+  --connect-concurrency N  handshakes in flight while connecting, for every server (idle and resume) [${defaults['connect-concurrency']}]
+  --source-addresses N     client source addresses 127.0.0.2 .. (N+1); 0: one per 10,000 connections [${defaults['source-addresses']}]
+  --settle S               seconds to wait once all are open, before the GC and the RSS reading [${defaults.settle}]
+  resume:
+  --resume-clients N       sessions that drop and resume [${defaults['resume-clients']}]
+  --resume-interval MS     one broadcast every MS milliseconds, before, during and after the drop [${defaults['resume-interval']}]
+  --resume-away S          seconds between the drop and the reconnect [${defaults['resume-away']}]
+  machine:
+  --idle-wait S            before each run, wait up to S seconds for the machine to be idle [${defaults['idle-wait']}]
+  --retries N              run again a run that other processes disturbed, up to N times [${defaults.retries}]
+  --out FILE               where the JSON goes [bench/results/<time>.json]
+  --help                   this text`;
+
 function parseArgs(argv) {
-  const options = { ...defaults };
+  const options = { ...defaults, ...(argv.includes('--quick') ? QUICK : {}), quick: argv.includes('--quick') };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--help' || arg === '-h') {
-      console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(0, 14).join('\n'));
+      console.log(HELP);
       process.exit(0);
     }
+    if (arg === '--quick') continue;
     const match = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
     if (!match || !(match[1] in defaults)) throw new Error(`unknown option ${arg} (try --help)`);
     const value = match[2] ?? argv[++i];
@@ -55,7 +117,13 @@ function parseArgs(argv) {
     options[match[1]] = typeof defaults[match[1]] === 'number' ? Number(value) : value;
     if (Number.isNaN(options[match[1]])) throw new Error(`${arg}: not a number: ${value}`);
   }
-  if (!['rpc', 'fanout', 'all'].includes(options.scenario)) throw new Error(`--scenario must be rpc, fanout or all`);
+  const scenarios = options.scenario === 'all' ? SCENARIOS : options.scenario.split(',').map((x) => x.trim());
+  for (const scenario of scenarios) {
+    if (!SCENARIOS.includes(scenario)) throw new Error(`--scenario: unknown scenario '${scenario}' (${SCENARIOS.join(', ')} or all)`);
+  }
+  options.scenarios = scenarios;
+  options.idleSizes = String(options['idle-connections']).split(',').map(Number);
+  if (options.idleSizes.some((n) => !Number.isInteger(n) || n <= 0)) throw new Error('--idle-connections: positive integers');
   return options;
 }
 
@@ -67,12 +135,14 @@ const bun = existsSync(localBun) ? localBun : 'bun';
 const node = process.execPath;
 const loadgen = path.join(here, 'loadgen', 'target', 'release', process.platform === 'win32' ? 'loadgen.exe' : 'loadgen');
 
+// Node servers get --expose-gc so that the idle scenario can ask every server for a full GC (servers/gc.mjs).
+// `resume`: the server can resume sessions (Helios's session recovery, Socket.IO's connectionStateRecovery).
 const SERVERS = {
-  'helios-bun': { label: 'Helios on Bun', cmd: bun, args: ['servers/helios.mjs'], protocol: 'helios' },
-  'helios-node': { label: 'Helios on Node', cmd: node, args: ['servers/helios.mjs'], protocol: 'helios' },
+  'helios-bun': { label: 'Helios on Bun', cmd: bun, args: ['servers/helios.mjs'], protocol: 'helios', resume: true },
+  'helios-node': { label: 'Helios on Node', cmd: node, args: ['--expose-gc', 'servers/helios.mjs'], protocol: 'helios', resume: true },
   'bun-plain': { label: 'Bun.serve (JS)', cmd: bun, args: ['servers/bun-plain.mjs'], protocol: 'plain' },
-  'ws-node': { label: 'ws on Node (JS)', cmd: node, args: ['servers/ws-node.mjs'], protocol: 'plain' },
-  'socketio-node': { label: 'Socket.IO 4 on Node', cmd: node, args: ['servers/socketio-node.mjs'], protocol: 'socketio' },
+  'ws-node': { label: 'ws on Node (JS)', cmd: node, args: ['--expose-gc', 'servers/ws-node.mjs'], protocol: 'plain' },
+  'socketio-node': { label: 'Socket.IO 4 on Node', cmd: node, args: ['--expose-gc', 'servers/socketio-node.mjs'], protocol: 'socketio', resume: true },
 };
 const BASELINE = 'bun-plain';
 
@@ -169,33 +239,83 @@ function peakRssMiB(pid) {
   }
 }
 
-async function startServer(name, o) {
+/** Resident memory of a process now, in KiB (VmRSS from /proc); null elsewhere. */
+function rssKiB(pid) {
+  try {
+    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The open-file hard limit (`ulimit -Hn`) servers and the load generator can raise themselves to; null if unknown. */
+function fdHardLimit() {
+  try {
+    const out = execFileSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim();
+    return out === 'unlimited' ? Infinity : Number(out);
+  } catch {
+    return null;
+  }
+}
+
+// Servers start through a shell that raises the open-file soft limit to the hard limit (every connection is a
+// file descriptor), then `exec`s the runtime, so the pid is the server's own.
+const RAISE_FDS = 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"';
+
+async function startServer(name, o, env = {}) {
   const spec = SERVERS[name];
-  const child = spawn(spec.cmd, spec.args, {
+  const child = spawn('sh', ['-c', RAISE_FDS, spec.cmd, ...spec.args], {
     cwd: here,
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1' },
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
+  let stdout = '';
+  const watchers = new Set();
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (d) => {
+    stdout = (stdout + d).slice(-4000);
+    for (const watch of watchers) watch(d);
+  });
+  /** Resolves with the match once what the server prints from now on (after `seen`) matches, or null after `ms`. */
+  const waitFor = (pattern, ms, seen = '') =>
+    new Promise((resolve) => {
+      let text = seen;
+      let timer = null;
+      const check = (chunk) => {
+        text = (text + chunk).slice(-4000);
+        const match = pattern.exec(text);
+        if (!match) return false;
+        watchers.delete(check);
+        clearTimeout(timer);
+        resolve(match);
+        return true;
+      };
+      if (check('')) return;
+      watchers.add(check);
+      timer = setTimeout(() => {
+        watchers.delete(check);
+        resolve(null);
+      }, ms);
+    });
   const port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not start in 20 s\n${stderr}`)), 20_000);
     child.once('error', (e) => reject(new Error(`${name}: ${e.message}`)));
     child.once('exit', (code) => reject(new Error(`${name} exited with ${code} before listening\n${stderr}`)));
-    let out = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (d) => {
-      out += d;
-      const match = /listening (\d+)/.exec(out);
-      if (match) {
-        clearTimeout(timer);
-        resolve(Number(match[1]));
-      }
-    });
+    waitFor(/listening (\d+)/, 20_000, stdout).then((match) =>
+      match ? resolve(Number(match[1])) : reject(new Error(`${name} did not start in 20 s\n${stderr}`)),
+    );
   });
   child.removeAllListeners('exit');
-  return { child, port, stderr: () => stderr };
+  /** Asks the server for a full GC (servers/gc.mjs) and waits for it: true when done. */
+  const gc = async () => {
+    child.kill('SIGUSR2');
+    const match = await waitFor(/gc (done|unavailable)/, 10_000);
+    return match?.[1] === 'done';
+  };
+  return { child, port, stderr: () => stderr, gc };
 }
 
 async function stopServer({ child }) {
@@ -207,59 +327,165 @@ async function stopServer({ child }) {
   clearTimeout(timer);
 }
 
-function runLoadgen(args, o) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(loadgen, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
+/**
+ * Runs the load generator. Its stderr lines `progress ...` go to `progress`; a stdout JSON line with an `event`
+ * goes to `onEvent`; the last stdout line is the result. `stdin` stays open (for the idle scenario's hold) and is
+ * ended by `release()`.
+ */
+function startLoadgen(args, { progress = () => {}, onEvent = () => {} } = {}) {
+  const child = spawn(loadgen, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  let pendingErr = '';
+  child.stdout.setEncoding('utf8');
+  child.stderr.setEncoding('utf8');
+  child.stdout.on('data', (d) => {
+    const start = out.length;
+    out += d;
+    const complete = out.slice(0, out.lastIndexOf('\n') + 1);
+    for (const line of complete.slice(start > 0 ? out.lastIndexOf('\n', start - 1) + 1 : 0).split('\n')) {
+      if (line.startsWith('{"') && line.includes('"event":')) {
+        try {
+          onEvent(JSON.parse(line));
+        } catch {}
+      }
+    }
+  });
+  child.stderr.on('data', (d) => {
+    err = (err + d).slice(-4000);
+    pendingErr += d;
+    const lines = pendingErr.split('\n');
+    pendingErr = lines.pop();
+    for (const line of lines) if (line.startsWith('progress ')) progress(line.slice('progress '.length));
+  });
+  child.stdin.on('error', () => {});
+  const result = new Promise((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', () => {
       const line = out.trim().split('\n').pop();
       try {
-        resolve(JSON.parse(line));
+        const value = JSON.parse(line);
+        if (value.event) throw new Error('no final result');
+        resolve(value);
       } catch {
         reject(new Error(`loadgen printed no result: ${err || out}`));
       }
     });
   });
+  return { child, result, release: () => child.stdin.end() };
 }
+
+const runLoadgen = (args, hooks) => startLoadgen(args, hooks).result;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Scenarios
 
 function loadgenArgs(scenario, url, protocol, o) {
-  const common = ['--url', url, '--protocol', protocol, '--duration', o.duration, '--warmup', o.warmup, '--threads', o.threads];
-  if (scenario === 'rpc') return ['rpc', ...common, '--connections', o.connections, '--inflight', o.inflight].map(String);
+  const common = ['--url', url, '--protocol', protocol, '--threads', o.threads];
+  const timed = [...common, '--duration', o.duration, '--warmup', o.warmup];
+  if (scenario === 'rpc') return ['rpc', ...timed, '--connections', o.connections, '--inflight', o.inflight].map(String);
+  if (scenario === 'resume') {
+    return [
+      'resume', ...common, '--clients', o['resume-clients'], '--interval-ms', o['resume-interval'],
+      '--away', o['resume-away'], '--connect-concurrency', o['connect-concurrency'],
+    ].map(String);
+  }
   return [
-    'fanout', ...common,
+    'fanout', ...timed,
     '--subscribers', o.subscribers, '--window', o.window, '--latency-duration', o['latency-duration'],
   ].map(String);
 }
 
-async function runOnce(scenario, name, o) {
-  const server = await startServer(name, o);
-  const url = `ws://127.0.0.1:${server.port}/`;
+/**
+ * Measures a run's CPU: the server's, the load generator's (it reports its own) and everyone else's ("other"),
+ * and the server's peak RSS. `finish(result)` fills them in.
+ */
+function cpuMeter(pid) {
   const wallStart = performance.now();
-  const cpuStart = cpuSeconds(server.child.pid);
+  const cpuStart = cpuSeconds(pid);
   const machineStart = machineCpu();
+  return (result) => {
+    const cpuEnd = cpuSeconds(pid);
+    const machineEnd = machineCpu();
+    const wall = (performance.now() - wallStart) / 1000;
+    result.server_cpu_cores = cpuStart === null || cpuEnd === null ? null : round((cpuEnd - cpuStart) / wall, 2);
+    // CPU used by everything else on the machine during the run: high values mean the run was disturbed.
+    if (machineStart && machineEnd && result.server_cpu_cores !== null && typeof result.loadgen_cpu_cores === 'number') {
+      const machine = (machineEnd.busy - machineStart.busy) / wall;
+      result.other_cpu_cores = round(Math.max(0, machine - result.server_cpu_cores - result.loadgen_cpu_cores), 2);
+    }
+    result.server_peak_rss_mib = peakRssMiB(pid);
+  };
+}
+
+async function runOnce(job, name, o, progress) {
+  if (job.scenario === 'idle') return runIdle(job, name, o, progress);
+  const server = await startServer(name, o, job.scenario === 'resume' ? { SESSIONS: '1' } : {});
+  const url = `ws://127.0.0.1:${server.port}/`;
+  const finish = cpuMeter(server.child.pid);
   let result;
   try {
-    result = await runLoadgen(loadgenArgs(scenario, url, SERVERS[name].protocol, o), o);
+    result = await runLoadgen(loadgenArgs(job.scenario, url, SERVERS[name].protocol, o), { progress });
   } catch (e) {
     result = { fatal: e.message };
   }
-  const cpuEnd = cpuSeconds(server.child.pid);
-  const machineEnd = machineCpu();
-  const wall = (performance.now() - wallStart) / 1000;
-  result.server_cpu_cores = cpuStart === null || cpuEnd === null ? null : round((cpuEnd - cpuStart) / wall, 2);
-  // CPU used by everything else on the machine during the run: high values mean the run was disturbed.
-  if (machineStart && machineEnd && result.server_cpu_cores !== null && typeof result.loadgen_cpu_cores === 'number') {
-    const machine = (machineEnd.busy - machineStart.busy) / wall;
-    result.other_cpu_cores = round(Math.max(0, machine - result.server_cpu_cores - result.loadgen_cpu_cores), 2);
+  finish(result);
+  if (job.scenario === 'resume' && !result.fatal) result.throughput = null;
+  if (server.child.exitCode !== null) result.fatal ??= `server exited with ${server.child.exitCode}: ${server.stderr()}`;
+  await stopServer(server);
+  return result;
+}
+
+/**
+ * Connection scale: the server's RSS after a full GC, before connecting and again with `job.connections` idle
+ * connections open and settled; RSS per connection is the difference over the connections still open. Every
+ * server gets the same treatment: start, 1 s, GC, read; connect; --settle s, GC, 1 s, read.
+ */
+async function runIdle(job, name, o, progress) {
+  const server = await startServer(name, o);
+  const url = `ws://127.0.0.1:${server.port}/`;
+  const pid = server.child.pid;
+  let result;
+  try {
+    await sleep(1000);
+    const gcBase = await server.gc();
+    await sleep(500);
+    const baseKiB = rssKiB(pid);
+    const finish = cpuMeter(pid);
+    let connected;
+    const gotConnected = new Promise((resolve) => (connected = resolve));
+    const args = [
+      'idle', '--url', url, '--protocol', SERVERS[name].protocol, '--threads', o.threads,
+      '--connections', job.connections, '--connect-concurrency', o['connect-concurrency'],
+      '--source-addresses', o['source-addresses'],
+    ].map(String);
+    const lg = startLoadgen(args, { progress, onEvent: (e) => e.event === 'connected' && connected(e) });
+    const first = await Promise.race([gotConnected, lg.result.then((r) => ({ early: r }))]);
+    if (first.early) {
+      result = first.early;
+    } else {
+      progress(`all open; settling ${o.settle} s, then GC and RSS`);
+      await sleep(o.settle * 1000);
+      const beforeGcKiB = rssKiB(pid);
+      const gcOpen = await server.gc();
+      await sleep(1000);
+      const openKiB = rssKiB(pid);
+      lg.release();
+      result = await lg.result;
+      finish(result);
+      const open = result.open ?? 0;
+      Object.assign(result, {
+        gc: gcBase && gcOpen,
+        rss_base_kib: baseKiB,
+        rss_open_before_gc_kib: beforeGcKiB,
+        rss_open_kib: openKiB,
+        rss_per_connection_kib: open > 0 && baseKiB !== null && openKiB !== null ? round((openKiB - baseKiB) / open, 2) : null,
+        throughput: result.connect_rate,
+      });
+    }
+  } catch (e) {
+    result = { fatal: e.message };
   }
-  result.server_peak_rss_mib = peakRssMiB(server.child.pid);
   if (server.child.exitCode !== null) result.fatal ??= `server exited with ${server.child.exitCode}: ${server.stderr()}`;
   await stopServer(server);
   return result;
@@ -282,27 +508,83 @@ const fmtMs = (us) => (us === null ? '—' : (us / 1000).toFixed(us < 10_000 ? 2
 const fmtRatio = (x) => (x === null ? '—' : `${x.toFixed(2)}×`);
 const fmtNum = (x, d = 2) => (x === null ? '—' : x.toFixed(d));
 
-function summarize(scenario, runs, serverNames) {
+/** One table of the suite: a scenario, and for `idle` one connection count. */
+function jobsOf(o) {
+  const jobs = [];
+  for (const scenario of o.scenarios) {
+    if (scenario === 'idle') {
+      for (const connections of o.idleSizes) jobs.push({ key: `idle-${connections}`, scenario, connections });
+    } else {
+      jobs.push({ key: scenario, scenario });
+    }
+  }
+  return jobs;
+}
+
+function describe(job, o) {
+  switch (job.scenario) {
+    case 'rpc':
+      return `rpc: ${o.connections} connections × ${o.inflight} in flight, echo of a small JSON object`;
+    case 'fanout':
+      return (
+        `fanout: ${o.subscribers} subscribers in one room, one publisher; ${o.window} broadcasts in flight, ` +
+        `then ${o['latency-duration']} s of one at a time`
+      );
+    case 'idle':
+      return (
+        `idle: ${fmtInt(job.connections)} idle connections, ${o['connect-concurrency']} handshakes in flight; ` +
+        `RSS per connection after a GC, connect rate`
+      );
+    default:
+      return (
+        `resume: ${o['resume-clients']} sessions in one room, a broadcast every ${o['resume-interval']} ms; ` +
+        `all drop at once, ${o['resume-away']} s away, all resume at once`
+      );
+  }
+}
+
+function summarize(job, runs, serverNames) {
   const rows = serverNames.map((name) => {
-    const mine = runs.filter((r) => r.scenario === scenario && r.server === name && !r.result.fatal);
-    const failed = runs.filter((r) => r.scenario === scenario && r.server === name && r.result.fatal).length;
+    const all = runs.filter((r) => r.job === job.key && r.server === name);
+    const mine = all.filter((r) => !r.result.fatal && !r.result.skipped);
     const pick = (key) => median(mine.map((r) => r.result[key]));
+    const sum = (key) => (mine.length ? mine.reduce((total, r) => total + (r.result[key] ?? 0), 0) : null);
     return {
       server: name,
       label: SERVERS[name].label,
       runs: mine.length,
-      failed,
+      failed: all.filter((r) => r.result.fatal).length,
+      skipped: all.find((r) => r.result.skipped)?.result.skipped ?? null,
       throughput: pick('throughput'),
       p50_us: pick('p50_us'),
       p99_us: pick('p99_us'),
       latency_p50_us: pick('latency_p50_us'),
       latency_p99_us: pick('latency_p99_us'),
-      errors: mine.reduce((sum, r) => sum + (r.result.errors ?? 0), 0),
+      errors: sum('errors'),
       server_cpu_cores: pick('server_cpu_cores'),
       loadgen_cpu_cores: pick('loadgen_cpu_cores'),
       other_cpu_cores: pick('other_cpu_cores'),
       server_peak_rss_mib: pick('server_peak_rss_mib'),
       disturbed: mine.filter((r) => r.result.disturbed).length,
+      // idle
+      connections: job.connections ?? null,
+      open: pick('open'),
+      connect_rate: pick('connect_rate'),
+      connect_p99_us: pick('connect_p99_us'),
+      rss_base_kib: pick('rss_base_kib'),
+      rss_open_kib: pick('rss_open_kib'),
+      rss_per_connection_kib: pick('rss_per_connection_kib'),
+      // resume
+      resume_s: pick('resume_s'),
+      resume_p50_us: pick('resume_p50_us'),
+      resumed: pick('resumed'),
+      lost: sum('lost'),
+      duplicated: sum('duplicated'),
+      out_of_order: sum('out_of_order'),
+      gaps: sum('gaps'),
+      recovery_failed: sum('recovery_failed'),
+      replayed: pick('replayed'),
+      broadcasts: pick('broadcasts'),
     };
   });
   // Ratios are paired: each round's throughput over the baseline's in the same round, then the median of those,
@@ -310,8 +592,8 @@ function summarize(scenario, runs, serverNames) {
   for (const row of rows) {
     const ratios = [];
     for (const run of runs) {
-      if (run.scenario !== scenario || run.server !== row.server || run.result.fatal) continue;
-      const base = runs.find((b) => b.scenario === scenario && b.server === BASELINE && b.round === run.round);
+      if (run.job !== job.key || run.server !== row.server || run.result.fatal || !run.result.throughput) continue;
+      const base = runs.find((b) => b.job === job.key && b.server === BASELINE && b.round === run.round);
       if (base && !base.result.fatal && base.result.throughput > 0) ratios.push(run.result.throughput / base.result.throughput);
     }
     row.vs_bun_plain = round(median(ratios), 2);
@@ -319,28 +601,110 @@ function summarize(scenario, runs, serverNames) {
   return rows;
 }
 
-function printTable(scenario, title, rows) {
-  const rpc = scenario === 'rpc';
-  const head = rpc
-    ? ['server', 'round trips/s', 'vs Bun.serve', 'p50 ms', 'p99 ms', 'errors', 'server CPU', 'loadgen CPU', 'other CPU', 'RSS MiB']
-    : ['server', 'deliveries/s', 'vs Bun.serve', 'p99 ms loaded', 'p50 ms 1-by-1', 'p99 ms 1-by-1', 'errors', 'server CPU', 'loadgen CPU', 'other CPU', 'RSS MiB'];
-  const body = rows.map((r) => [
-    r.label + (r.failed ? ` (${r.failed} failed)` : '') + (r.disturbed ? ` (${r.disturbed} disturbed)` : ''),
-    fmtInt(r.throughput),
-    fmtRatio(r.vs_bun_plain),
-    ...(rpc ? [fmtMs(r.p50_us), fmtMs(r.p99_us)] : [fmtMs(r.p99_us), fmtMs(r.latency_p50_us), fmtMs(r.latency_p99_us)]),
-    String(r.errors),
-    fmtNum(r.server_cpu_cores),
-    fmtNum(r.loadgen_cpu_cores),
-    fmtNum(r.other_cpu_cores),
-    r.server_peak_rss_mib === null ? '—' : String(r.server_peak_rss_mib),
-  ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells) => '| ' + cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ') + ' |';
+const fmtKiB = (x) => (x === null ? '—' : x.toFixed(2));
+const fmtS = (x) => (x === null ? '—' : x.toFixed(2));
+
+function printTable(job, title, rows) {
+  const columns = {
+    rpc: [
+      ['round trips/s', (r) => fmtInt(r.throughput)],
+      ['vs Bun.serve', (r) => fmtRatio(r.vs_bun_plain)],
+      ['p50 ms', (r) => fmtMs(r.p50_us)],
+      ['p99 ms', (r) => fmtMs(r.p99_us)],
+    ],
+    fanout: [
+      ['deliveries/s', (r) => fmtInt(r.throughput)],
+      ['vs Bun.serve', (r) => fmtRatio(r.vs_bun_plain)],
+      ['p99 ms loaded', (r) => fmtMs(r.p99_us)],
+      ['p50 ms 1-by-1', (r) => fmtMs(r.latency_p50_us)],
+      ['p99 ms 1-by-1', (r) => fmtMs(r.latency_p99_us)],
+    ],
+    idle: [
+      ['open', (r) => fmtInt(r.open)],
+      ['KiB RSS per conn', (r) => fmtKiB(r.rss_per_connection_kib)],
+      ['RSS MiB before', (r) => (r.rss_base_kib === null ? '—' : (r.rss_base_kib / 1024).toFixed(0))],
+      ['RSS MiB open', (r) => (r.rss_open_kib === null ? '—' : (r.rss_open_kib / 1024).toFixed(0))],
+      ['connects/s', (r) => fmtInt(r.connect_rate)],
+      ['vs Bun.serve', (r) => fmtRatio(r.vs_bun_plain)],
+      ['p99 ms connect', (r) => fmtMs(r.connect_p99_us)],
+    ],
+    resume: [
+      ['resumed', (r) => fmtInt(r.resumed)],
+      ['all resumed s', (r) => fmtS(r.resume_s)],
+      ['p50 ms', (r) => fmtMs(r.resume_p50_us)],
+      ['lost', (r) => fmtInt(r.lost)],
+      ['duplicated', (r) => fmtInt(r.duplicated)],
+      ['gaps', (r) => fmtInt(r.gaps)],
+      ['replayed/client', (r) => (r.replayed === null || !r.resumed ? '—' : (r.replayed / r.resumed).toFixed(0))],
+    ],
+  }[job.scenario];
+  const head = ['server', ...columns.map(([h]) => h), 'errors', 'server CPU', 'loadgen CPU', 'other CPU', 'peak RSS MiB'];
+  const body = rows
+    .filter((r) => !r.skipped || r.runs)
+    .map((r) => [
+      r.label + (r.failed ? ` (${r.failed} failed)` : '') + (r.disturbed ? ` (${r.disturbed} disturbed)` : ''),
+      ...columns.map(([, cell]) => cell(r)),
+      r.errors === null ? '—' : String(r.errors),
+      fmtNum(r.server_cpu_cores),
+      fmtNum(r.loadgen_cpu_cores),
+      fmtNum(r.other_cpu_cores),
+      r.server_peak_rss_mib === null ? '—' : String(r.server_peak_rss_mib),
+    ]);
+  const skipped = rows.filter((r) => r.skipped && !r.runs);
   console.log(`\n${title}`);
-  console.log(line(head));
-  console.log('|' + widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|');
-  for (const b of body) console.log(line(b));
+  if (body.length) {
+    const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+    const line = (cells) => '| ' + cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ') + ' |';
+    console.log(line(head));
+    console.log('|' + widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|');
+    for (const b of body) console.log(line(b));
+  }
+  for (const r of skipped) console.log(`  ${r.label}: skipped (${r.skipped})`);
+}
+
+const clock = (ms) => {
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+};
+
+/** Why `name` cannot run `job` on this machine, or null. */
+function skipReason(job, name, fdLimit) {
+  if (job.scenario === 'resume' && !SERVERS[name].resume) return 'no session recovery: a new connection starts from scratch';
+  if (job.scenario === 'idle' && fdLimit !== null && job.connections + 100 > fdLimit) {
+    return `${fmtInt(job.connections)} connections need about ${fmtInt(job.connections + 100)} open files per process; the hard limit (ulimit -Hn) is ${fmtInt(fdLimit)}`;
+  }
+  return null;
+}
+
+/** The one-line summary of a finished run. */
+function resultLine(job, result) {
+  const errors = `${result.errors ? `, ${result.errors} errors (${result.first_error})` : ''}`;
+  const disturbed = result.disturbed ? `, DISTURBED: other processes used ${fmtNum(result.other_cpu_cores)} cores` : '';
+  switch (job.scenario) {
+    case 'rpc':
+    case 'fanout': {
+      const latency =
+        job.scenario === 'rpc'
+          ? `p50 ${fmtMs(result.p50_us)} ms, p99 ${fmtMs(result.p99_us)} ms`
+          : `p99 loaded ${fmtMs(result.p99_us)} ms, 1-by-1 p50 ${fmtMs(result.latency_p50_us)} ms p99 ${fmtMs(result.latency_p99_us)} ms`;
+      return (
+        `${fmtInt(result.throughput).padStart(9)} ${job.scenario === 'rpc' ? 'round trips/s' : 'deliveries/s'}, ${latency}` +
+        `${errors}, server CPU ${fmtNum(result.server_cpu_cores)}${disturbed}`
+      );
+    }
+    case 'idle':
+      return (
+        `${fmtInt(result.open)} open, ${fmtKiB(result.rss_per_connection_kib)} KiB RSS per connection ` +
+        `(${fmtInt(result.rss_base_kib / 1024)} → ${fmtInt(result.rss_open_kib / 1024)} MiB${result.gc ? ', after GC' : ', NO GC'}), ` +
+        `${fmtInt(result.connect_rate)} connects/s${errors}${disturbed}`
+      );
+    default:
+      return (
+        `${result.resumed}/${result['clients'] ?? '?'} resumed in ${fmtS(result.resume_s)} s, ` +
+        `lost ${result.lost}, duplicated ${result.duplicated}, gaps ${result.gaps}, ` +
+        `replayed ${result.replayed} in all${errors}${disturbed}`
+      );
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -354,7 +718,8 @@ async function main() {
   if (!existsSync(loadgen)) {
     throw new Error(`no load generator at ${loadgen}: run \`cargo build --release\` in bench/loadgen (npm run bench does)`);
   }
-  const scenarios = o.scenario === 'all' ? ['rpc', 'fanout'] : [o.scenario];
+  const jobs = jobsOf(o);
+  const fdLimit = fdHardLimit();
 
   const cpus = os.cpus();
   const machine = {
@@ -366,71 +731,84 @@ async function main() {
     bun: await version(bun),
     helios_commit: gitDescribe(),
     addon: addonInfo(),
+    fd_hard_limit: fdLimit === Infinity ? 'unlimited' : fdLimit,
   };
   console.log(`machine: ${machine.cores} cores, ${machine.cpu}, ${machine.memory_gib} GiB, ${machine.os}`);
-  console.log(`runtimes: node ${machine.node}, bun ${machine.bun}; load generator: ${o.threads} thread(s)`);
+  console.log(`runtimes: node ${machine.node}, bun ${machine.bun}; load generator: ${o.threads} thread(s); open files: ${machine.fd_hard_limit}`);
   console.log(`helios: commit ${machine.helios_commit ?? '?'}, addon ${machine.addon ? `${machine.addon.file} (${machine.addon.mib} MiB)` : 'not built'}`);
   if (machine.addon?.build !== 'release' && serverNames.some((n) => n.startsWith('helios'))) {
     console.log('warning: the addon looks like a debug build; `npm run build` makes the release build the numbers are for');
   }
   console.log(
-    `plan: ${scenarios.join(' + ')} × ${serverNames.join(', ')} × ${o.rounds} round(s), ` +
-      `${o.warmup} s warm-up + ${o.duration} s per run`,
+    `plan: ${jobs.map((j) => j.key).join(' + ')} × ${serverNames.join(', ')} × ${o.rounds} round(s)` +
+      (o.quick ? ' (--quick)' : ''),
   );
 
   const runs = [];
   const started = new Date();
-  for (const scenario of scenarios) {
-    const desc =
-      scenario === 'rpc'
-        ? `rpc: ${o.connections} connections × ${o.inflight} in flight, echo of a small JSON object`
-        : `fanout: ${o.subscribers} subscribers in one room, one publisher; ${o.window} broadcasts in flight, ` +
-          `then ${o['latency-duration']} s of one at a time`;
-    console.log(`\n${desc}`);
+  const t0 = performance.now();
+  for (const [index, job] of jobs.entries()) {
+    console.log(`\n[${clock(performance.now() - t0)}] ${index + 1}/${jobs.length} ${describe(job, o)}`);
     for (let r = 1; r <= o.rounds; r++) {
       for (const name of serverNames) {
-        const tag = `  [${scenario} ${r}/${o.rounds}] ${SERVERS[name].label.padEnd(19)}`;
+        const skipped = skipReason(job, name, fdLimit);
+        if (skipped) {
+          if (r === 1) console.log(`  [${job.key}] ${SERVERS[name].label}: skipped (${skipped})`);
+          runs.push({ job: job.key, scenario: job.scenario, round: r, server: name, result: { skipped } });
+          continue;
+        }
+        const tag = `  [${job.key} ${r}/${o.rounds}] ${SERVERS[name].label.padEnd(19)}`;
         let result;
         for (let attempt = 0; ; attempt++) {
           await waitForIdle(o['idle-wait'], tag);
-          process.stdout.write(`${tag} `);
-          result = await runOnce(scenario, name, o);
+          const runStart = performance.now();
+          process.stdout.write(`${tag} [${clock(runStart - t0)}] `);
+          // Progress lines from the load generator, and a heartbeat when it has been quiet for 5 s.
+          let lineOpen = true;
+          let quietSince = performance.now();
+          const say = (text) => {
+            if (lineOpen) process.stdout.write('\n');
+            lineOpen = false;
+            console.log(`      ${((performance.now() - runStart) / 1000).toFixed(1).padStart(5)} s  ${text}`);
+            quietSince = performance.now();
+          };
+          const heartbeat = setInterval(() => {
+            if (performance.now() - quietSince >= 5000) say('running');
+          }, 1000);
+          try {
+            result = await runOnce(job, name, o, say);
+          } finally {
+            clearInterval(heartbeat);
+          }
+          if (!lineOpen) process.stdout.write(`${tag} `);
           result.attempts = attempt + 1;
           result.disturbed = result.other_cpu_cores > DISTURBED;
           if (!result.disturbed || result.fatal || attempt >= o.retries) break;
           console.log(`disturbed: other processes used ${fmtNum(result.other_cpu_cores)} cores; running it again`);
         }
-        runs.push({ scenario, round: r, server: name, result });
-        if (result.fatal) {
-          console.log(`FAILED: ${result.fatal.split('\n')[0]}`);
-        } else {
-          const latency =
-            scenario === 'rpc'
-              ? `p50 ${fmtMs(result.p50_us)} ms, p99 ${fmtMs(result.p99_us)} ms`
-              : `p99 loaded ${fmtMs(result.p99_us)} ms, 1-by-1 p50 ${fmtMs(result.latency_p50_us)} ms p99 ${fmtMs(result.latency_p99_us)} ms`;
-          console.log(
-            `${fmtInt(result.throughput).padStart(9)} ${scenario === 'rpc' ? 'round trips/s' : 'deliveries/s'}, ${latency}` +
-              `${result.errors ? `, ${result.errors} errors (${result.first_error})` : ''}` +
-              `, server CPU ${fmtNum(result.server_cpu_cores)}` +
-              (result.disturbed ? `, DISTURBED: other processes used ${fmtNum(result.other_cpu_cores)} cores` : ''),
-          );
-        }
+        runs.push({ job: job.key, scenario: job.scenario, round: r, server: name, result });
+        console.log(result.fatal ? `FAILED: ${result.fatal.split('\n')[0]}` : resultLine(job, result));
       }
     }
   }
 
   const summary = {};
-  console.log(`\nmedians over ${o.rounds} round(s); machine: ${machine.cores} cores (${machine.cpu})`);
+  console.log(`\nmedians over ${o.rounds} round(s); machine: ${machine.cores} cores (${machine.cpu}); suite took ${clock(performance.now() - t0)}`);
   const disturbed = runs.filter((r) => r.result.disturbed).length;
   if (disturbed) console.log(`warning: ${disturbed} run(s) stayed disturbed by other processes (see "other CPU")`);
-  for (const scenario of scenarios) {
-    summary[scenario] = summarize(scenario, runs, serverNames);
-    const title =
-      scenario === 'rpc'
-        ? `RPC round trips (${o.connections} connections × ${o.inflight} in flight)`
-        : `Fan-out (${o.subscribers} subscribers; deliveries/s and "loaded" latency with ${o.window} broadcasts in flight, ` +
-          `"1-by-1" latency with one broadcast at a time)`;
-    printTable(scenario, title, summary[scenario]);
+  for (const job of jobs) {
+    summary[job.key] = summarize(job, runs, serverNames);
+    const title = {
+      rpc: `RPC round trips (${o.connections} connections × ${o.inflight} in flight)`,
+      fanout:
+        `Fan-out (${o.subscribers} subscribers; deliveries/s and "loaded" latency with ${o.window} broadcasts in flight, ` +
+        `"1-by-1" latency with one broadcast at a time)`,
+      idle: `Connection scale (${fmtInt(job.connections)} idle connections, ${o['connect-concurrency']} handshakes in flight)`,
+      resume:
+        `Session recovery (${o['resume-clients']} sessions drop at once and resume at once; a broadcast every ` +
+        `${o['resume-interval']} ms, ${o['resume-away']} s away; lost and duplicated summed over rounds)`,
+    }[job.scenario];
+    printTable(job, title, summary[job.key]);
   }
   console.log(
     `CPU columns: cores busy during the run (1.00 = one core; the machine has ${machine.cores}); ` +
@@ -439,7 +817,7 @@ async function main() {
 
   const out = o.out || path.join(here, 'results', `${started.toISOString().replace(/[:.]/g, '-')}.json`);
   mkdirSync(path.dirname(out), { recursive: true });
-  writeFileSync(out, JSON.stringify({ started: started.toISOString(), machine, options: o, summary, runs }, null, 2) + '\n');
+  writeFileSync(out, JSON.stringify({ started: started.toISOString(), machine, options: o, jobs, summary, runs }, null, 2) + '\n');
   console.log(`\nwrote ${path.relative(process.cwd(), out)}`);
 }
 

@@ -4,6 +4,8 @@
 //   request 'helios.subscribe' {topic:'bench'} → ws.subscribe('bench') and a success response;
 //   event 'bench:publish' → server.publish('bench', event) to every subscriber.
 // PORT (default 0) and HOST (default 127.0.0.1); prints `listening <port>`. Run with `bun bench/servers/bun-plain.mjs`.
+import './gc.mjs';
+
 const methods = new Map([['echo', (payload) => ({ echo: payload, at: 'bun' })]]);
 const rooms = new Set(['bench']);
 

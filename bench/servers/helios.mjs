@@ -4,9 +4,15 @@
 // - method 'echo': returns an object built from the request's payload (the RPC scenario);
 // - room 'bench': public, clients join it with the built-in 'helios.subscribe' (the fan-out scenario);
 // - event 'bench:publish': broadcasts its data to the room 'bench' (the publisher of the fan-out scenario).
+// SESSIONS=1 turns session recovery on (the session recovery scenario), with a random secret and a 60 s ttl;
+// the other scenarios run with default options.
+import './gc.mjs';
+import { randomBytes } from 'node:crypto';
 import { Helios } from '@aionbuilders/helios';
 
-const helios = new Helios();
+const helios = new Helios(
+  process.env.SESSIONS === '1' ? { sessionRecovery: { secret: randomBytes(32).toString('hex'), ttl: 60_000 } } : {},
+);
 
 helios.method('echo', (context) => ({ echo: context.payload, at: 'helios' }));
 

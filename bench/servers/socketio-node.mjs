@@ -4,13 +4,21 @@
 //   event 'subscribe' with an ack → socket.join('bench') (fan-out subscribers);
 //   event 'bench:publish' → io.to('bench').emit('bench', data) (the fan-out publisher).
 // Socket.IO encodes a room broadcast once and writes the same frame to every member.
+// SESSIONS=1 turns on connectionStateRecovery (the session recovery scenario): a client that drops comes back
+// with its id, rooms and the broadcasts it missed, for up to 60 s.
 // PORT (default 0) and HOST (default 127.0.0.1); prints `listening <port>`. Run with `node bench/servers/socketio-node.mjs`.
+import './gc.mjs';
 import { createServer } from 'node:http';
 import { Server } from 'socket.io';
 
 const rooms = new Set(['bench']);
 const httpServer = createServer();
-const io = new Server(httpServer, { transports: ['websocket'], perMessageDeflate: false, serveClient: false });
+const io = new Server(httpServer, {
+  transports: ['websocket'],
+  perMessageDeflate: false,
+  serveClient: false,
+  ...(process.env.SESSIONS === '1' ? { connectionStateRecovery: { maxDisconnectionDuration: 60_000 } } : {}),
+});
 
 io.on('connection', (socket) => {
   socket.on('echo', (payload, ack) => {

@@ -4,6 +4,7 @@
 //   request 'helios.subscribe' {topic:'bench'} → the socket joins a Set for the room, success response;
 //   event 'bench:publish' → the event is encoded once and sent to every socket in the room.
 // PORT (default 0) and HOST (default 127.0.0.1); prints `listening <port>`. Run with `node bench/servers/ws-node.mjs`.
+import './gc.mjs';
 import { WebSocketServer } from 'ws';
 
 const methods = new Map([['echo', (payload) => ({ echo: payload, at: 'ws' })]]);
