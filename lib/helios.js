@@ -264,15 +264,21 @@ class Helios {
       console.error('[helios] unreadable batch from the native core:', error);
       return;
     }
-    for (const call of calls) {
-      try {
-        this.#run(call);
-      } catch (error) {
-        console.error('[helios] failed to handle a call:', error);
+    // Every frame the batch sends (replies, emits, broadcasts) is held and leaves at the end, one write per
+    // connection.
+    this.#native.beginTurn();
+    try {
+      for (const call of calls) {
+        try {
+          this.#run(call);
+        } catch (error) {
+          console.error('[helios] failed to handle a call:', error);
+        }
       }
+      this._outbox.flush();
+    } finally {
+      this.#native.endTurn();
     }
-    // What the batch's synchronous handlers answered leaves now, in the same crossing's turn.
-    this._outbox.flush();
   }
 
   #run(call) {

@@ -292,6 +292,19 @@ impl NativeServer {
         self.server.apply(&ops).map_err(to_js)
     }
 
+    /// Starts a turn: frames sent until `endTurn` are held and then written together, one write per
+    /// connection. Called around each batch.
+    #[napi]
+    pub fn begin_turn(&self) {
+        self.server.begin_turn();
+    }
+
+    /// Ends the turn `beginTurn` started; an I/O thread writes what it held.
+    #[napi]
+    pub fn end_turn(&self) {
+        self.server.end_turn();
+    }
+
     /// Whether every health-check pong is reported (call 9, `pong`).
     #[napi]
     pub fn report_pongs(&self, report: bool) {

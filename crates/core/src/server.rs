@@ -298,18 +298,34 @@ impl Server {
         Ok(())
     }
 
-    /// Runs `send` holding the frames it sends, then has one task on an I/O thread write them, one write
-    /// per connection (see `net::cork`): the caller (the application's thread) makes no system call and
-    /// wakes no connection's task.
-    fn in_turn(&self, send: impl FnOnce()) {
+    /// Starts a turn of the application on this thread: the frames it sends are held until
+    /// [`Server::end_turn`], which has them written, one write per connection however many frames a
+    /// connection got (a batch's replies and broadcasts). See `net::cork`.
+    pub fn begin_turn(&self) {
         net::cork::hold();
-        send();
+    }
+
+    /// Ends the turn [`Server::begin_turn`] started: one task on an I/O thread writes what it held, so the
+    /// application's thread makes no system call and wakes no connection's task.
+    pub fn end_turn(&self) {
         net::cork::release(|wires| match self.runtime() {
             Some(runtime) => {
                 runtime.spawn(async move { net::cork::write(wires) });
             }
             None => net::cork::write(wires),
         });
+    }
+
+    /// Runs `send` within a turn: the one already begun on this thread, or its own.
+    fn in_turn(&self, send: impl FnOnce()) {
+        let own = !net::cork::active();
+        if own {
+            net::cork::hold();
+        }
+        send();
+        if own {
+            self.end_turn();
+        }
     }
 
     /// The runtime the server runs on, while serving.

@@ -40,8 +40,8 @@ impl Backlog {
 
     fn clear(&mut self) {
         self.written = 0;
-        // A large buffer left by a burst is given back: idle connections should cost little.
-        if self.bytes.capacity() > 64 * 1024 {
+        // A buffer grown by a burst is given back: idle connections should cost little.
+        if self.bytes.capacity() > 1024 {
             self.bytes = Vec::new();
         } else {
             self.bytes.clear();
