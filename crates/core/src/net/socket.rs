@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::task::Poll;
 
 use futures_util::future::FusedFuture;
@@ -291,18 +292,10 @@ async fn run(
                 if batch.is_empty() {
                     continue;
                 }
-                // A client that stops reading blocks the write: the limit ends the wait, and so does a
-                // stop once the close timeout has passed (a write that is merely in progress finishes).
-                let written = tokio::select! {
-                    written = write(&mut ws, outbox, batch, &mut closing, &mut pings, shared) => written,
-                    _ = &mut overflow => {
-                        let _ = conn.calls.send(call::limit(conn.key, "backpressure")).await;
-                        return Ending::new(TRY_AGAIN_LATER, "Backpressure limit exceeded");
-                    },
-                    _ = async {
-                        (&mut stop).await;
-                        tokio::time::sleep(shared.config.close_timeout).await;
-                    } => return Ending::new(1001, "Server stopping"),
+                let written = write(&mut ws, outbox, batch, &mut closing, &mut pings, shared);
+                let written = match Box::pin(unless_stuck(written, overflow.as_mut(), stop.as_mut(), shared)).await {
+                    Ok(written) => written,
+                    Err(stuck) => return stuck.ending(conn).await,
                 };
                 if let Err(error) = written {
                     tracing::debug!(conn = %conn.id, %error, "write failed");
@@ -316,18 +309,11 @@ async fn run(
             _ = &mut backlog => {
                 backlog.set(backlogged(wire));
                 let Some(wire) = wire else { continue };
-                // Frames the socket did not take at once wait here; like a queued write, a client that
-                // does not read holds this until the limit or a stop ends the wait.
-                let drained = tokio::select! {
-                    drained = poll_fn(|cx| wire.poll_drain(cx)) => drained,
-                    _ = &mut overflow => {
-                        let _ = conn.calls.send(call::limit(conn.key, "backpressure")).await;
-                        return Ending::new(TRY_AGAIN_LATER, "Backpressure limit exceeded");
-                    },
-                    _ = async {
-                        (&mut stop).await;
-                        tokio::time::sleep(shared.config.close_timeout).await;
-                    } => return Ending::new(1001, "Server stopping"),
+                // Frames the socket did not take at once wait here.
+                let drained = poll_fn(|cx| wire.poll_drain(cx));
+                let drained = match Box::pin(unless_stuck(drained, overflow.as_mut(), stop.as_mut(), shared)).await {
+                    Ok(drained) => drained,
+                    Err(stuck) => return stuck.ending(conn).await,
                 };
                 if let Err(error) = drained {
                     tracing::debug!(conn = %conn.id, %error, "write failed");
@@ -337,10 +323,7 @@ async fn run(
                     Box::pin(start_close(&mut ws, 1001, "Server stopping", &mut closing, shared)).await;
                 }
             },
-            _ = &mut overflow => {
-                let _ = conn.calls.send(call::limit(conn.key, "backpressure")).await;
-                return Ending::new(TRY_AGAIN_LATER, "Backpressure limit exceeded");
-            },
+            _ = &mut overflow => return Stuck::Overflow.ending(conn).await,
             _ = &mut stop, if closing.is_none() => {
                 // What the application queued before the stop (the last replies) still goes out first.
                 Box::pin(flush_queue(&mut ws, outbox, &mut closing, &mut pings, shared)).await;
@@ -381,6 +364,45 @@ async fn run(
                 }
             },
         }
+    }
+}
+
+/// Why a write was given up.
+enum Stuck {
+    /// The connection passed its outbound limit.
+    Overflow,
+    /// The server is stopping and the close timeout has passed.
+    Stopped,
+}
+
+impl Stuck {
+    async fn ending(self, conn: &Connection) -> Ending {
+        match self {
+            Stuck::Overflow => {
+                let _ = conn.calls.send(call::limit(conn.key, "backpressure")).await;
+                Ending::new(TRY_AGAIN_LATER, "Backpressure limit exceeded")
+            }
+            Stuck::Stopped => Ending::new(1001, "Server stopping"),
+        }
+    }
+}
+
+/// Waits for a write: a client that stops reading blocks it, so the outbound limit ends the wait, and so
+/// does a stop once the close timeout has passed (a write that is merely in progress finishes). Boxed by
+/// callers: held inline, this rarely long wait would size every connection's task.
+async fn unless_stuck<T>(
+    write: impl Future<Output = T>,
+    overflow: Pin<&mut impl Future<Output = ()>>,
+    stop: Pin<&mut impl Future<Output = ()>>,
+    shared: &Shared,
+) -> Result<T, Stuck> {
+    tokio::select! {
+        written = write => Ok(written),
+        _ = overflow => Err(Stuck::Overflow),
+        _ = async {
+            stop.await;
+            tokio::time::sleep(shared.config.close_timeout).await;
+        } => Err(Stuck::Stopped),
     }
 }
 
