@@ -93,6 +93,7 @@ pub(crate) fn attach(
         shared.sessions.insert(id, key);
     }
     shared.connections.insert(key, conn.clone());
+    shared.hold(&conn);
     shared.rooms.open(key);
     Attached::New(conn)
 }
@@ -183,6 +184,7 @@ pub(crate) async fn end(shared: &Shared, conn: &Connection, code: u16, reason: &
     conn.close_pending();
     shared.connections.remove(&conn.key);
     shared.sessions.remove(&conn.id);
+    shared.release(conn);
     // Every room at once; the application clears its view of them when it hears of the close.
     shared.rooms.close(conn.key);
     tracing::debug!(conn = %conn.id, code, "connection closed");
