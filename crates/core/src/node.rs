@@ -91,6 +91,14 @@ impl Local for Node {
         }
     }
 
+    fn held(&self) -> Vec<String> {
+        self.shared
+            .ids
+            .iter()
+            .map(|entry| entry.key().clone())
+            .collect()
+    }
+
     fn members(&self, topic: &str) -> Vec<String> {
         self.shared
             .rooms

@@ -837,7 +837,14 @@ fn op_summary(op: &Op<'_>) -> Value {
             method,
             payload,
             timeout_ms,
-        } => json!(["route-request", ticket, id, method, text(payload), timeout_ms]),
+        } => json!([
+            "route-request",
+            ticket,
+            id,
+            method,
+            text(payload),
+            timeout_ms
+        ]),
         Op::RoomQuery { ticket, topic } => json!(["room-query", ticket, topic]),
     }
 }

@@ -75,6 +75,8 @@ pub(crate) struct Link {
     publisher_up: AtomicBool,
     subscriber_up: AtomicBool,
     state: Mutex<LinkState>,
+    /// Wakes the sending loop to check its connection: the listening one was just lost, so Redis may be.
+    check: tokio::sync::Notify,
     pub(crate) counters: Counters,
 }
 
@@ -93,6 +95,7 @@ impl Link {
             publisher_up: AtomicBool::new(false),
             subscriber_up: AtomicBool::new(false),
             state: Mutex::new(LinkState::Connecting),
+            check: tokio::sync::Notify::new(),
             counters: Counters::default(),
         });
         Ok((link, jobs))
@@ -146,7 +149,7 @@ impl Link {
     }
 
     /// Records that one side went up or down, and logs the link's state once per change.
-    fn mark(&self, side: &AtomicBool, up: bool, why: Option<&redis::RedisError>) {
+    fn mark(&self, side: &AtomicBool, up: bool, why: &str) {
         side.store(up, Ordering::Release);
         let both =
             self.publisher_up.load(Ordering::Acquire) && self.subscriber_up.load(Ordering::Acquire);
@@ -169,7 +172,6 @@ impl Link {
             }
             LinkState::Connected => tracing::info!("cluster: connected to Redis"),
             _ => {
-                let why = why.map(ToString::to_string).unwrap_or_default();
                 tracing::warn!(%why, "cluster: lost Redis; serving local clients only, retrying with backoff");
             }
         }
@@ -218,11 +220,13 @@ fn connection_lost(error: &redis::RedisError) -> bool {
         || error.is_unrecoverable_error()
 }
 
-/// Sends queued commands in order, in pipelines, reconnecting when the connection fails. Ends when `stop`
-/// turns true, after sending what is queued for at most a second.
+/// Sends queued commands in order, in pipelines, reconnecting when the connection fails; an idle
+/// connection is pinged every `idle_ping`, so a lost Redis is noticed before the next message needs it.
+/// Ends when `stop` turns true, after sending what is queued for at most a second.
 pub(crate) async fn send_loop(
     link: Arc<Link>,
     jobs: &mut mpsc::Receiver<Job>,
+    idle_ping: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     let config = AsyncConnectionConfig::new()
@@ -241,7 +245,7 @@ pub(crate) async fn send_loop(
         {
             Ok(conn) => conn,
             Err(error) => {
-                link.mark(&link.publisher_up, false, Some(&error));
+                link.mark(&link.publisher_up, false, &error.to_string());
                 if !pause(backoff.next(), &mut stop).await {
                     return;
                 }
@@ -250,10 +254,18 @@ pub(crate) async fn send_loop(
         };
         backoff.reset();
         *link.lock_commands() = Some(conn.clone());
-        link.mark(&link.publisher_up, true, None);
+        link.mark(&link.publisher_up, true, "");
         loop {
             let received = tokio::select! {
                 received = jobs.recv_many(&mut batch, MAX_PIPELINE) => received,
+                _ = tokio::time::sleep(idle_ping) => {
+                    batch.push(Job { cmd: redis::cmd("PING"), reply: None });
+                    1
+                }
+                _ = link.check.notified() => {
+                    batch.push(Job { cmd: redis::cmd("PING"), reply: None });
+                    1
+                }
                 _ = stopped(&mut stop) => {
                     flush(&mut conn, jobs, &link).await;
                     return;
@@ -264,7 +276,7 @@ pub(crate) async fn send_loop(
             }
             if let Err(error) = run(&mut conn, &mut batch, &link).await {
                 *link.lock_commands() = None;
-                link.mark(&link.publisher_up, false, Some(&error));
+                link.mark(&link.publisher_up, false, &error.to_string());
                 break;
             }
         }
@@ -355,14 +367,14 @@ pub(crate) async fn listen_loop(
         let pubsub = match tokio::time::timeout(CONNECT_TIMEOUT, subscribed).await {
             Ok(Ok(pubsub)) => pubsub,
             Ok(Err(error)) => {
-                link.mark(&link.subscriber_up, false, Some(&error));
+                link.mark(&link.subscriber_up, false, &error.to_string());
                 if !pause(backoff.next(), &mut stop).await {
                     return;
                 }
                 continue;
             }
             Err(_) => {
-                link.mark(&link.subscriber_up, false, None);
+                link.mark(&link.subscriber_up, false, "subscribing timed out");
                 if !pause(backoff.next(), &mut stop).await {
                     return;
                 }
@@ -370,7 +382,7 @@ pub(crate) async fn listen_loop(
             }
         };
         backoff.reset();
-        link.mark(&link.subscriber_up, true, None);
+        link.mark(&link.subscriber_up, true, "");
         let mut messages = pubsub.into_on_message();
         loop {
             let message = tokio::select! {
@@ -384,7 +396,12 @@ pub(crate) async fn listen_loop(
                 Err(_) => tracing::warn!("cluster: a message that is not UTF-8, ignored"),
             }
         }
-        link.mark(&link.subscriber_up, false, None);
+        link.mark(
+            &link.subscriber_up,
+            false,
+            "the subscription connection closed",
+        );
+        link.check.notify_one();
     }
 }
 

@@ -50,6 +50,8 @@ pub(crate) trait Local: Send + Sync + 'static {
         timeout: Duration,
         payload: &RawValue,
     ) -> Result<(), &'static str>;
+    /// The ids of every connection of this node.
+    fn held(&self) -> Vec<String>;
     /// The ids of this node's connections in the room `topic`.
     fn members(&self, topic: &str) -> Vec<String>;
     /// The session `session` resumed on another node: forget it here without telling anyone.
@@ -145,9 +147,10 @@ impl Cluster {
             Some((local.clone(), tokio::runtime::Handle::current()));
         self.stop.send_replace(false);
         let (link, jobs, stop) = (self.link.clone(), self.jobs.clone(), self.stop.subscribe());
+        let idle_ping = nodes::interval(&self.config);
         tokio::spawn(async move {
             let mut jobs = jobs.lock_owned().await;
-            link::send_loop(link, &mut jobs, stop).await;
+            link::send_loop(link, &mut jobs, idle_ping, stop).await;
         });
         let channels = vec![
             self.config.all_channel(),
@@ -329,6 +332,7 @@ fn delivered() -> &'static RawValue {
 async fn heartbeat(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
     let mut ticks = tokio::time::interval(nodes::interval(&cluster.config));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reconnects = 0;
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
@@ -337,6 +341,16 @@ async fn heartbeat(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
         let Some(mut conn) = cluster.link.commands() else {
             continue;
         };
+        // A Redis that came back may have lost its data (no persistence): say again where connections are.
+        let now = cluster.link.counters.reconnects.load(Ordering::Relaxed);
+        if now != reconnects {
+            reconnects = now;
+            if let Some((local, _)) = cluster.local() {
+                for id in local.held() {
+                    cluster.hold(&id);
+                }
+            }
+        }
         match nodes::beat(&mut conn, &cluster.config, &cluster.node_id).await {
             Ok((live, dead)) => {
                 for node in dead {
