@@ -21,6 +21,51 @@ function failure(reason, id, what) {
   return Object.assign(new Error(`Helios: ${what} failed: ${message(id, what)}`), { code });
 }
 
+/**
+ * `connection.data` of a session in a cluster: a Map that reports every change, so the session's copy in
+ * Redis gets its JSON-serializable entries (changes inside a value, without `set`, are not seen).
+ */
+class SessionData extends Map {
+  #changed;
+
+  constructor(changed) {
+    super();
+    this.#changed = changed;
+  }
+
+  set(key, value) {
+    super.set(key, value);
+    this.#changed?.();
+    return this;
+  }
+
+  delete(key) {
+    const deleted = super.delete(key);
+    if (deleted) this.#changed();
+    return deleted;
+  }
+
+  clear() {
+    super.clear();
+    this.#changed();
+  }
+}
+
+/** The entries of `data` whose key is a string and whose value survives JSON, as JSON object text. */
+function serializable(data) {
+  const parts = [];
+  for (const [key, value] of data) {
+    if (typeof key !== 'string') continue;
+    try {
+      const text = JSON.stringify(value);
+      if (text !== undefined) parts.push(`${JSON.stringify(key)}:${text}`);
+    } catch {
+      // not serializable (a cycle, a BigInt): stays on this node only
+    }
+  }
+  return `{${parts.join(',')}}`;
+}
+
 /** Routed emits, requests and room queries waiting for their outcome. */
 class ClusterCalls {
   #helios;
@@ -34,6 +79,28 @@ class ClusterCalls {
   constructor(helios, native) {
     this.#helios = helios;
     this.#native = native;
+  }
+
+  /** Connections whose session data changed since the last write. */
+  #dirty = new Set();
+
+  /** @internal the data Map of a new connection: reports changes when sessions are kept in Redis */
+  _dataFor(connection) {
+    if (!this.enabled || !this.#helios.options.sessionRecovery) return new Map();
+    return new SessionData(() => this.#dataChanged(connection));
+  }
+
+  #dataChanged(connection) {
+    if (this.#dirty.size === 0) queueMicrotask(() => this.#writeData());
+    this.#dirty.add(connection);
+  }
+
+  #writeData() {
+    for (const connection of this.#dirty) {
+      if (connection.state === 'CLOSED') continue;
+      this.#helios._outbox.push(`[${OP.sessionData},${connection._key},${serializable(connection.data)}]`);
+    }
+    this.#dirty.clear();
   }
 
   /** Whether the server is a node of a cluster. */

@@ -298,9 +298,12 @@ class Helios {
   #run(call) {
     const kind = call[0];
     if (kind === CALL.open) {
-      const [, key, id, url, remoteAddress, data] = call;
+      const [, key, id, url, remoteAddress, data, restored] = call;
       const connection = new Connection(this, key, id, url, remoteAddress);
       if (this.options.sessionRecovery) connection.sessionId = id;
+      connection.data = this.#cluster._dataFor(connection);
+      // A session of a dead node taken over here: it waits for its client.
+      if (restored === 'suspended') connection._suspended();
       // The upgrade hook's data is in place before anyone hears of the connection.
       if (data) for (const [name, value] of Object.entries(data)) connection.data.set(name, value);
       this.#connections.set(key, connection);

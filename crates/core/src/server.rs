@@ -92,11 +92,14 @@ impl Shared {
         }
     }
 
-    /// A connection ended for good.
-    pub(crate) fn release(&self, conn: &Connection) {
+    /// A connection ended for good (with its session, when it had one).
+    pub(crate) fn release(&self, conn: &Connection, session: bool) {
         if let Some(cluster) = &self.cluster {
             self.ids.remove_if(&conn.id, |_, key| *key == conn.key);
             cluster.release(&conn.id);
+            if session {
+                cluster.forget_session(&conn.id);
+            }
         }
     }
 
@@ -319,8 +322,15 @@ impl Server {
                 shared: self.shared.clone(),
                 calls: calls.downgrade(),
                 runtime: tokio::runtime::Handle::current(),
+                shutdown: shutdown_rx.clone(),
             };
             cluster.start(Arc::new(node), shutdown_rx.clone());
+            if self.shared.config.sessions.is_some() {
+                tokio::spawn(crate::node::mirror_sessions(
+                    self.shared.clone(),
+                    shutdown_rx.clone(),
+                ));
+            }
         }
         tokio::spawn(net::accept(
             self.shared.clone(),
@@ -433,6 +443,7 @@ impl Server {
             | Op::EventError { conn, .. }
             | Op::RoomVerdict { conn, .. }
             | Op::Ping { conn, .. }
+            | Op::SessionData { conn, .. }
             | Op::Close { conn, .. } => *conn,
             Op::Upgrade { .. } => return,
             Op::RouteEmit { .. } | Op::RouteRequest { .. } | Op::RoomQuery { .. } => {
@@ -523,6 +534,15 @@ impl Server {
                 ));
             }
             Op::Ping { id, .. } => conn.ping(id),
+            Op::SessionData { data, .. } => {
+                if let (Some(cluster), Some(sessions)) =
+                    (&self.shared.cluster, &self.shared.config.sessions)
+                {
+                    if self.shared.sessions.contains_key(&conn.id) {
+                        cluster.write_session_data(sessions.ttl, &conn.id, data.get());
+                    }
+                }
+            }
             Op::Close { code, reason, .. } => {
                 // A waiting session has no socket to close: it ends now.
                 if let (true, Some(runtime)) = (conn.close(code, &reason), self.runtime()) {

@@ -776,6 +776,7 @@ fn op_is_valid(item: &Value) -> bool {
             Some(8) => string(2) && string(3) && any(4) && boolean(5),
             Some(9) => string(2) && string(3) && any(4) && u64_at(5),
             Some(10) => string(2),
+            Some(11) => any(2),
             _ => false,
         }
 }
@@ -846,6 +847,7 @@ fn op_summary(op: &Op<'_>) -> Value {
             timeout_ms
         ]),
         Op::RoomQuery { ticket, topic } => json!(["room-query", ticket, topic]),
+        Op::SessionData { conn, data } => json!(["session-data", conn, text(data)]),
     }
 }
 

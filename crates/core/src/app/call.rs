@@ -3,6 +3,7 @@
 //! | kind | array                                                  | meaning                                  |
 //! |------|--------------------------------------------------------|------------------------------------------|
 //! | 0    | `[0, conn, id, url, remoteAddress, data]`              | a connection opened; `data` is the object the upgrade hook gave, or null |
+//! | 0    | `[0, conn, id, "", "", data, "suspended"]`             | cluster: a session of a dead node taken over, waiting for its client; `data` is its stored data |
 //! | 1    | `[1, conn, code, reason, ended]`                       | a connection's socket closed; `ended` is false when its session waits for the client to come back |
 //! | 2    | `[2, conn, requestId, method, handler, [middleware], payload]` | run a method                     |
 //! | 3    | `[3, conn, topic, [handlers], data]`                   | a client event                           |
@@ -43,6 +44,11 @@ pub(crate) fn open(
     data: Option<&RawValue>,
 ) -> String {
     to_text(&(0, conn, id, url, remote, data))
+}
+
+/// A session of a dead node was taken over and waits for its client.
+pub(crate) fn restored(conn: u64, id: &str, data: Option<&RawValue>) -> String {
+    to_text(&(0, conn, id, "", "", data, "suspended"))
 }
 
 /// Ask the upgrade hook about a request.

@@ -13,6 +13,7 @@
 //! | 8    | `[8, ticket, connectionId, topic, data, volatile]` | cluster: send an event to a connection of another node; answered by call 14 or 15 |
 //! | 9    | `[9, ticket, connectionId, method, payload, timeoutMs]` | cluster: send a request to a connection of another node; answered by call 14 or 15 |
 //! | 10   | `[10, ticket, topic]`                            | cluster: ask every other node who is in the room; each answers with call 16 |
+//! | 11   | `[11, conn, data]`                               | cluster: the JSON-serializable entries of a session's data, as an object, for its copy in Redis |
 
 use std::borrow::Cow;
 
@@ -131,6 +132,13 @@ pub enum Op<'a> {
         /// The room.
         topic: Cow<'a, str>,
     },
+    /// The data entries of a session, for its copy in Redis.
+    SessionData {
+        /// The connection.
+        conn: u64,
+        /// The entries, as a JSON object.
+        data: &'a RawValue,
+    },
     /// Close the connection.
     Close {
         /// The connection.
@@ -226,6 +234,10 @@ fn op<'a>(item: &[&'a RawValue]) -> Result<Op<'a>, String> {
             method: field(item, 3)?,
             payload: raw(item, 4)?,
             timeout_ms: field(item, 5)?,
+        }),
+        11 => Ok(Op::SessionData {
+            conn,
+            data: raw(item, 2)?,
         }),
         10 => Ok(Op::RoomQuery {
             ticket: conn,

@@ -9,6 +9,7 @@ mod envelope;
 mod link;
 mod nodes;
 mod relay;
+mod sessions;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -21,6 +22,8 @@ use tokio::sync::{mpsc, watch, Mutex as AsyncMutex};
 
 pub use config::ClusterConfig;
 pub use link::LinkState;
+pub use sessions::StoredSession;
+pub(crate) use sessions::{SessionWrite, MAX_FRAMES_PER_WRITE};
 
 use directory::Routed;
 pub(crate) use envelope::Envelope;
@@ -56,6 +59,9 @@ pub(crate) trait Local: Send + Sync + 'static {
     fn members(&self, topic: &str) -> Vec<String>;
     /// The session `session` resumed on another node: forget it here without telling anyone.
     fn drop_session(&self, session: &str);
+    /// Node `node` is dead and this node won its sessions: take them over, suspended, until their
+    /// clients resume (here, or on another node that then takes them from here).
+    fn adopt(&self, node: &str);
     /// A request this node routed (`ticket`) was answered; an emit's ticket is answered `200, true`.
     fn answered(&self, ticket: u64, status: u16, data: &RawValue, error: Option<&RawValue>);
     /// A request or emit this node routed failed.
@@ -298,6 +304,70 @@ impl Cluster {
         true
     }
 
+    /// Writes part of a session's state; false when the queue refused it.
+    pub(crate) fn write_session(&self, ttl: Duration, write: &SessionWrite<'_>) -> bool {
+        self.link
+            .send(sessions::write(&self.config, &self.node_id, ttl, write))
+    }
+
+    /// Writes a session's data entries (a JSON object).
+    pub(crate) fn write_session_data(&self, ttl: Duration, id: &str, data: &str) {
+        self.link.send(sessions::write_data(
+            &self.config,
+            &self.node_id,
+            ttl,
+            id,
+            data,
+        ));
+    }
+
+    /// Forgets a session that ended here (unless another node owns it by now).
+    pub(crate) fn forget_session(&self, id: &str) {
+        self.link
+            .send(sessions::forget(&self.config, &self.node_id, id));
+    }
+
+    /// Reads a session from Redis; the error says why it could not be read.
+    pub(crate) async fn load_session(&self, id: &str) -> Result<Option<StoredSession>, String> {
+        let mut conn = self
+            .link
+            .commands()
+            .ok_or_else(|| "cluster unavailable".to_owned())?;
+        sessions::load(&mut conn, &self.config, id)
+            .await
+            .map_err(|error| error.to_string())
+    }
+
+    /// Makes this node the owner of session `id`, whose token generation is now `gen`; the previous
+    /// owner, if it is alive, is told to drop its copy.
+    pub(crate) async fn claim_session(&self, previous: &str, id: &str, gen: u64) {
+        if let Some(mut conn) = self.link.commands() {
+            let claimed =
+                sessions::claim(&mut conn, &self.config, &self.node_id, previous, id, gen).await;
+            if let Err(error) = claimed {
+                tracing::warn!(%error, "cluster: cannot record the session's new node");
+            }
+        }
+        if previous != self.node_id {
+            self.tell(previous, &Envelope::DropSession { session: id.into() });
+        }
+    }
+
+    /// The sessions node `node` owned.
+    pub(crate) async fn sessions_of(&self, node: &str) -> Vec<String> {
+        let Some(mut conn) = self.link.commands() else {
+            return Vec::new();
+        };
+        sessions::owned_by(&mut conn, &self.config, node)
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Times the link came back after a loss (a restarted Redis may have lost everything written).
+    pub(crate) fn reconnects(&self) -> u64 {
+        self.link.counters.reconnects.load(Ordering::Relaxed)
+    }
+
     /// Live nodes, this one included once it has beaten.
     pub(crate) fn nodes(&self) -> Vec<String> {
         self.nodes
@@ -356,6 +426,9 @@ async fn heartbeat(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
                 for node in dead {
                     if let Ok(true) = nodes::forget(&mut conn, &cluster.config, &node).await {
                         tracing::warn!(%node, "cluster: a node stopped beating and is taken for dead");
+                        if let Some((local, _)) = cluster.local() {
+                            local.adopt(&node);
+                        }
                     }
                 }
                 *cluster

@@ -153,12 +153,21 @@ pub(crate) async fn serve(
 
     let (outbox, outbound) = Outbox::new(shared.config.max_backpressure);
     let outbox = Arc::new(outbox);
-    let (conn, told) = match attach::attach(&shared, &handshake.url, outbox.clone(), &calls) {
+    let attached = attach::attach(
+        &shared,
+        &handshake.url,
+        &remote.to_string(),
+        outbox.clone(),
+        &calls,
+    )
+    .await;
+    let (conn, told) = match attached {
         Attached::New(conn) => {
             let remote = remote.to_string();
             let opened = call::open(conn.key, &conn.id, &handshake.url, &remote, data.as_deref());
             (conn, opened)
         }
+        Attached::Restored(conn, told) => (conn, told),
         Attached::Resumed(conn, resumed) => {
             let told = call::recovered(conn.key, resumed.replayed, resumed.gap);
             (conn, told)
