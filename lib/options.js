@@ -129,15 +129,16 @@ function sessionRecovery(value) {
 /**
  * Checks `cluster`: `redis` is the Redis URL; `channelPrefix` names every channel and key (default
  * `helios`); `queueLimit` bounds the commands waiting for Redis; `heartbeat` (ms) is how often a node says
- * it is alive (three missed: taken for dead); `timeout` (ms) is how long a cluster room query waits.
+ * it is alive (three missed: taken for dead); `timeout` (ms) is how long a cluster room query waits;
+ * `sessionFlush` (ms) is how often changed sessions are written to Redis.
  */
 function cluster(value) {
   if (typeof value !== 'object') fail("option 'cluster' must be an object { redis, channelPrefix? }");
-  const known = ['redis', 'channelPrefix', 'queueLimit', 'heartbeat', 'timeout'];
+  const known = ['redis', 'channelPrefix', 'queueLimit', 'heartbeat', 'timeout', 'sessionFlush'];
   for (const name of Object.keys(value)) {
     if (!known.includes(name)) fail(`unknown option 'cluster.${name}'`);
   }
-  const { redis, channelPrefix = 'helios', queueLimit = 10000, heartbeat = 1000, timeout = 1000 } = value;
+  const { redis, channelPrefix = 'helios', queueLimit = 10000, heartbeat = 1000, timeout = 1000, sessionFlush = 50 } = value;
   if (typeof redis !== 'string' || !/^redis:\/\//.test(redis)) {
     fail(`option 'cluster.redis' must be a Redis URL such as 'redis://127.0.0.1:6379', got ${describe(redis)}`);
   }
@@ -147,7 +148,8 @@ function cluster(value) {
   positiveInteger('cluster.queueLimit', queueLimit, 2 ** 31 - 1);
   positiveInteger('cluster.heartbeat', heartbeat, 2 ** 31 - 1);
   positiveInteger('cluster.timeout', timeout, 2 ** 31 - 1);
-  return Object.freeze({ redis, channelPrefix, queueLimit, heartbeat, timeout });
+  positiveInteger('cluster.sessionFlush', sessionFlush, 2 ** 31 - 1);
+  return Object.freeze({ redis, channelPrefix, queueLimit, heartbeat, timeout, sessionFlush });
 }
 
 /** Checks `rateLimit`: `messagesPerSecond` is required; `burst` defaults to it, `closeAfter` to 10 × burst. */

@@ -60,6 +60,8 @@ pub struct NativeCluster {
     pub queue_limit: u32,
     /// Milliseconds between heartbeats.
     pub heartbeat: u32,
+    /// Milliseconds between writes of changed sessions.
+    pub session_flush: u32,
 }
 
 /// A per-connection message rate.
@@ -143,6 +145,7 @@ impl NativeServer {
                     channel_prefix: cluster.channel_prefix,
                     queue_limit: cluster.queue_limit as usize,
                     heartbeat: Duration::from_millis(u64::from(cluster.heartbeat)),
+                    session_flush: Duration::from_millis(u64::from(cluster.session_flush)),
                 };
                 config.check().map(|()| config).map_err(to_js)
             })

@@ -161,10 +161,6 @@ impl Local for Node {
     }
 }
 
-/// How often session changes are written to Redis: the most a node's death can take from a session's
-/// copy (plus the time Redis takes to carry the write out).
-const MIRROR_INTERVAL: Duration = Duration::from_millis(50);
-
 /// What was last written of one session.
 struct Written {
     next: u64,
@@ -174,7 +170,7 @@ struct Written {
     at: Instant,
 }
 
-/// Writes what changed in each session of this node to Redis every [`MIRROR_INTERVAL`], in the ordered
+/// Writes what changed in each session of this node to Redis every `session_flush`, in the ordered
 /// queue (pipelined with everything else); an unchanged session is written again every third of its ttl
 /// so its copy does not expire under it. Ends at `shutdown`.
 pub(crate) async fn mirror_sessions(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
@@ -186,7 +182,7 @@ pub(crate) async fn mirror_sessions(shared: Arc<Shared>, mut shutdown: watch::Re
     let mut reconnects = cluster.reconnects();
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(MIRROR_INTERVAL) => {}
+            _ = tokio::time::sleep(cluster.session_flush()) => {}
             _ = net::stopped(&mut shutdown) => return,
         }
         // A Redis that came back may have lost every copy: write them whole again.

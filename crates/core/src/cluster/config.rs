@@ -14,6 +14,9 @@ pub struct ClusterConfig {
     pub queue_limit: usize,
     /// Time between heartbeats; a node that misses three is taken for dead.
     pub heartbeat: Duration,
+    /// How often changed sessions are written to Redis: the most a node's death can take from a
+    /// session's copy, against one write per changed session per interval.
+    pub session_flush: Duration,
 }
 
 impl ClusterConfig {
@@ -24,6 +27,7 @@ impl ClusterConfig {
             channel_prefix: "helios".to_owned(),
             queue_limit: 10_000,
             heartbeat: Duration::from_secs(1),
+            session_flush: Duration::from_millis(50),
         }
     }
 

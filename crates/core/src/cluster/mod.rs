@@ -368,6 +368,11 @@ impl Cluster {
         self.link.counters.reconnects.load(Ordering::Relaxed)
     }
 
+    /// How often changed sessions are written to Redis.
+    pub(crate) fn session_flush(&self) -> Duration {
+        self.config.session_flush.max(Duration::from_millis(1))
+    }
+
     /// Live nodes, this one included once it has beaten.
     pub(crate) fn nodes(&self) -> Vec<String> {
         self.nodes
