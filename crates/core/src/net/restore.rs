@@ -17,7 +17,7 @@ use crate::session::Replay;
 use super::outbox::Outbox;
 use super::Connection;
 
-/// Registers a connection for the stored session `id`, in its rooms, owned by this node from now on.
+/// Registers a connection for the stored session `id`, in its rooms (the caller then claims it).
 /// `processed` is how many frames its client has processed (0 when no client is here yet); `gen` the
 /// token generation the session is at. Returns the connection and the calls that tell the application
 /// about it (it opened, with its data, and joined its rooms), `state` saying how it opened.
@@ -30,7 +30,7 @@ async fn install(
     calls: &mpsc::Sender<String>,
     opened: impl FnOnce(u64, Option<&RawValue>) -> String,
 ) -> Option<(Arc<Connection>, String)> {
-    let (cluster, sessions) = (shared.cluster.as_ref()?, shared.config.sessions.as_ref()?);
+    let sessions = shared.config.sessions.as_ref()?;
     let frames = stored.frames.into_iter().map(Utf8Bytes::from).collect();
     let replay = Replay::restore(
         sessions.buffer_messages,
@@ -62,7 +62,6 @@ async fn install(
         told.push(',');
         told.push_str(&call::room(key, topic, true));
     }
-    cluster.claim_session(&stored.node, id, gen).await;
     Some((conn, told))
 }
 
@@ -112,6 +111,7 @@ pub(crate) async fn resume(
     if token_gen < stored.gen {
         return Err("token already used".to_owned());
     }
+    let previous = stored.node.clone();
     let opened = |key: u64, data: Option<&RawValue>| call::open(key, sid, url, remote, data);
     let (conn, mut told) = install(shared, sid, stored, token_gen, last_seq, calls, opened)
         .await
@@ -130,6 +130,8 @@ pub(crate) async fn resume(
             })
         })
         .map_err(|refusal| refusal.to_string())?;
+    // Recorded with the generation after this resume, so the token just used is refused everywhere.
+    cluster.claim_session(&previous, sid, resumed.gen).await;
     tracing::debug!(conn = %sid, replayed = resumed.replayed, "session restored from the cluster");
     told.push(',');
     told.push_str(&call::recovered(conn.key, resumed.replayed, resumed.gap));
@@ -158,10 +160,12 @@ pub(crate) async fn adopt(
             _ => continue,
         };
         let gen = stored.gen;
+        let previous = stored.node.clone();
         let opened = |key: u64, data: Option<&RawValue>| call::restored(key, &id, data);
         let Some((conn, told)) = install(&shared, &id, stored, gen, 0, &calls, opened).await else {
             continue;
         };
+        cluster.claim_session(&previous, &id, gen).await;
         adopted += 1;
         let _ = calls.send(told).await;
         let (shared, ttl, mut shutdown) = (shared.clone(), sessions.ttl, shutdown.clone());
