@@ -19,6 +19,8 @@ use std::borrow::Cow;
 
 use serde_json::value::RawValue;
 
+use crate::protocol::array::{field, raw};
+
 /// One operation on a connection.
 #[derive(Debug)]
 pub enum Op<'a> {
@@ -156,19 +158,6 @@ pub enum Op<'a> {
 pub struct OpError {
     index: usize,
     reason: String,
-}
-
-fn field<'a, T: serde::Deserialize<'a>>(item: &[&'a RawValue], at: usize) -> Result<T, String> {
-    let raw = item
-        .get(at)
-        .ok_or_else(|| format!("missing element {at}"))?;
-    serde_json::from_str(raw.get()).map_err(|error| format!("element {at}: {error}"))
-}
-
-fn raw<'a>(item: &[&'a RawValue], at: usize) -> Result<&'a RawValue, String> {
-    item.get(at)
-        .copied()
-        .ok_or_else(|| format!("missing element {at}"))
 }
 
 fn op<'a>(item: &[&'a RawValue]) -> Result<Op<'a>, String> {

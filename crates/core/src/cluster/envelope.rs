@@ -17,6 +17,8 @@ use std::borrow::Cow;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::protocol::array::{field, raw};
+
 /// One message between nodes, borrowed from the text it was read from.
 #[derive(Debug)]
 pub(crate) enum Envelope<'a> {
@@ -99,19 +101,6 @@ impl Envelope<'_> {
             Envelope::DropSession { session } => to_text(&(origin, 7, session)),
         }
     }
-}
-
-fn field<'a, T: serde::Deserialize<'a>>(item: &[&'a RawValue], at: usize) -> Result<T, String> {
-    let raw = item
-        .get(at)
-        .ok_or_else(|| format!("missing element {at}"))?;
-    serde_json::from_str(raw.get()).map_err(|error| format!("element {at}: {error}"))
-}
-
-fn raw<'a>(item: &[&'a RawValue], at: usize) -> Result<&'a RawValue, String> {
-    item.get(at)
-        .copied()
-        .ok_or_else(|| format!("missing element {at}"))
 }
 
 /// Reads an envelope: its origin node and what it says. Another node's bug (or a foreign publisher on

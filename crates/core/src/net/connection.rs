@@ -78,6 +78,18 @@ pub(crate) struct SessionView {
     pub(crate) frames: Vec<Utf8Bytes>,
 }
 
+impl SessionState {
+    fn new(replay: Replay, gen: u64, suspensions: u64) -> Self {
+        SessionState {
+            replay,
+            gen,
+            issued: Instant::now(),
+            suspensions,
+            ended: false,
+        }
+    }
+}
+
 /// What happened when a socket ended.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Detach {
@@ -123,23 +135,11 @@ impl Connection {
         stats: Arc<Stats>,
         replay: Option<Replay>,
     ) -> Self {
-        Connection {
-            key,
-            id,
-            calls,
-            link: Mutex::new(Link {
-                outbox: Some(outbox),
-                session: replay.map(|replay| SessionState {
-                    replay,
-                    gen: 0,
-                    issued: Instant::now(),
-                    suspensions: 0,
-                    ended: false,
-                }),
-            }),
-            pending: Mutex::new(Waiting::default()),
-            stats,
-        }
+        let link = Link {
+            outbox: Some(outbox),
+            session: replay.map(|replay| SessionState::new(replay, 0, 0)),
+        };
+        Connection::with_link(key, id, calls, stats, link)
     }
 
     /// A session brought over from another node, waiting for its client (suspension 1): `gen` is the
@@ -152,20 +152,25 @@ impl Connection {
         replay: Replay,
         gen: u64,
     ) -> Self {
+        let link = Link {
+            outbox: None,
+            session: Some(SessionState::new(replay, gen, 1)),
+        };
+        Connection::with_link(key, id, calls, stats, link)
+    }
+
+    fn with_link(
+        key: u64,
+        id: String,
+        calls: mpsc::Sender<String>,
+        stats: Arc<Stats>,
+        link: Link,
+    ) -> Self {
         Connection {
             key,
             id,
             calls,
-            link: Mutex::new(Link {
-                outbox: None,
-                session: Some(SessionState {
-                    replay,
-                    gen,
-                    issued: Instant::now(),
-                    suspensions: 1,
-                    ended: false,
-                }),
-            }),
+            link: Mutex::new(link),
             pending: Mutex::new(Waiting::default()),
             stats,
         }
