@@ -160,6 +160,24 @@ describeWithRedis('cluster', () => {
     expect((await a.helios.to(await onlyConnectionId(a)).request('whoami')).data).toBe('local');
   });
 
+  test('a routed request rejects with CONNECTION_CLOSED when the connection closes before answering', async () => {
+    const [a, b] = await cluster(2);
+    const client = await connect(b.url);
+    let asked;
+    const arrived = new Promise((resolve) => (asked = resolve));
+    client.method('slow', () => {
+      asked();
+      return new Promise(() => {});
+    });
+    const id = await onlyConnectionId(b);
+    const started = Date.now();
+    const failure = a.helios.to(id).request('slow', null, { timeout: 5000 }).then(() => null, (error) => error);
+    await arrived;
+    await client.close();
+    expect(await failure).toMatchObject({ code: 'CONNECTION_CLOSED' });
+    expect(Date.now() - started).toBeLessThan(3000);
+  });
+
   test('to(id) after the connection closed on its node rejects with UNKNOWN_CONNECTION', async () => {
     const [a, b] = await cluster(2);
     const client = await connect(b.url);

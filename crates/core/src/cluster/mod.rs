@@ -75,6 +75,8 @@ pub(crate) trait Local: Send + Sync + 'static {
 struct Remote {
     origin: String,
     ticket: u64,
+    /// The connection it was sent to.
+    conn: String,
 }
 
 /// The cluster state of one server.
@@ -215,10 +217,22 @@ impl Cluster {
             .send(directory::hold(&self.config, conn, &self.node_id));
     }
 
-    /// Records that connection `conn` has ended here.
+    /// Records that connection `conn` has ended here; requests other nodes sent it fail at once.
     pub(crate) fn release(&self, conn: &str) {
         self.link
             .send(directory::release(&self.config, conn, &self.node_id));
+        if self.remote.is_empty() {
+            return;
+        }
+        let orphans: Vec<u64> = self
+            .remote
+            .iter()
+            .filter(|entry| entry.conn == conn)
+            .map(|entry| *entry.key())
+            .collect();
+        for id in orphans {
+            self.request_failed(id, "connection-closed");
+        }
     }
 
     /// Sends `envelope` (an emit or a request, `ticket`) to the node holding connection `conn`; the
@@ -253,13 +267,14 @@ impl Cluster {
     }
 
     /// A request of node `origin` arrived for a connection here: the id to send it under.
-    fn remote_id(&self, origin: &str, ticket: u64) -> u64 {
+    fn remote_id(&self, origin: &str, ticket: u64, conn: &str) -> u64 {
         let id = self.next_remote.fetch_add(1, Ordering::Relaxed);
         self.remote.insert(
             id,
             Remote {
                 origin: origin.to_owned(),
                 ticket,
+                conn: conn.to_owned(),
             },
         );
         id
