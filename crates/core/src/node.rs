@@ -210,18 +210,20 @@ pub(crate) async fn mirror_sessions(shared: Arc<Shared>, mut shutdown: watch::Re
                 continue;
             };
             seen.insert(id.clone());
-            let mut rooms = shared.rooms.subscriptions(key);
-            rooms.sort_unstable();
-            let rooms_changed = before.is_none_or(|written| written.rooms != rooms);
+            // Rooms change only through a subscribe or unsubscribe, whose answer is a counted frame: an
+            // unchanged view means unchanged rooms, and the rooms' lock is left alone.
             let unchanged = before.is_some_and(|written| {
                 written.next == view.next
                     && written.first == view.first
                     && written.gen == view.gen
                     && written.at.elapsed() < sessions.ttl / 3
             });
-            if unchanged && !rooms_changed {
+            if unchanged {
                 continue;
             }
+            let mut rooms = shared.rooms.subscriptions(key);
+            rooms.sort_unstable();
+            let rooms_changed = before.is_none_or(|written| written.rooms != rooms);
             let take = view.frames.len().min(MAX_FRAMES_PER_WRITE);
             let next = view.next - (view.frames.len() - take) as u64;
             let write = SessionWrite {

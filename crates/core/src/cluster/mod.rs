@@ -84,6 +84,8 @@ pub(crate) struct Cluster {
     /// This node's id, random per server.
     pub(crate) node_id: String,
     config: ClusterConfig,
+    /// The channel every node listens to, named once.
+    all_channel: String,
     link: Arc<Link>,
     jobs: Arc<AsyncMutex<mpsc::Receiver<Job>>>,
     /// Live nodes (this one included once it has beaten), sorted.
@@ -134,6 +136,7 @@ impl Cluster {
         let node_id = uuid::Uuid::new_v4().simple().to_string();
         Ok(Cluster {
             node_id,
+            all_channel: config.all_channel(),
             config,
             link,
             jobs: Arc::new(AsyncMutex::new(jobs)),
@@ -161,7 +164,7 @@ impl Cluster {
             link::send_loop(link, &mut jobs, idle_ping, stop).await;
         });
         let channels = vec![
-            self.config.all_channel(),
+            self.all_channel.clone(),
             self.config.node_channel(&self.node_id),
         ];
         let cluster = self.clone();
@@ -198,7 +201,7 @@ impl Cluster {
     /// Sends `envelope` to every other node.
     pub(crate) fn publish(&self, envelope: &Envelope<'_>) {
         let mut cmd = redis::cmd("PUBLISH");
-        cmd.arg(self.config.all_channel())
+        cmd.arg(&self.all_channel)
             .arg(envelope.encode(&self.node_id));
         self.link.send(cmd);
     }
