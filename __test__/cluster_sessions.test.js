@@ -3,8 +3,9 @@
 // including what was sent to them while no node held their socket.
 
 import { test, expect, beforeAll, afterAll } from 'bun:test';
+import net from 'node:net';
 import path from 'node:path';
-import { useCleanup, startServer, rawSocket, waitFor, nextEvent } from './helpers.js';
+import { useCleanup, startServer, rawSocket, waitFor, nextEvent, createClient } from './helpers.js';
 import { describeWithRedis, redisServer, startRedis } from './redis.js';
 
 useCleanup();
@@ -79,6 +80,36 @@ async function publish(helios, from, to) {
     helios.broadcast('feed', { n });
     if (n % 20 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
   }
+}
+
+/**
+ * A TCP load balancer in front of the nodes: forwards every new connection to the port `target()` names at
+ * that moment. Returns `{ url, close() }`.
+ */
+async function balancer(target) {
+  const sockets = new Set();
+  const server = net.createServer((incoming) => {
+    const outgoing = net.connect(target(), '127.0.0.1');
+    for (const socket of [incoming, outgoing]) {
+      sockets.add(socket);
+      socket.on('error', () => {});
+      socket.on('close', () => {
+        incoming.destroy();
+        outgoing.destroy();
+        sockets.delete(socket);
+      });
+    }
+    incoming.pipe(outgoing);
+    outgoing.pipe(incoming);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `ws://127.0.0.1:${server.address().port}`,
+    close() {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    },
+  };
 }
 
 /** Waits until every node sees `count` live nodes. */
@@ -185,5 +216,38 @@ describeWithRedis('cluster sessions', () => {
     const refused = await third.next((m) => m.type === 'session');
     expect(refused.event).toBe('recovery-failed');
     expect(refused.reason).toBe('token already used');
+  });
+
+  test('the Starling client behind a load balancer resumes on the surviving node by itself', async () => {
+    prefixes += 1;
+    const prefix = `sessions${prefixes}`;
+    const dying = await childNode(prefix);
+    const b = localNode(prefix);
+    await clusterOf(2, b);
+    let port = Number(new URL(dying.url).port);
+    const front = await balancer(() => port);
+    try {
+      const starling = createClient(front.url, { sessionRecovery: true, reconnect: { initialDelay: 20, maxDelay: 200 } });
+      await starling.connect();
+      expect((await starling.subscribe('feed')).success).toBe(true);
+      const received = [];
+      starling.on('feed', (data) => received.push(data.n));
+      await publish(b.helios, 1, 100);
+      await waitFor(() => received.length === 100, { message: 'the first 100' });
+      await new Promise((resolve) => setTimeout(resolve, 300)); // past the write-behind window
+      const recovered = nextEvent(starling.events, 'session:recovered', () => true, 5000);
+      port = Number(new URL(b.url).port);
+      await dying.kill();
+      const { session } = await recovered;
+      expect(session.gap).toBe(false);
+      expect(session.sessionId).toBe([...b.helios.connections.keys()][0]);
+      await publish(b.helios, 101, 150);
+      await waitFor(() => received.length === 150, { message: 'the next 50 through the surviving node' });
+      expect(received).toEqual(range(1, 150));
+      const [connection] = [...b.helios.connections.values()];
+      expect(connection.subscriptions).toEqual(['feed']);
+    } finally {
+      front.close();
+    }
   });
 });
