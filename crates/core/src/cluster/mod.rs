@@ -1,6 +1,6 @@
 //! Several Helios nodes as one system, through Redis: broadcasts published once and fanned out by every
 //! node, events and requests routed to the node that holds a connection, room queries answered by every
-//! live node. No network code of the server is in here: what a message does on this node goes through
+//! live node, sessions kept in Redis for other nodes to resume. No network code of the server is in here: what a message does on this node goes through
 //! [`Local`], which the composition root implements.
 
 mod config;
@@ -9,13 +9,13 @@ mod envelope;
 mod link;
 mod nodes;
 mod relay;
+mod remote;
 mod sessions;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use dashmap::DashMap;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, watch, Mutex as AsyncMutex};
@@ -27,11 +27,8 @@ pub(crate) use sessions::{SessionWrite, MAX_FRAMES_PER_WRITE};
 
 use directory::Routed;
 pub(crate) use envelope::Envelope;
-use link::{stopped, Job, Link};
-
-/// Ids of requests other nodes send through this one start here, far above the application's own ids,
-/// so both can wait on the same connection without meeting.
-const REMOTE_IDS: u64 = 1 << 52;
+use link::{Job, Link};
+use remote::RemoteRequests;
 
 /// Why the cluster could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -70,15 +67,6 @@ pub(crate) trait Local: Send + Sync + 'static {
     fn room_answer(&self, ticket: u64, node: &str, ids: &[std::borrow::Cow<'_, str>]);
 }
 
-/// A request another node sent through this one: who to answer.
-#[derive(Debug)]
-struct Remote {
-    origin: String,
-    ticket: u64,
-    /// The connection it was sent to.
-    conn: String,
-}
-
 /// The cluster state of one server.
 pub(crate) struct Cluster {
     /// This node's id, random per server.
@@ -90,8 +78,7 @@ pub(crate) struct Cluster {
     jobs: Arc<AsyncMutex<mpsc::Receiver<Job>>>,
     /// Live nodes (this one included once it has beaten), sorted.
     nodes: RwLock<Vec<String>>,
-    remote: DashMap<u64, Remote>,
-    next_remote: AtomicU64,
+    remote: RemoteRequests,
     /// While serving: what messages act on, and the runtime that carries out routed work.
     local: RwLock<Option<(Arc<dyn Local>, tokio::runtime::Handle)>>,
     /// Turns true when the server has stopped: the sending loop flushes and ends.
@@ -141,8 +128,7 @@ impl Cluster {
             link,
             jobs: Arc::new(AsyncMutex::new(jobs)),
             nodes: RwLock::default(),
-            remote: DashMap::new(),
-            next_remote: AtomicU64::new(REMOTE_IDS),
+            remote: RemoteRequests::default(),
             local: RwLock::default(),
             stop: watch::channel(false).0,
         })
@@ -175,7 +161,7 @@ impl Cluster {
             on_message,
             shutdown.clone(),
         ));
-        tokio::spawn(heartbeat(self.clone(), shutdown));
+        tokio::spawn(nodes::heartbeat(self.clone(), shutdown));
     }
 
     /// Says goodbye to the other nodes, sends what is still queued (briefly) and stops the link. Called
@@ -224,16 +210,7 @@ impl Cluster {
     pub(crate) fn release(&self, conn: &str) {
         self.link
             .send(directory::release(&self.config, conn, &self.node_id));
-        if self.remote.is_empty() {
-            return;
-        }
-        let orphans: Vec<u64> = self
-            .remote
-            .iter()
-            .filter(|entry| entry.conn == conn)
-            .map(|entry| *entry.key())
-            .collect();
-        for id in orphans {
+        for id in self.remote.sent_to(conn) {
             self.request_failed(id, "connection-closed");
         }
     }
@@ -269,20 +246,6 @@ impl Cluster {
         });
     }
 
-    /// A request of node `origin` arrived for a connection here: the id to send it under.
-    fn remote_id(&self, origin: &str, ticket: u64, conn: &str) -> u64 {
-        let id = self.next_remote.fetch_add(1, Ordering::Relaxed);
-        self.remote.insert(
-            id,
-            Remote {
-                origin: origin.to_owned(),
-                ticket,
-                conn: conn.to_owned(),
-            },
-        );
-        id
-    }
-
     /// A client answered request `id`; true when it came from another node (the answer is sent back
     /// there), false when it is the application's own.
     pub(crate) fn answered(
@@ -292,32 +255,32 @@ impl Cluster {
         data: &RawValue,
         error: Option<&RawValue>,
     ) -> bool {
-        if id < REMOTE_IDS {
+        if !RemoteRequests::is_remote(id) {
             return false;
         }
-        if let Some((_, remote)) = self.remote.remove(&id) {
+        if let Some((origin, ticket)) = self.remote.take(id) {
             let answer = Envelope::Answer {
-                ticket: remote.ticket,
+                ticket,
                 status,
                 data,
                 error,
             };
-            self.tell(&remote.origin, &answer);
+            self.tell(&origin, &answer);
         }
         true
     }
 
     /// Request `id` failed (timed out, the connection closed); true when it came from another node.
     pub(crate) fn request_failed(&self, id: u64, reason: &str) -> bool {
-        if id < REMOTE_IDS {
+        if !RemoteRequests::is_remote(id) {
             return false;
         }
-        if let Some((_, remote)) = self.remote.remove(&id) {
+        if let Some((origin, ticket)) = self.remote.take(id) {
             let failed = Envelope::Failed {
-                ticket: remote.ticket,
+                ticket,
                 reason: reason.into(),
             };
-            self.tell(&remote.origin, &failed);
+            self.tell(&origin, &failed);
         }
         true
     }
@@ -419,47 +382,4 @@ impl Cluster {
 fn delivered() -> &'static RawValue {
     // Parsing a literal `true` cannot fail; `null` keeps the type should it ever.
     serde_json::from_str("true").unwrap_or(RawValue::NULL)
-}
-
-/// Beats every heartbeat interval until `shutdown`, keeping the list of live nodes current.
-async fn heartbeat(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
-    let mut ticks = tokio::time::interval(nodes::interval(&cluster.config));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut reconnects = 0;
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = stopped(&mut shutdown) => return,
-        }
-        let Some(mut conn) = cluster.link.commands() else {
-            continue;
-        };
-        // A Redis that came back may have lost its data (no persistence): say again where connections are.
-        let now = cluster.link.counters.reconnects.load(Ordering::Relaxed);
-        if now != reconnects {
-            reconnects = now;
-            if let Some((local, _)) = cluster.local() {
-                for id in local.held() {
-                    cluster.hold(&id);
-                }
-            }
-        }
-        match nodes::beat(&mut conn, &cluster.config, &cluster.node_id).await {
-            Ok((live, dead)) => {
-                for node in dead {
-                    if let Ok(true) = nodes::forget(&mut conn, &cluster.config, &node).await {
-                        tracing::warn!(%node, "cluster: a node stopped beating and is taken for dead");
-                        if let Some((local, _)) = cluster.local() {
-                            local.adopt(&node);
-                        }
-                    }
-                }
-                *cluster
-                    .nodes
-                    .write()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = live;
-            }
-            Err(error) => tracing::debug!(%error, "cluster: heartbeat failed"),
-        }
-    }
 }

@@ -41,7 +41,7 @@ pub(super) fn relay(cluster: &Cluster, local: &dyn Local, text: &str) {
             timeout_ms,
             payload,
         } => {
-            let id = cluster.remote_id(&origin, ticket, &conn);
+            let id = cluster.remote.add(&origin, ticket, &conn);
             let timeout = Duration::from_millis(timeout_ms);
             if let Err(reason) = local.request(&conn, id, &method, timeout, payload) {
                 cluster.request_failed(id, reason);
