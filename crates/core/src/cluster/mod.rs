@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, watch, Mutex as AsyncMutex};
 
 pub use config::ClusterConfig;
 pub use link::LinkState;
+use sessions::Claimed;
 pub use sessions::StoredSession;
 pub(crate) use sessions::{SessionWrite, MAX_FRAMES_PER_WRITE};
 
@@ -319,19 +320,34 @@ impl Cluster {
             .map_err(|error| error.to_string())
     }
 
-    /// Makes this node the owner of session `id`, whose token generation is now `gen`; the previous
-    /// owner, if it is alive, is told to drop its copy.
-    pub(crate) async fn claim_session(&self, previous: &str, id: &str, gen: u64) {
-        if let Some(mut conn) = self.link.commands() {
+    /// Makes this node the owner of session `id`, whose token generation is now `gen`, and tells the
+    /// owner it had, if alive, to drop its copy. A client resuming here always wins (`only_from: None`);
+    /// a takeover (`only_from: Some(dead node)`) only while the dead node still owns the session. False
+    /// when another node owns it.
+    pub(crate) async fn claim_session(&self, only_from: Option<&str>, id: &str, gen: u64) -> bool {
+        let Some(mut conn) = self.link.commands() else {
+            return only_from.is_none();
+        };
+        for _ in 0..3 {
             let claimed =
-                sessions::claim(&mut conn, &self.config, &self.node_id, previous, id, gen).await;
-            if let Err(error) = claimed {
-                tracing::warn!(%error, "cluster: cannot record the session's new node");
+                sessions::claim(&mut conn, &self.config, &self.node_id, only_from, id, gen).await;
+            match claimed {
+                Ok(Claimed::From(previous)) => {
+                    if !previous.is_empty() && previous != self.node_id {
+                        self.tell(&previous, &Envelope::DropSession { session: id.into() });
+                    }
+                    return true;
+                }
+                // The owner changed between reading and claiming: a resume reads it again.
+                Ok(Claimed::Lost) if only_from.is_none() => continue,
+                Ok(Claimed::Lost) => return false,
+                Err(error) => {
+                    tracing::warn!(%error, "cluster: cannot record the session's new node");
+                    return only_from.is_none();
+                }
             }
         }
-        if previous != self.node_id {
-            self.tell(previous, &Envelope::DropSession { session: id.into() });
-        }
+        true
     }
 
     /// The sessions node `node` owned.

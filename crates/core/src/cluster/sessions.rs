@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use redis::aio::MultiplexedConnection;
-use redis::{Cmd, RedisResult, Value};
+use redis::{Cmd, RedisResult};
 
 use super::config::ClusterConfig;
 
@@ -39,6 +39,15 @@ const FORGET: &str = r"local owner = redis.call('HGET', KEYS[1], 'node')
 if owner and owner ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('SREM', KEYS[3], ARGV[2])
+return 1";
+
+/// KEYS: session hash, the previous owner's set, the new owner's set. ARGV: node, required owner ('' for
+/// any), session id, gen, the owner read just before (the claim fails if it changed since).
+const CLAIM: &str = r"local owner = redis.call('HGET', KEYS[1], 'node') or ''
+if owner ~= ARGV[5] or (ARGV[2] ~= '' and owner ~= ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'node', ARGV[1], 'gen', ARGV[4])
+redis.call('SREM', KEYS[2], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[3])
 return 1";
 
 /// A session as Redis holds it.
@@ -182,34 +191,49 @@ pub(crate) async fn load(
     }))
 }
 
-/// Makes `node` the owner of session `id` (taken from `previous`), whose token generation is now `gen`.
+/// Makes `node` the owner of session `id`, whose token generation is now `gen`, and returns the owner
+/// it had; with `only_from`, only when that owner is `only_from` (a takeover must not win over a client
+/// that resumed meanwhile).
 pub(crate) async fn claim(
     conn: &mut MultiplexedConnection,
     config: &ClusterConfig,
     node: &str,
-    previous: &str,
+    only_from: Option<&str>,
     id: &str,
     gen: u64,
-) -> RedisResult<()> {
-    redis::pipe()
-        .cmd("HSET")
+) -> RedisResult<Claimed> {
+    let owner: Option<String> = redis::cmd("HGET")
         .arg(session_key(config, id))
         .arg("node")
-        .arg(node)
-        .arg("gen")
-        .arg(gen)
-        .ignore()
-        .cmd("SREM")
-        .arg(node_sessions_key(config, previous))
-        .arg(id)
-        .ignore()
-        .cmd("SADD")
-        .arg(node_sessions_key(config, node))
-        .arg(id)
-        .ignore()
-        .query_async::<Value>(conn)
+        .query_async(conn)
         .await?;
-    Ok(())
+    let owner = owner.unwrap_or_default();
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(CLAIM)
+        .arg(3)
+        .arg(session_key(config, id))
+        .arg(node_sessions_key(config, &owner))
+        .arg(node_sessions_key(config, node))
+        .arg(node)
+        .arg(only_from.unwrap_or(""))
+        .arg(id)
+        .arg(gen)
+        .arg(&owner);
+    let claimed: i64 = cmd.query_async(conn).await?;
+    Ok(if claimed == 1 {
+        Claimed::From(owner)
+    } else {
+        Claimed::Lost
+    })
+}
+
+/// What a claim did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Claimed {
+    /// This node owns the session now; it had this owner before (empty when none).
+    From(String),
+    /// Another node owns it (the owner changed since it was read, or is not the one required).
+    Lost,
 }
 
 /// The sessions node `node` owned (to adopt them once it is dead).

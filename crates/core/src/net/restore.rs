@@ -17,11 +17,12 @@ use crate::session::Replay;
 use super::outbox::Outbox;
 use super::Connection;
 
-/// Registers a connection for the stored session `id`, in its rooms (the caller then claims it).
+/// Registers a connection for the stored session `id`, in its rooms; the caller then claims it, and
+/// makes it reachable by id once it owns it.
 /// `processed` is how many frames its client has processed (0 when no client is here yet); `gen` the
 /// token generation the session is at. Returns the connection and the calls that tell the application
 /// about it (it opened, with its data, and joined its rooms), `state` saying how it opened.
-async fn install(
+fn install(
     shared: &Arc<Shared>,
     id: &str,
     stored: StoredSession,
@@ -50,7 +51,6 @@ async fn install(
     ));
     shared.connections.insert(key, conn.clone());
     shared.sessions.insert(id.to_owned(), key);
-    shared.hold(&conn);
     shared.rooms.open(key);
     let data = stored
         .data
@@ -63,6 +63,16 @@ async fn install(
         told.push_str(&call::room(key, topic, true));
     }
     Some((conn, told))
+}
+
+/// Takes back what [`install`] registered, for a session another node claimed first; the application
+/// never heard of it.
+fn uninstall(shared: &Shared, conn: &Connection) {
+    shared.connections.remove(&conn.key);
+    shared
+        .sessions
+        .remove_if(&conn.id, |_, key| *key == conn.key);
+    shared.rooms.close(conn.key);
 }
 
 /// A client coming back with a token for a session this node does not hold.
@@ -111,10 +121,8 @@ pub(crate) async fn resume(
     if token_gen < stored.gen {
         return Err("token already used".to_owned());
     }
-    let previous = stored.node.clone();
     let opened = |key: u64, data: Option<&RawValue>| call::open(key, sid, url, remote, data);
     let (conn, mut told) = install(shared, sid, stored, token_gen, last_seq, calls, opened)
-        .await
         .ok_or_else(|| "unknown session".to_owned())?;
     let ttl_ms = u64::try_from(sessions.ttl.as_millis()).unwrap_or(u64::MAX);
     let resumed = conn
@@ -130,8 +138,10 @@ pub(crate) async fn resume(
             })
         })
         .map_err(|refusal| refusal.to_string())?;
-    // Recorded with the generation after this resume, so the token just used is refused everywhere.
-    cluster.claim_session(&previous, sid, resumed.gen).await;
+    // Recorded with the generation after this resume, so the token just used is refused everywhere; the
+    // client is here, so this node wins over a takeover in progress elsewhere.
+    cluster.claim_session(None, sid, resumed.gen).await;
+    shared.hold(&conn);
     tracing::debug!(conn = %sid, replayed = resumed.replayed, "session restored from the cluster");
     told.push(',');
     told.push_str(&call::recovered(conn.key, resumed.replayed, resumed.gap));
@@ -160,12 +170,16 @@ pub(crate) async fn adopt(
             _ => continue,
         };
         let gen = stored.gen;
-        let previous = stored.node.clone();
         let opened = |key: u64, data: Option<&RawValue>| call::restored(key, &id, data);
-        let Some((conn, told)) = install(&shared, &id, stored, gen, 0, &calls, opened).await else {
+        let Some((conn, told)) = install(&shared, &id, stored, gen, 0, &calls, opened) else {
             continue;
         };
-        cluster.claim_session(&previous, &id, gen).await;
+        // Its client may have resumed on another node meanwhile: that node keeps it.
+        if !cluster.claim_session(Some(&node), &id, gen).await {
+            uninstall(&shared, &conn);
+            continue;
+        }
+        shared.hold(&conn);
         adopted += 1;
         let _ = calls.send(told).await;
         let (shared, ttl, mut shutdown) = (shared.clone(), sessions.ttl, shutdown.clone());
