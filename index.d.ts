@@ -363,7 +363,12 @@ export interface Rooms {
 
 /** Payloads of the lifecycle events on `helios.events`. */
 export interface HeliosEvents {
-  connection: { connection: Connection; helios: Helios };
+  /**
+   * A connection opened. `restored` is true for a session brought over from another node of a cluster (its
+   * client resumed it here, `session:recovered` follows; or it was taken over from a dead node and is
+   * `SUSPENDED`): its data and rooms are back already, so one-time setup such as a welcome can be skipped.
+   */
+  connection: { connection: Connection; helios: Helios; restored?: boolean };
   /**
    * A socket closed. `sessionEnded` is false when the connection's session waits for its client to come
    * back (it then fires again, with true, if the session expires); always true without session recovery.

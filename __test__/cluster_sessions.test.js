@@ -128,7 +128,7 @@ describeWithRedis('cluster sessions', () => {
     const b = localNode(prefix);
     await clusterOf(2, b);
     const first = await rawSocket(`${dying.url}/?user=ada`);
-    const { token } = await first.next((m) => m.type === 'session' && m.event === 'created');
+    const { token, sessionId } = await first.next((m) => m.type === 'session' && m.event === 'created');
     expect((await first.request(1, 'helios.subscribe', { topic: 'feed' })).data.success).toBe(true);
     await publish(b.helios, 1, 100);
     await waitFor(() => feed(counted(first)).length === 100, { message: 'the first 100 through the dying node' });
@@ -141,11 +141,13 @@ describeWithRedis('cluster sessions', () => {
     await first.closed;
     // The client comes back on another node, which reads its session from Redis.
     const recovered = nextEvent(b.helios.events, 'session:recovered');
+    const opened = nextEvent(b.helios.events, 'connection', ({ connection }) => connection.id === sessionId);
     const second = await rawSocket(`${b.url}/?session_token=${token}&last_seq=${processed}`);
     const control = await second.next((m) => m.type === 'session');
     expect(control.event).toBe('recovered');
     expect(control.gap).toBe(false);
     const { connection } = await recovered;
+    expect((await opened).restored).toBe(true);
     expect(connection.data.get('user')).toBe('ada');
     expect(connection.data.has('callback')).toBe(false);
     expect(connection.subscriptions).toEqual(['feed']);

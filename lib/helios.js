@@ -308,7 +308,8 @@ class Helios {
       if (data) for (const [name, value] of Object.entries(data)) connection.data.set(name, value);
       this.#connections.set(key, connection);
       this.#byId.set(id, connection);
-      this.events.emit('connection', { connection, helios: this });
+      // Brought over from another node (cluster): set up already, so the application can skip its welcome.
+      this.events.emit('connection', restored ? { connection, helios: this, restored: true } : { connection, helios: this });
       return;
     }
     if (kind === CALL.upgrade) {

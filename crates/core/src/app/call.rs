@@ -3,7 +3,7 @@
 //! | kind | array                                                  | meaning                                  |
 //! |------|--------------------------------------------------------|------------------------------------------|
 //! | 0    | `[0, conn, id, url, remoteAddress, data]`              | a connection opened; `data` is the object the upgrade hook gave, or null |
-//! | 0    | `[0, conn, id, "", "", data, "suspended"]`             | cluster: a session of a dead node taken over, waiting for its client; `data` is its stored data |
+//! | 0    | `[0, conn, id, url, remoteAddress, data, restored]`    | cluster: a session brought over from another node, `data` its stored data; `restored` is `resumed` (its client resumed it here: call 13 follows) or `suspended` (taken over from a dead node, waiting for its client; url and address empty) |
 //! | 1    | `[1, conn, code, reason, ended]`                       | a connection's socket closed; `ended` is false when its session waits for the client to come back |
 //! | 2    | `[2, conn, requestId, method, handler, [middleware], payload]` | run a method                     |
 //! | 3    | `[3, conn, topic, [handlers], data]`                   | a client event                           |
@@ -46,9 +46,29 @@ pub(crate) fn open(
     to_text(&(0, conn, id, url, remote, data))
 }
 
-/// A session of a dead node was taken over and waits for its client.
-pub(crate) fn restored(conn: u64, id: &str, data: Option<&RawValue>) -> String {
-    to_text(&(0, conn, id, "", "", data, "suspended"))
+/// How a session brought over from another node opened here.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Restored {
+    /// Its client resumed it on this node.
+    Resumed,
+    /// Taken over from a dead node; it waits for its client.
+    Suspended,
+}
+
+/// A session was brought over from another node.
+pub(crate) fn restored(
+    conn: u64,
+    id: &str,
+    url: &str,
+    remote: &str,
+    data: Option<&RawValue>,
+    how: Restored,
+) -> String {
+    let how = match how {
+        Restored::Resumed => "resumed",
+        Restored::Suspended => "suspended",
+    };
+    to_text(&(0, conn, id, url, remote, data, how))
 }
 
 /// Ask the upgrade hook about a request.

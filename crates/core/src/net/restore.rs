@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::app::call;
+use crate::app::call::{self, Restored};
 use crate::cluster::StoredSession;
 use crate::protocol::{session_frame, SessionEvent};
 use crate::server::Shared;
@@ -121,7 +121,9 @@ pub(crate) async fn resume(
     if token_gen < stored.gen {
         return Err("token already used".to_owned());
     }
-    let opened = |key: u64, data: Option<&RawValue>| call::open(key, sid, url, remote, data);
+    let opened = |key: u64, data: Option<&RawValue>| {
+        call::restored(key, sid, url, remote, data, Restored::Resumed)
+    };
     let (conn, mut told) = install(shared, sid, stored, token_gen, last_seq, calls, opened)
         .ok_or_else(|| "unknown session".to_owned())?;
     let ttl_ms = u64::try_from(sessions.ttl.as_millis()).unwrap_or(u64::MAX);
@@ -170,7 +172,9 @@ pub(crate) async fn adopt(
             _ => continue,
         };
         let gen = stored.gen;
-        let opened = |key: u64, data: Option<&RawValue>| call::restored(key, &id, data);
+        let opened = |key: u64, data: Option<&RawValue>| {
+            call::restored(key, &id, "", "", data, Restored::Suspended)
+        };
         let Some((conn, told)) = install(&shared, &id, stored, gen, 0, &calls, opened) else {
             continue;
         };
