@@ -153,18 +153,17 @@ pub(crate) async fn serve(
 
     let (outbox, outbound) = Outbox::new(shared.config.max_backpressure);
     let outbox = Arc::new(outbox);
-    let attached = attach::attach(
-        &shared,
-        &handshake.url,
-        &remote.to_string(),
-        outbox.clone(),
-        &calls,
-    )
-    .await;
+    let address = remote.to_string();
+    let attached = attach::attach(&shared, &handshake.url, &address, outbox.clone(), &calls).await;
     let (conn, told) = match attached {
         Attached::New(conn) => {
-            let remote = remote.to_string();
-            let opened = call::open(conn.key, &conn.id, &handshake.url, &remote, data.as_deref());
+            let opened = call::open(
+                conn.key,
+                &conn.id,
+                &handshake.url,
+                &address,
+                data.as_deref(),
+            );
             (conn, opened)
         }
         Attached::Restored(conn, told) => (conn, told),
