@@ -185,7 +185,11 @@ pub(crate) async fn mirror_sessions(shared: Arc<Shared>, mut shutdown: watch::Re
             _ = tokio::time::sleep(cluster.session_flush()) => {}
             _ = net::stopped(&mut shutdown) => return,
         }
-        // A Redis that came back may have lost every copy: write them whole again.
+        // While Redis is away, writes would only fill the queue; once it is back (it may have lost every
+        // copy), they are written whole again.
+        if !cluster.connected() {
+            continue;
+        }
         if cluster.reconnects() != reconnects {
             reconnects = cluster.reconnects();
             written.clear();

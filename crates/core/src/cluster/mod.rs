@@ -360,6 +360,11 @@ impl Cluster {
             .unwrap_or_default()
     }
 
+    /// Whether both connections to Redis are up.
+    pub(crate) fn connected(&self) -> bool {
+        self.link.state() == LinkState::Connected
+    }
+
     /// Times the link came back after a loss (a restarted Redis may have lost everything written).
     pub(crate) fn reconnects(&self) -> u64 {
         self.link.counters.reconnects.load(Ordering::Relaxed)
