@@ -253,4 +253,35 @@ describeWithRedis('cluster sessions', () => {
       front.close();
     }
   });
+
+  test('after a Redis restart the sessions are written again, and a client can still resume on another node', async () => {
+    prefixes += 1;
+    const prefix = `sessions${prefixes}`;
+    const a = localNode(prefix);
+    const b = localNode(prefix);
+    await clusterOf(2, a, b);
+    const first = await rawSocket(a.url);
+    const { token } = await first.next((m) => m.type === 'session' && m.event === 'created');
+    expect((await first.request(1, 'helios.subscribe', { topic: 'feed' })).data.success).toBe(true);
+    await publish(b.helios, 1, 20);
+    await waitFor(() => feed(counted(first)).length === 20, { message: 'the first 20' });
+    // The restarted Redis has no copy of anything.
+    await redis.stop();
+    await redis.start();
+    await waitFor(() => [a, b].every(({ helios }) => helios.stats().cluster.state === 'connected'), {
+      message: 'both nodes back',
+      timeout: 5000,
+    });
+    await clusterOf(2, a, b);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // past the write-behind window
+    const processed = counted(first).length;
+    first.ws.close(4000, 'network change');
+    await first.closed;
+    const second = await rawSocket(`${b.url}/?session_token=${token}&last_seq=${processed}`);
+    const control = await second.next((m) => m.type === 'session');
+    expect(control.event).toBe('recovered');
+    await publish(b.helios, 21, 25);
+    await waitFor(() => feed(counted(second)).length === 5, { message: 'live events on the other node' });
+    expect(feed(counted(second))).toEqual(range(21, 25));
+  });
 });
