@@ -53,6 +53,48 @@ export interface HeliosOptions {
   handlerTimeout?: number;
   /** Send handler errors' stack traces to clients. Default: false (never in production). */
   debug?: boolean;
+  /**
+   * Run as one node of a cluster through Redis (see README, "Cluster"): broadcasts reach every node,
+   * `to(connectionId)` reaches connections on any node, rooms can be queried cluster-wide, and with
+   * `sessionRecovery` a client whose node died resumes on another. Default: off (nothing connects).
+   */
+  cluster?: ClusterOptions | null;
+}
+
+/** Options of `cluster`. */
+export interface ClusterOptions {
+  /** The Redis URL, e.g. `redis://127.0.0.1:6379` (`redis://user:password@host:port/db`). */
+  redis: string;
+  /** Prefix of every channel and key, so clusters can share a Redis: letters, digits, `_.:-`. Default: 'helios'. */
+  channelPrefix?: string;
+  /** Commands waiting for Redis; past it (Redis slow or away) they are refused and counted. Default: 10000. */
+  queueLimit?: number;
+  /** ms between heartbeats; a node that misses three is taken for dead. Default: 1000. */
+  heartbeat?: number;
+  /** ms a cluster room query waits for the other nodes by default. Default: 1000. */
+  timeout?: number;
+  /** ms between writes of changed sessions to Redis: what a node's death can take from them. Default: 50. */
+  sessionFlush?: number;
+}
+
+/** The cluster part of `helios.stats()`. */
+export interface ClusterStats {
+  /** 'connecting' (not connected yet), 'connected', or 'disconnected' (lost; retrying with backoff). */
+  state: 'connecting' | 'connected' | 'disconnected';
+  /** This node's id, random per server. */
+  nodeId: string;
+  /** Live nodes, this one included. */
+  nodes: number;
+  /** Commands waiting for Redis. */
+  queued: number;
+  /** Commands Redis carried out (publishes, directory and session writes, pings). */
+  sent: number;
+  /** Messages received on this node's channels (its own broadcasts included, and skipped). */
+  received: number;
+  /** Commands refused because the queue was full, or lost with a failed connection. */
+  dropped: number;
+  /** Times the link to Redis came back after a loss. */
+  reconnects: number;
 }
 
 /** Options of `rateLimit`. */
@@ -96,6 +138,8 @@ export interface HeliosStats {
   dropped: number;
   /** Closed connections by close code. */
   closed: Record<string, number>;
+  /** The link to the cluster; absent without the `cluster` option. */
+  cluster?: ClusterStats;
 }
 
 /**
@@ -290,10 +334,27 @@ export interface Room {
   connections: Connection[];
 }
 
+/** A room across every live node of a cluster. */
+export interface ClusterRoom {
+  topic: string;
+  /** Ids of the connections in the room, on every node that answered. */
+  connections: string[];
+  count: number;
+  /** Nodes that answered within the timeout, this one included. */
+  nodes: string[];
+  /** Live nodes that did not answer in time. */
+  missing: string[];
+}
+
 /** `helios.rooms`: who is in which room. */
 export interface Rooms {
-  /** The room `topic` and its connections (none when nobody is in it). */
+  /** The room `topic` and its connections on this node (none when nobody is in it). */
   getRoom(topic: string): Room;
+  /**
+   * The room across every live node (needs the `cluster` option); resolves once every node answered or
+   * `timeout` ms (default `cluster.timeout`) passed, saying which nodes answered.
+   */
+  getRoom(topic: string, options: { cluster: true; timeout?: number }): Promise<ClusterRoom>;
   /** The topics of the rooms `connection` is in. */
   getSubscriptions(connection: Connection): string[];
   /** How many rooms have at least one connection in them. */
@@ -302,7 +363,12 @@ export interface Rooms {
 
 /** Payloads of the lifecycle events on `helios.events`. */
 export interface HeliosEvents {
-  connection: { connection: Connection; helios: Helios };
+  /**
+   * A connection opened. `restored` is true for a session brought over from another node of a cluster (its
+   * client resumed it here, `session:recovered` follows; or it was taken over from a dead node and is
+   * `SUSPENDED`): its data and rooms are back already, so one-time setup such as a welcome can be skipped.
+   */
+  connection: { connection: Connection; helios: Helios; restored?: boolean };
   /**
    * A socket closed. `sessionEnded` is false when the connection's session waits for its client to come
    * back (it then fires again, with true, if the session expires); always true without session recovery.
@@ -424,4 +490,22 @@ export declare class Helios {
   ping(connection: Connection, options?: { timeout?: number }): Promise<number>;
   /** Counters: connections, rooms, messages and bytes in and out, dropped messages, closes by code. */
   stats(): HeliosStats;
+  /**
+   * The connection `connectionId`, on this node or, in a cluster, on any node. Unknown ids reject with
+   * `code: 'UNKNOWN_CONNECTION'`.
+   */
+  to(connectionId: string): ConnectionTarget;
+}
+
+/**
+ * A connection by id, wherever it lives (`helios.to(connectionId)`). Failures reject with a `code`:
+ * `UNKNOWN_CONNECTION` (no live node holds it), `REQUEST_TIMEOUT`, `CONNECTION_CLOSED`, `TOO_MANY_PENDING`,
+ * `CLUSTER_UNAVAILABLE` (Redis unreachable).
+ */
+export interface ConnectionTarget {
+  readonly id: string;
+  /** Sends an event; resolves to true once the connection (or the node holding it) has it. */
+  emit(topic: string, data?: unknown, options?: { volatile?: boolean }): Promise<boolean>;
+  /** Calls a method the client registered; resolves with its Response. */
+  request<T = any>(method: string, payload?: unknown, options?: { timeout?: number }): Promise<Response<T>>;
 }

@@ -21,6 +21,7 @@ describe('constructor options', () => {
       rateLimit: null,
       idleTimeout: null,
       sessionRecovery: null,
+      cluster: null,
       echo: false,
       maxSubscriptions: 100,
       maxPendingRequests: 1000,

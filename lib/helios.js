@@ -13,9 +13,10 @@ const { Outbox, OP } = require('./outbox.js');
 const { Response } = require('./response.js');
 const { Deadlines } = require('./deadlines.js');
 const { Rooms, roomDeclaration } = require('./rooms.js');
+const { ClusterCalls, Target } = require('./cluster.js');
 
 /** Call kinds, as the core's `app::call` documents them. */
-const CALL = { open: 0, close: 1, request: 2, event: 3, response: 4, requestFailed: 5, unparsed: 6, room: 7, validate: 8, health: 9, pong: 10, upgrade: 11, limit: 12, session: 13 };
+const CALL = { open: 0, close: 1, request: 2, event: 3, response: 4, requestFailed: 5, unparsed: 6, room: 7, validate: 8, health: 9, pong: 10, upgrade: 11, limit: 12, session: 13, routedAnswer: 14, routedFailed: 15, roomAnswer: 16 };
 
 /** Servers that are serving, kept reachable so the garbage collector never stops one under its clients. */
 const serving = new Set();
@@ -27,6 +28,9 @@ class Helios {
   /** Event handler ids by pattern, for `off`. */
   #eventHandlers = [];
   #connections = new Map();
+  /** The same connections by id, for `to()`. */
+  #byId = new Map();
+  #cluster;
   #requestIds = 0;
   #address = null;
   #onBatch = (text) => this.#runBatch(text);
@@ -67,11 +71,13 @@ class Helios {
             bufferBytes: this.options.sessionRecovery.bufferSize.bytes,
           }
         : undefined,
+      cluster: this.options.cluster ?? undefined,
     });
     /** @internal */
     this._outbox = new Outbox(this.#native);
     /** Who is in which room. */
-    this.rooms = new Rooms(this.#native, (key) => this.#connections.get(key));
+    this.#cluster = new ClusterCalls(this, this.#native);
+    this.rooms = new Rooms(this.#native, (key) => this.#connections.get(key), this.#cluster);
   }
 
   /** Registers a method clients can call. `name` may be a pattern (`user.*`, `gateway.**`). */
@@ -158,6 +164,22 @@ class Helios {
     // Everything queued earlier (replies, emits) goes out before the broadcast.
     this._outbox.flush();
     return this.#native.broadcast(topicOrPattern, body, exclude ? exclude._key : null, volatile === true);
+  }
+
+  /**
+   * The connection `connectionId`, on this node or, in a cluster, on any node: `{ emit, request }`.
+   * Unknown ids reject with `UNKNOWN_CONNECTION`.
+   */
+  to(connectionId) {
+    if (typeof connectionId !== 'string' || connectionId.length === 0) {
+      throw new TypeError('Helios: to() takes a connection id');
+    }
+    return new Target(this, this.#cluster, connectionId);
+  }
+
+  /** @internal the open (or suspended) connection of this node with id `id` */
+  _connectionById(id) {
+    return this.#byId.get(id);
   }
 
   /** Counters: connections, rooms, messages and bytes in and out, dropped messages, closes by code. */
@@ -284,13 +306,18 @@ class Helios {
   #run(call) {
     const kind = call[0];
     if (kind === CALL.open) {
-      const [, key, id, url, remoteAddress, data] = call;
+      const [, key, id, url, remoteAddress, data, restored] = call;
       const connection = new Connection(this, key, id, url, remoteAddress);
       if (this.options.sessionRecovery) connection.sessionId = id;
+      connection.data = this.#cluster._dataFor(connection);
+      // A session of a dead node taken over here: it waits for its client.
+      if (restored === 'suspended') connection._suspended();
       // The upgrade hook's data is in place before anyone hears of the connection.
       if (data) for (const [name, value] of Object.entries(data)) connection.data.set(name, value);
       this.#connections.set(key, connection);
-      this.events.emit('connection', { connection, helios: this });
+      this.#byId.set(id, connection);
+      // Brought over from another node (cluster): set up already, so the application can skip its welcome.
+      this.events.emit('connection', restored ? { connection, helios: this, restored: true } : { connection, helios: this });
       return;
     }
     if (kind === CALL.upgrade) {
@@ -298,6 +325,9 @@ class Helios {
       this.#runUpgrade(id, url, headers, remoteAddress);
       return;
     }
+    if (kind === CALL.routedAnswer) return this.#cluster._answered(call[1], call[2], call[3], call[4]);
+    if (kind === CALL.routedFailed) return this.#cluster._failed(call[1], call[2]);
+    if (kind === CALL.roomAnswer) return this.#cluster._roomAnswer(call[1], call[2], call[3]);
     const connection = this.#connections.get(call[1]);
     if (!connection) return;
     switch (kind) {
@@ -310,6 +340,7 @@ class Helios {
           break;
         }
         this.#connections.delete(key);
+        if (this.#byId.get(connection.id) === connection) this.#byId.delete(connection.id);
         connection._closed();
         // The core took the connection out of every room already.
         for (const topic of connection._leftAll()) this.events.emit('room:unsubscribed', { connection, topic });

@@ -16,6 +16,7 @@ const DEFAULTS = Object.freeze({
   rateLimit: null,
   idleTimeout: null,
   sessionRecovery: null,
+  cluster: null,
   echo: false,
   maxSubscriptions: 100,
   maxPendingRequests: 1000,
@@ -82,6 +83,7 @@ function heliosOptions(options = {}) {
   positiveInteger('handshakeTimeout', merged.handshakeTimeout, 2 ** 31 - 1);
   positiveInteger('handlerTimeout', merged.handlerTimeout, 2 ** 31 - 1);
   if (merged.sessionRecovery !== null) merged.sessionRecovery = sessionRecovery(merged.sessionRecovery);
+  if (merged.cluster !== null) merged.cluster = cluster(merged.cluster);
   return Object.freeze(merged);
 }
 
@@ -122,6 +124,32 @@ function sessionRecovery(value) {
   positiveInteger('sessionRecovery.bufferSize.messages', messages, 2 ** 31 - 1);
   positiveInteger('sessionRecovery.bufferSize.bytes', bytes, 2 ** 31 - 1);
   return Object.freeze({ secret, ttl, bufferSize: Object.freeze({ messages, bytes }) });
+}
+
+/**
+ * Checks `cluster`: `redis` is the Redis URL; `channelPrefix` names every channel and key (default
+ * `helios`); `queueLimit` bounds the commands waiting for Redis; `heartbeat` (ms) is how often a node says
+ * it is alive (three missed: taken for dead); `timeout` (ms) is how long a cluster room query waits;
+ * `sessionFlush` (ms) is how often changed sessions are written to Redis.
+ */
+function cluster(value) {
+  if (typeof value !== 'object') fail("option 'cluster' must be an object { redis, channelPrefix? }");
+  const known = ['redis', 'channelPrefix', 'queueLimit', 'heartbeat', 'timeout', 'sessionFlush'];
+  for (const name of Object.keys(value)) {
+    if (!known.includes(name)) fail(`unknown option 'cluster.${name}'`);
+  }
+  const { redis, channelPrefix = 'helios', queueLimit = 10000, heartbeat = 1000, timeout = 1000, sessionFlush = 50 } = value;
+  if (typeof redis !== 'string' || !/^redis:\/\//.test(redis)) {
+    fail(`option 'cluster.redis' must be a Redis URL such as 'redis://127.0.0.1:6379', got ${describe(redis)}`);
+  }
+  if (typeof channelPrefix !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(channelPrefix)) {
+    fail("option 'cluster.channelPrefix' must be 1 to 64 letters, digits, '_', '.', ':' or '-'");
+  }
+  positiveInteger('cluster.queueLimit', queueLimit, 2 ** 31 - 1);
+  positiveInteger('cluster.heartbeat', heartbeat, 2 ** 31 - 1);
+  positiveInteger('cluster.timeout', timeout, 2 ** 31 - 1);
+  positiveInteger('cluster.sessionFlush', sessionFlush, 2 ** 31 - 1);
+  return Object.freeze({ redis, channelPrefix, queueLimit, heartbeat, timeout, sessionFlush });
 }
 
 /** Checks `rateLimit`: `messagesPerSecond` is required; `burst` defaults to it, `closeAfter` to 10 × burst. */

@@ -2,7 +2,7 @@
 // Everything JavaScript sends goes through one outbox that is flushed to the native side once per
 // microtask turn: one crossing carries every reply, event and request a batch produced, in order.
 
-const OP = { reply: 0, emit: 1, request: 2, close: 3, eventError: 4, roomVerdict: 5, ping: 6, upgrade: 7 };
+const OP = { reply: 0, emit: 1, request: 2, close: 3, eventError: 4, roomVerdict: 5, ping: 6, upgrade: 7, routeEmit: 8, routeRequest: 9, roomQuery: 10, sessionData: 11 };
 
 class Outbox {
   #native;

@@ -35,16 +35,29 @@ function roomDeclaration(pattern, options = {}) {
 class Rooms {
   #native;
   #connectionOf;
+  #cluster;
 
   /** @internal */
-  constructor(native, connectionOf) {
+  constructor(native, connectionOf, cluster) {
     this.#native = native;
     this.#connectionOf = connectionOf;
+    this.#cluster = cluster;
   }
 
-  /** The room `topic` and its connections (none when nobody is in it). */
-  getRoom(topic) {
+  /**
+   * The room `topic` and its connections on this node (none when nobody is in it). With
+   * `{ cluster: true }`, a Promise of the room across every live node: `{ topic, connections, count, nodes,
+   * missing }`, where `connections` are ids, `nodes` the nodes that answered within `timeout` ms (default
+   * the `cluster.timeout` option) and `missing` the live nodes that did not.
+   */
+  getRoom(topic, options = {}) {
     if (typeof topic !== 'string' || topic.length === 0) throw new TypeError('Helios: topic must be a non-empty string');
+    if (options === null || typeof options !== 'object') throw new TypeError('Helios: getRoom options must be an object');
+    if (options.cluster === true) {
+      if (!this.#cluster.enabled) return Promise.reject(new Error("Helios: getRoom({ cluster: true }) needs the 'cluster' option"));
+      const local = this.getRoom(topic).connections.map((connection) => connection.id);
+      return this.#cluster.room(topic, local, options.timeout ?? this.#cluster.timeout);
+    }
     const connections = [];
     for (const key of this.#native.roomMembers(topic)) {
       const connection = this.#connectionOf(key);

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
+use helios_core::cluster::ClusterConfig;
 use helios_core::session::SessionConfig;
 use helios_core::{Config, HealthCheck, ParseMode, RateLimit, Server, TlsIdentity};
 use napi::bindgen_prelude::{within_runtime_if_available, PromiseRaw};
@@ -46,6 +47,21 @@ pub struct NativeSessions {
     pub buffer_messages: u32,
     /// Most bytes kept for replay.
     pub buffer_bytes: u32,
+}
+
+/// Cluster settings.
+#[napi(object)]
+pub struct NativeCluster {
+    /// The Redis URL.
+    pub redis: String,
+    /// Prefix of every channel and key.
+    pub channel_prefix: String,
+    /// Most commands waiting for Redis.
+    pub queue_limit: u32,
+    /// Milliseconds between heartbeats.
+    pub heartbeat: u32,
+    /// Milliseconds between writes of changed sessions.
+    pub session_flush: u32,
 }
 
 /// A per-connection message rate.
@@ -92,6 +108,8 @@ pub struct NativeOptions {
     pub max_pending_requests: Option<u32>,
     /// Milliseconds a client has to complete its upgrade (TLS included).
     pub handshake_timeout: Option<u32>,
+    /// Several nodes as one system through Redis.
+    pub cluster: Option<NativeCluster>,
 }
 
 /// What `broadcast` did.
@@ -119,6 +137,19 @@ impl NativeServer {
             "permissive" => ParseMode::Permissive,
             other => return Err(to_js(format!("unknown parse mode '{other}'"))),
         };
+        let cluster = options
+            .cluster
+            .map(|cluster| {
+                let config = ClusterConfig {
+                    url: cluster.redis,
+                    channel_prefix: cluster.channel_prefix,
+                    queue_limit: cluster.queue_limit as usize,
+                    heartbeat: Duration::from_millis(u64::from(cluster.heartbeat)),
+                    session_flush: Duration::from_millis(u64::from(cluster.session_flush)),
+                };
+                config.check().map(|()| config).map_err(to_js)
+            })
+            .transpose()?;
         let defaults = Config::default();
         let config = Config {
             parse_mode,
@@ -163,6 +194,7 @@ impl NativeServer {
             idle_timeout: options
                 .idle_timeout
                 .map(|ms| Duration::from_millis(u64::from(ms))),
+            cluster,
             ..defaults
         };
         Ok(NativeServer {
@@ -248,6 +280,18 @@ impl NativeServer {
             .into_iter()
             .filter_map(|key| i64::try_from(key).ok())
             .collect()
+    }
+
+    /// This node's id in its cluster, or null.
+    #[napi]
+    pub fn node_id(&self) -> Option<String> {
+        self.server.node_id().map(str::to_owned)
+    }
+
+    /// The live nodes of the cluster (empty without one).
+    #[napi]
+    pub fn cluster_nodes(&self) -> Vec<String> {
+        self.server.cluster_nodes()
     }
 
     /// Rooms with at least one member.

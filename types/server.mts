@@ -54,6 +54,20 @@ const dropped: number = stats.dropped;
 void helios.stop({ grace: 1000 });
 console.log(port, dropped);
 
+const node = new Helios({
+  cluster: { redis: 'redis://127.0.0.1:6379', channelPrefix: 'app', heartbeat: 500 },
+  sessionRecovery: { secret: 'x'.repeat(32) },
+});
+const clusterStats = node.stats().cluster;
+if (clusterStats) console.log(clusterStats.state === 'connected', clusterStats.nodes, clusterStats.dropped);
+void node.to('some-id').emit('notice', { text: 'hi' }).then((delivered: boolean) => delivered);
+void node.to('some-id').request<{ ok: boolean }>('client.ping', null, { timeout: 1000 }).then((r) => r.data?.ok);
+void node.rooms.getRoom('lobby', { cluster: true }).then((room) => console.log(room.count, room.nodes, room.missing));
+const localRoom = node.rooms.getRoom('lobby');
+console.log(localRoom.connections.length);
+
+// @ts-expect-error the cluster needs a Redis URL
+new Helios({ cluster: { channelPrefix: 'x' } });
 // @ts-expect-error parseMode has two values
 new Helios({ parseMode: 'lenient' });
 // @ts-expect-error options are checked by name

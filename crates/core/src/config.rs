@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::cluster::ClusterConfig;
 use crate::session::SessionConfig;
 
 /// What the server does with frames that are not protocol messages.
@@ -51,6 +52,8 @@ pub struct Config {
     /// Send every message back as it came, skipping the protocol: for conformance testing of the
     /// WebSocket layer (Autobahn|Testsuite), never for applications.
     pub echo: bool,
+    /// Several nodes as one system through Redis, or `None` for a server on its own (nothing connects).
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// A per-connection message rate.
@@ -102,6 +105,7 @@ impl Default for Config {
             idle_timeout: None,
             sessions: None,
             echo: false,
+            cluster: None,
             max_subscriptions: 100,
             max_pending_requests: 1000,
         }

@@ -7,8 +7,10 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod cluster;
 pub mod config;
 mod net;
+mod node;
 pub mod pattern;
 pub mod protocol;
 pub mod rooms;

@@ -13,9 +13,11 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::app::op::{self, Op, OpError};
 use crate::app::{call, dispatch, App};
+use crate::cluster::{Cluster, Envelope};
 use crate::config::Config;
 use crate::net::Verdict;
 use crate::net::{self, Connection, Pending, TlsError, TlsIdentity};
+use crate::node::Node;
 use crate::pattern::PatternError;
 use crate::protocol::{self, ErrorCode};
 use crate::rooms::{request, Broadcast, Denial, Join, Rooms};
@@ -50,6 +52,20 @@ pub(crate) struct Shared {
     pub(crate) tokens: Option<Tokens>,
     /// Live sessions: session id → connection key.
     pub(crate) sessions: DashMap<String, u64>,
+    /// The cluster this server is a node of, if any.
+    pub(crate) cluster: Option<Arc<Cluster>>,
+    /// Connection id → key, kept only in a cluster (other nodes address connections by id).
+    pub(crate) ids: DashMap<String, u64>,
+}
+
+/// Who a broadcast skips.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Exclude<'a> {
+    Nobody,
+    /// A connection of this node, by key.
+    Key(u64),
+    /// A connection by id (the sender of a broadcast that came from another node).
+    Id(&'a str),
 }
 
 impl Shared {
@@ -61,8 +77,64 @@ impl Shared {
     }
 
     pub(crate) fn snapshot(&self) -> Snapshot {
-        self.stats
-            .snapshot(self.connections.len(), self.rooms.room_count())
+        let mut snapshot = self
+            .stats
+            .snapshot(self.connections.len(), self.rooms.room_count());
+        snapshot.cluster = self.cluster.as_ref().map(|cluster| cluster.snapshot());
+        snapshot
+    }
+
+    /// A connection was registered: in a cluster, other nodes can now reach it by id.
+    pub(crate) fn hold(&self, conn: &Connection) {
+        if let Some(cluster) = &self.cluster {
+            self.ids.insert(conn.id.clone(), conn.key);
+            cluster.hold(&conn.id);
+        }
+    }
+
+    /// A connection ended for good (with its session, when it had one).
+    pub(crate) fn release(&self, conn: &Connection, session: bool) {
+        if let Some(cluster) = &self.cluster {
+            self.ids.remove_if(&conn.id, |_, key| *key == conn.key);
+            cluster.release(&conn.id);
+            if session {
+                cluster.forget_session(&conn.id);
+            }
+        }
+    }
+
+    /// Sends the event `data` to this node's members of the room `target` (or of every room matching the
+    /// pattern `target`), each room's frame encoded once and its bytes shared by its recipients.
+    pub(crate) fn deliver(
+        &self,
+        target: &str,
+        data: &RawValue,
+        exclude: Exclude<'_>,
+        volatile: bool,
+    ) -> Result<Broadcast, PatternError> {
+        // Recipients are copied out of the rooms' lock before anything is sent.
+        let rooms = self.rooms.recipients(target)?;
+        let mut result = Broadcast::default();
+        for (topic, members) in rooms {
+            let frame = Utf8Bytes::from(protocol::event_frame(&topic, data));
+            for key in members {
+                if matches!(exclude, Exclude::Key(excluded) if excluded == key) {
+                    continue;
+                }
+                let Some(conn) = self.connections.get(&key) else {
+                    result.targets += 1;
+                    continue;
+                };
+                if matches!(exclude, Exclude::Id(excluded) if excluded == conn.id) {
+                    continue;
+                }
+                result.targets += 1;
+                if conn.queue(frame.clone(), volatile) {
+                    result.sent += 1;
+                }
+            }
+        }
+        Ok(result)
     }
 
     pub(crate) fn reports_pongs(&self) -> bool {
@@ -124,6 +196,12 @@ impl Server {
             .as_ref()
             .map(|sessions| Tokens::new(&sessions.secret));
         let rooms = Rooms::new(config.max_subscriptions);
+        let cluster = config.cluster.clone().and_then(|cluster| {
+            Cluster::new(cluster)
+                .map(Arc::new)
+                .map_err(|error| tracing::error!(%error, "cluster: not joining"))
+                .ok()
+        });
         Server {
             shared: Arc::new(Shared {
                 config,
@@ -138,6 +216,8 @@ impl Server {
                 draining: AtomicBool::new(false),
                 tokens,
                 sessions: DashMap::new(),
+                cluster,
+                ids: DashMap::new(),
             }),
             running: Mutex::new(None),
         }
@@ -165,6 +245,8 @@ impl Server {
     /// Sends the event `data` (JSON text) to every member of the room `target`, or, when `target` is a
     /// pattern (`chat:*`), of every room matching it, each under its own room's topic. Each room's frame
     /// is encoded once and its bytes shared by all its recipients. `exclude` (a connection key) gets nothing.
+    /// In a cluster the broadcast is also published once for the other nodes; the result counts this
+    /// node's deliveries.
     pub fn broadcast(
         &self,
         target: &str,
@@ -173,26 +255,42 @@ impl Server {
         volatile: bool,
     ) -> Result<Broadcast, BroadcastError> {
         let data: &RawValue = serde_json::from_str(data)?;
-        // Recipients are copied out of the rooms' lock before anything is sent.
-        let rooms = self.shared.rooms.recipients(target)?;
-        let mut result = Broadcast::default();
-        self.in_turn(|| {
-            for (topic, members) in rooms {
-                let frame = Utf8Bytes::from(protocol::event_frame(&topic, data));
-                for key in members.into_iter().filter(|key| Some(*key) != exclude) {
-                    result.targets += 1;
-                    if self
-                        .shared
-                        .connections
-                        .get(&key)
-                        .is_some_and(|conn| conn.queue(frame.clone(), volatile))
-                    {
-                        result.sent += 1;
-                    }
-                }
-            }
-        });
+        let excluded = exclude.map_or(Exclude::Nobody, Exclude::Key);
+        let mut delivered = Ok(Broadcast::default());
+        self.in_turn(|| delivered = self.shared.deliver(target, data, excluded, volatile));
+        let result = delivered?;
+        if let Some(cluster) = &self.shared.cluster {
+            let exclude = exclude.and_then(|key| {
+                self.shared
+                    .connections
+                    .get(&key)
+                    .map(|conn| conn.id.clone())
+            });
+            cluster.publish(&Envelope::Broadcast {
+                target: target.into(),
+                exclude: exclude.map(Into::into),
+                volatile,
+                data,
+            });
+        }
         Ok(result)
+    }
+
+    /// This node's id in its cluster, if it is in one.
+    pub fn node_id(&self) -> Option<&str> {
+        self.shared
+            .cluster
+            .as_ref()
+            .map(|cluster| cluster.node_id.as_str())
+    }
+
+    /// The live nodes of the cluster, this one included once it has joined.
+    pub fn cluster_nodes(&self) -> Vec<String> {
+        self.shared
+            .cluster
+            .as_ref()
+            .map(|cluster| cluster.nodes())
+            .unwrap_or_default()
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
@@ -221,6 +319,21 @@ impl Server {
         let (closed, closed_rx) = watch::channel(false);
         let (shutdown, shutdown_rx) = watch::channel(false);
         self.shared.draining.store(false, Ordering::Release);
+        if let Some(cluster) = &self.shared.cluster {
+            let node = Node {
+                shared: self.shared.clone(),
+                calls: calls.downgrade(),
+                runtime: tokio::runtime::Handle::current(),
+                shutdown: shutdown_rx.clone(),
+            };
+            cluster.start(Arc::new(node), shutdown_rx.clone());
+            if self.shared.config.sessions.is_some() {
+                tokio::spawn(crate::node::mirror_sessions(
+                    self.shared.clone(),
+                    shutdown_rx.clone(),
+                ));
+            }
+        }
         tokio::spawn(net::accept(
             self.shared.clone(),
             listener,
@@ -283,6 +396,9 @@ impl Server {
         let _ = running.shutdown.send(true);
         // The dispatcher ends when the accept loop and every connection have dropped their senders.
         let _ = running.dispatcher.await;
+        if let Some(cluster) = &self.shared.cluster {
+            cluster.stop();
+        }
         tracing::info!(local_addr = %running.local_addr, "stopped");
     }
 
@@ -364,8 +480,13 @@ impl Server {
             | Op::EventError { conn, .. }
             | Op::RoomVerdict { conn, .. }
             | Op::Ping { conn, .. }
+            | Op::SessionData { conn, .. }
             | Op::Close { conn, .. } => *conn,
             Op::Upgrade { .. } => return,
+            Op::RouteEmit { .. } | Op::RouteRequest { .. } | Op::RoomQuery { .. } => {
+                self.apply_cluster(op);
+                return;
+            }
         };
         let Some(conn) = self
             .shared
@@ -450,6 +571,15 @@ impl Server {
                 ));
             }
             Op::Ping { id, .. } => conn.ping(id),
+            Op::SessionData { data, .. } => {
+                if let (Some(cluster), Some(sessions)) =
+                    (&self.shared.cluster, &self.shared.config.sessions)
+                {
+                    if self.shared.sessions.contains_key(&conn.id) {
+                        cluster.write_session_data(sessions.ttl, &conn.id, data.get());
+                    }
+                }
+            }
             Op::Close { code, reason, .. } => {
                 // A waiting session has no socket to close: it ends now.
                 if let (true, Some(runtime)) = (conn.close(code, &reason), self.runtime()) {
@@ -458,8 +588,57 @@ impl Server {
                     runtime.spawn(async move { net::end(&shared, &conn, code, &reason).await });
                 }
             }
-            // Answered above: an upgrade has no connection yet.
-            Op::Upgrade { .. } => {}
+            // Answered above: an upgrade has no connection yet, the cluster's ops address other nodes.
+            Op::Upgrade { .. }
+            | Op::RouteEmit { .. }
+            | Op::RouteRequest { .. }
+            | Op::RoomQuery { .. } => {}
+        }
+    }
+}
+
+impl Server {
+    /// Carries out an op that addresses other nodes (the application sends them only in a cluster).
+    fn apply_cluster(&self, op: Op<'_>) {
+        let Some(cluster) = &self.shared.cluster else {
+            return;
+        };
+        match op {
+            Op::RouteEmit {
+                ticket,
+                id,
+                topic,
+                data,
+                volatile,
+            } => {
+                let envelope = Envelope::Emit {
+                    conn: id.clone(),
+                    topic,
+                    volatile,
+                    data,
+                };
+                cluster.route(ticket, &id, &envelope);
+            }
+            Op::RouteRequest {
+                ticket,
+                id,
+                method,
+                payload,
+                timeout_ms,
+            } => {
+                let envelope = Envelope::Request {
+                    ticket,
+                    conn: id.clone(),
+                    method,
+                    timeout_ms,
+                    payload,
+                };
+                cluster.route(ticket, &id, &envelope);
+            }
+            Op::RoomQuery { ticket, topic } => {
+                cluster.publish(&Envelope::RoomQuery { ticket, topic });
+            }
+            _ => {}
         }
     }
 }

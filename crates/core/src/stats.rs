@@ -6,6 +6,8 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
+use crate::cluster::ClusterSnapshot;
+
 /// Running totals, updated lock-free on the hot paths.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -38,6 +40,9 @@ pub struct Snapshot {
     pub dropped: u64,
     /// Closed connections by close code.
     pub closed: BTreeMap<u16, u64>,
+    /// The cluster link, when the server is a node of a cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterSnapshot>,
 }
 
 impl Stats {
@@ -77,6 +82,7 @@ impl Stats {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .clone(),
+            cluster: None,
         }
     }
 }

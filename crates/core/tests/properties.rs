@@ -773,6 +773,10 @@ fn op_is_valid(item: &Value) -> bool {
             }
             Some(6) => u64_at(2),
             Some(7) => boolean(2) && u16_at(3) && string(4) && any(5),
+            Some(8) => string(2) && string(3) && any(4) && boolean(5),
+            Some(9) => string(2) && string(3) && any(4) && u64_at(5),
+            Some(10) => string(2),
+            Some(11) => any(2),
             _ => false,
         }
 }
@@ -821,6 +825,29 @@ fn op_summary(op: &Op<'_>) -> Value {
             data,
         } => json!(["upgrade", id, accepted, status, reason, text(data)]),
         Op::Close { conn, code, reason } => json!(["close", conn, code, reason]),
+        Op::RouteEmit {
+            ticket,
+            id,
+            topic,
+            data,
+            volatile,
+        } => json!(["route-emit", ticket, id, topic, text(data), volatile]),
+        Op::RouteRequest {
+            ticket,
+            id,
+            method,
+            payload,
+            timeout_ms,
+        } => json!([
+            "route-request",
+            ticket,
+            id,
+            method,
+            text(payload),
+            timeout_ms
+        ]),
+        Op::RoomQuery { ticket, topic } => json!(["room-query", ticket, topic]),
+        Op::SessionData { conn, data } => json!(["session-data", conn, text(data)]),
     }
 }
 

@@ -3,6 +3,7 @@
 //! | kind | array                                                  | meaning                                  |
 //! |------|--------------------------------------------------------|------------------------------------------|
 //! | 0    | `[0, conn, id, url, remoteAddress, data]`              | a connection opened; `data` is the object the upgrade hook gave, or null |
+//! | 0    | `[0, conn, id, url, remoteAddress, data, restored]`    | cluster: a session brought over from another node, `data` its stored data; `restored` is `resumed` (its client resumed it here: call 13 follows) or `suspended` (taken over from a dead node, waiting for its client; url and address empty) |
 //! | 1    | `[1, conn, code, reason, ended]`                       | a connection's socket closed; `ended` is false when its session waits for the client to come back |
 //! | 2    | `[2, conn, requestId, method, handler, [middleware], payload]` | run a method                     |
 //! | 3    | `[3, conn, topic, [handlers], data]`                   | a client event                           |
@@ -16,6 +17,9 @@
 //! | 11   | `[11, upgradeId, url, {headers}, remoteAddress]`        | run the upgrade hook (no connection yet); answered with op 7 |
 //! | 13   | `[13, conn, "recovered", replayed, gap]`, `[13, conn, "refreshed", token]` | the session was resumed on a new socket, or got a new token |
 //! | 12   | `[12, conn, limit]`                                     | the connection hit a limit: `rate-limited` (first refusal of a run), `message-too-large`, `backpressure` (closed with 1009 / 1013), `idle-timeout` (closed for silence) |
+//! | 14   | `[14, ticket, status, data, error]`                     | cluster: a request routed to another node (op 9) was answered; a routed emit (op 8) that reached its node is answered `200, true` |
+//! | 15   | `[15, ticket, reason]`                                  | cluster: a routed emit or request failed: `unknown-connection`, `timeout`, `connection-closed`, `too-many-pending`, `cluster-unavailable` |
+//! | 16   | `[16, ticket, node, [connectionIds]]`                   | cluster: one node's answer to a room query (op 10) |
 //!
 //! `conn` is the connection's numeric key, the one ops address.
 
@@ -40,6 +44,31 @@ pub(crate) fn open(
     data: Option<&RawValue>,
 ) -> String {
     to_text(&(0, conn, id, url, remote, data))
+}
+
+/// How a session brought over from another node opened here.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Restored {
+    /// Its client resumed it on this node.
+    Resumed,
+    /// Taken over from a dead node; it waits for its client.
+    Suspended,
+}
+
+/// A session was brought over from another node.
+pub(crate) fn restored(
+    conn: u64,
+    id: &str,
+    url: &str,
+    remote: &str,
+    data: Option<&RawValue>,
+    how: Restored,
+) -> String {
+    let how = match how {
+        Restored::Resumed => "resumed",
+        Restored::Suspended => "suspended",
+    };
+    to_text(&(0, conn, id, url, remote, data, how))
 }
 
 /// Ask the upgrade hook about a request.
@@ -137,6 +166,26 @@ pub(crate) fn ping_result(conn: u64, id: u64, latency_ms: f64) -> String {
 /// A limit the connection hit (see the table).
 pub(crate) fn limit(conn: u64, which: &str) -> String {
     to_text(&(12, conn, which))
+}
+
+/// A request or emit routed to another node was answered.
+pub(crate) fn routed_answer(
+    ticket: u64,
+    status: u16,
+    data: &RawValue,
+    error: Option<&RawValue>,
+) -> String {
+    to_text(&(14, ticket, status, data, error))
+}
+
+/// A request or emit routed to another node failed.
+pub(crate) fn routed_failed(ticket: u64, reason: &str) -> String {
+    to_text(&(15, ticket, reason))
+}
+
+/// Node `node` says which of its connections are in the room asked about.
+pub(crate) fn room_answer(ticket: u64, node: &str, ids: &[std::borrow::Cow<'_, str>]) -> String {
+    to_text(&(16, ticket, node, ids))
 }
 
 /// What a permissive server hands over for a frame that is not a protocol message.

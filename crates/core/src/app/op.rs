@@ -10,10 +10,16 @@
 //! | 5    | `[5, conn, requestId, topic, allowed, error]`   | a room validator's verdict (call 8): join when `allowed`, and answer the client's `helios.subscribe`; `error` is the validator's failure message or null |
 //! | 6    | `[6, conn, pingId]`                             | send a ping now; its pong is reported by call 10 |
 //! | 7    | `[7, upgradeId, accepted, status, reason, data]` | the upgrade hook's verdict (call 11); `data` (object or null) becomes the connection's initial data |
+//! | 8    | `[8, ticket, connectionId, topic, data, volatile]` | cluster: send an event to a connection of another node; answered by call 14 or 15 |
+//! | 9    | `[9, ticket, connectionId, method, payload, timeoutMs]` | cluster: send a request to a connection of another node; answered by call 14 or 15 |
+//! | 10   | `[10, ticket, topic]`                            | cluster: ask every other node who is in the room; each answers with call 16 |
+//! | 11   | `[11, conn, data]`                               | cluster: the JSON-serializable entries of a session's data, as an object, for its copy in Redis |
 
 use std::borrow::Cow;
 
 use serde_json::value::RawValue;
+
+use crate::protocol::array::{field, raw};
 
 /// One operation on a connection.
 #[derive(Debug)]
@@ -95,6 +101,46 @@ pub enum Op<'a> {
         /// The connection's initial data, raw.
         data: &'a RawValue,
     },
+    /// Send an event to a connection of another node.
+    RouteEmit {
+        /// The application's ticket for the outcome.
+        ticket: u64,
+        /// The connection's id.
+        id: Cow<'a, str>,
+        /// The topic.
+        topic: Cow<'a, str>,
+        /// The data, raw.
+        data: &'a RawValue,
+        /// Drop it rather than close a slow connection.
+        volatile: bool,
+    },
+    /// Send a request to a connection of another node.
+    RouteRequest {
+        /// The application's ticket for the answer.
+        ticket: u64,
+        /// The connection's id.
+        id: Cow<'a, str>,
+        /// The client method.
+        method: Cow<'a, str>,
+        /// The payload, raw.
+        payload: &'a RawValue,
+        /// How long the client has to answer.
+        timeout_ms: u64,
+    },
+    /// Ask every other node who is in a room.
+    RoomQuery {
+        /// The application's ticket for the answers.
+        ticket: u64,
+        /// The room.
+        topic: Cow<'a, str>,
+    },
+    /// The data entries of a session, for its copy in Redis.
+    SessionData {
+        /// The connection.
+        conn: u64,
+        /// The entries, as a JSON object.
+        data: &'a RawValue,
+    },
     /// Close the connection.
     Close {
         /// The connection.
@@ -112,19 +158,6 @@ pub enum Op<'a> {
 pub struct OpError {
     index: usize,
     reason: String,
-}
-
-fn field<'a, T: serde::Deserialize<'a>>(item: &[&'a RawValue], at: usize) -> Result<T, String> {
-    let raw = item
-        .get(at)
-        .ok_or_else(|| format!("missing element {at}"))?;
-    serde_json::from_str(raw.get()).map_err(|error| format!("element {at}: {error}"))
-}
-
-fn raw<'a>(item: &[&'a RawValue], at: usize) -> Result<&'a RawValue, String> {
-    item.get(at)
-        .copied()
-        .ok_or_else(|| format!("missing element {at}"))
 }
 
 fn op<'a>(item: &[&'a RawValue]) -> Result<Op<'a>, String> {
@@ -177,6 +210,28 @@ fn op<'a>(item: &[&'a RawValue]) -> Result<Op<'a>, String> {
             conn,
             id: field(item, 2)?,
         }),
+        8 => Ok(Op::RouteEmit {
+            ticket: conn,
+            id: field(item, 2)?,
+            topic: field(item, 3)?,
+            data: raw(item, 4)?,
+            volatile: field(item, 5)?,
+        }),
+        9 => Ok(Op::RouteRequest {
+            ticket: conn,
+            id: field(item, 2)?,
+            method: field(item, 3)?,
+            payload: raw(item, 4)?,
+            timeout_ms: field(item, 5)?,
+        }),
+        11 => Ok(Op::SessionData {
+            conn,
+            data: raw(item, 2)?,
+        }),
+        10 => Ok(Op::RoomQuery {
+            ticket: conn,
+            topic: field(item, 2)?,
+        }),
         kind => Err(format!("unknown kind {kind}")),
     }
 }
@@ -223,8 +278,21 @@ mod tests {
     }
 
     #[test]
+    fn decodes_the_cluster_kinds() {
+        let ops = decode(r#"[[8,1,"c1","t",{"x":1},true],[9,2,"c2","m",null,500],[10,3,"lobby"]]"#)
+            .expect("valid ops");
+        assert!(
+            matches!(&ops[0], Op::RouteEmit { ticket: 1, id, topic, volatile: true, .. } if id == "c1" && topic == "t")
+        );
+        assert!(
+            matches!(&ops[1], Op::RouteRequest { ticket: 2, id, timeout_ms: 500, .. } if id == "c2")
+        );
+        assert!(matches!(&ops[2], Op::RoomQuery { ticket: 3, topic } if topic == "lobby"));
+    }
+
+    #[test]
     fn reports_the_malformed_operation() {
-        let error = decode(r#"[[1,2,"t",null],[9,1]]"#).expect_err("kind 9 is unknown");
+        let error = decode(r#"[[1,2,"t",null],[99,1]]"#).expect_err("kind 99 is unknown");
         assert!(error.to_string().contains("#1"));
         assert!(decode(r#"[[0,1]]"#).is_err());
         assert!(decode("nope").is_err());

@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use crate::app::call;
 use crate::protocol::{session_frame, SessionEvent};
 use crate::server::Shared;
-use crate::session::Replay;
+use crate::session::{Claims, Replay};
 
 use super::connection::{Detach, Resumed};
 use super::outbox::Outbox;
@@ -23,6 +23,8 @@ pub(crate) enum Attached {
     New(Arc<Connection>),
     /// A session resumed: the replayed frames and the `recovered` message are queued already.
     Resumed(Arc<Connection>, Resumed),
+    /// A session of another node resumed here (cluster), with the calls that tell the application.
+    Restored(Arc<Connection>, String),
 }
 
 /// What the resume query parameters say.
@@ -48,18 +50,36 @@ fn resume_query(url: &str) -> Option<ResumeQuery<'_>> {
     })
 }
 
-/// Attaches a socket that connected with `url` and writes to `outbox`.
-pub(crate) fn attach(
+/// Attaches a socket from `remote` that connected with `url` and writes to `outbox`.
+pub(crate) async fn attach(
     shared: &Arc<Shared>,
     url: &str,
+    remote: &str,
     outbox: Arc<Outbox>,
     calls: &tokio::sync::mpsc::Sender<String>,
 ) -> Attached {
     if let (Some(sessions), Some(query)) = (&shared.config.sessions, resume_query(url)) {
         let ttl_ms = sessions.ttl.as_millis() as u64;
-        match resume(shared, &query, outbox.clone(), ttl_ms) {
+        let mut attempt = resume(shared, &query, outbox.clone(), ttl_ms);
+        if let (Err(Missing::Here(claims)), Some(_)) = (&attempt, &shared.cluster) {
+            // In a cluster, a session this node does not hold may be in Redis.
+            let client = super::restore::Returning {
+                sid: &claims.sid,
+                gen: claims.gen,
+                last_seq: query.last_seq,
+                url,
+                remote,
+            };
+            let restored = super::restore::resume(shared, client, outbox.clone(), calls).await;
+            match restored {
+                Ok((conn, told)) => return Attached::Restored(conn, told),
+                Err(reason) => attempt = Err(Missing::Refused(reason)),
+            }
+        }
+        match attempt {
             Ok((conn, resumed)) => return Attached::Resumed(conn, resumed),
-            Err(reason) => {
+            Err(missing) => {
+                let reason = missing.reason();
                 tracing::debug!(%reason, "resume refused");
                 outbox.push(
                     session_frame(SessionEvent::RecoveryFailed { reason: &reason }).into(),
@@ -93,8 +113,26 @@ pub(crate) fn attach(
         shared.sessions.insert(id, key);
     }
     shared.connections.insert(key, conn.clone());
+    shared.hold(&conn);
     shared.rooms.open(key);
     Attached::New(conn)
+}
+
+/// Why a resume did not happen here.
+enum Missing {
+    /// The token is good but this node does not hold its session.
+    Here(Claims),
+    /// Refused, for the reason the client is told.
+    Refused(String),
+}
+
+impl Missing {
+    fn reason(self) -> String {
+        match self {
+            Missing::Here(_) => "unknown session".to_owned(),
+            Missing::Refused(reason) => reason,
+        }
+    }
 }
 
 fn resume(
@@ -102,23 +140,22 @@ fn resume(
     query: &ResumeQuery<'_>,
     outbox: Arc<Outbox>,
     ttl_ms: u64,
-) -> Result<(Arc<Connection>, Resumed), String> {
+) -> Result<(Arc<Connection>, Resumed), Missing> {
     let (Some(tokens), Some(sessions)) = (&shared.tokens, &shared.config.sessions) else {
-        return Err("sessions are off".to_owned());
+        return Err(Missing::Refused("sessions are off".to_owned()));
     };
     let claims = tokens
         .verify(query.token)
-        .map_err(|error| error.to_string())?;
-    let conn = shared
-        .sessions
-        .get(&claims.sid)
-        .and_then(|key| {
-            shared
-                .connections
-                .get(key.value())
-                .map(|conn| conn.value().clone())
-        })
-        .ok_or_else(|| "unknown session".to_owned())?;
+        .map_err(|error| Missing::Refused(error.to_string()))?;
+    let found = shared.sessions.get(&claims.sid).and_then(|key| {
+        shared
+            .connections
+            .get(key.value())
+            .map(|conn| conn.value().clone())
+    });
+    let Some(conn) = found else {
+        return Err(Missing::Here(claims));
+    };
     let resumed = conn
         .resume(claims.gen, query.last_seq, outbox, |resumed| {
             let token = tokens.issue(&conn.id, resumed.gen, sessions.ttl);
@@ -131,7 +168,7 @@ fn resume(
                 seq: resumed.seq,
             })
         })
-        .map_err(|refusal| refusal.to_string())?;
+        .map_err(|refusal| Missing::Refused(refusal.to_string()))?;
     tracing::debug!(conn = %conn.id, replayed = resumed.replayed, gap = resumed.gap, "session resumed");
     Ok((conn, resumed))
 }
@@ -182,7 +219,8 @@ pub(crate) async fn detach(
 pub(crate) async fn end(shared: &Shared, conn: &Connection, code: u16, reason: &str) {
     conn.close_pending();
     shared.connections.remove(&conn.key);
-    shared.sessions.remove(&conn.id);
+    let had_session = shared.sessions.remove(&conn.id).is_some();
+    shared.release(conn, had_session);
     // Every room at once; the application clears its view of them when it hears of the close.
     shared.rooms.close(conn.key);
     tracing::debug!(conn = %conn.id, code, "connection closed");

@@ -69,6 +69,27 @@ struct SessionState {
     ended: bool,
 }
 
+/// A session's resumable state, as [`Connection::session_view`] reads it.
+#[derive(Debug)]
+pub(crate) struct SessionView {
+    pub(crate) first: u64,
+    pub(crate) next: u64,
+    pub(crate) gen: u64,
+    pub(crate) frames: Vec<Utf8Bytes>,
+}
+
+impl SessionState {
+    fn new(replay: Replay, gen: u64, suspensions: u64) -> Self {
+        SessionState {
+            replay,
+            gen,
+            issued: Instant::now(),
+            suspensions,
+            ended: false,
+        }
+    }
+}
+
 /// What happened when a socket ended.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Detach {
@@ -114,23 +135,60 @@ impl Connection {
         stats: Arc<Stats>,
         replay: Option<Replay>,
     ) -> Self {
+        let link = Link {
+            outbox: Some(outbox),
+            session: replay.map(|replay| SessionState::new(replay, 0, 0)),
+        };
+        Connection::with_link(key, id, calls, stats, link)
+    }
+
+    /// A session brought over from another node, waiting for its client (suspension 1): `gen` is the
+    /// generation the client's next token carries.
+    pub(crate) fn restored(
+        key: u64,
+        id: String,
+        calls: mpsc::Sender<String>,
+        stats: Arc<Stats>,
+        replay: Replay,
+        gen: u64,
+    ) -> Self {
+        let link = Link {
+            outbox: None,
+            session: Some(SessionState::new(replay, gen, 1)),
+        };
+        Connection::with_link(key, id, calls, stats, link)
+    }
+
+    fn with_link(
+        key: u64,
+        id: String,
+        calls: mpsc::Sender<String>,
+        stats: Arc<Stats>,
+        link: Link,
+    ) -> Self {
         Connection {
             key,
             id,
             calls,
-            link: Mutex::new(Link {
-                outbox: Some(outbox),
-                session: replay.map(|replay| SessionState {
-                    replay,
-                    gen: 0,
-                    issued: Instant::now(),
-                    suspensions: 0,
-                    ended: false,
-                }),
-            }),
+            link: Mutex::new(link),
             pending: Mutex::new(Waiting::default()),
             stats,
         }
+    }
+
+    /// What a copy of the session needs to catch up, having the frames up to `after`: the numbers of
+    /// the first held and the next frame, the token generation, and the held frames after `after`.
+    pub(crate) fn session_view(&self, after: u64) -> Option<SessionView> {
+        let link = self.link();
+        let session = link.session.as_ref().filter(|session| !session.ended)?;
+        let replay = &session.replay;
+        let since = replay.since(after.max(replay.first().saturating_sub(1)));
+        Some(SessionView {
+            first: replay.first(),
+            next: replay.next_seq(),
+            gen: session.gen,
+            frames: since.frames,
+        })
     }
 
     fn link(&self) -> std::sync::MutexGuard<'_, Link> {

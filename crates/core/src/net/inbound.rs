@@ -105,6 +105,12 @@ pub(crate) fn text(shared: &Shared, conn: &Connection, text: &str) -> Effect {
             error,
         }) => match id.as_u64() {
             Some(number) if conn.answer_pending(number) => {
+                // A request another node sent through this one is answered there.
+                if let Some(cluster) = &shared.cluster {
+                    if cluster.answered(number, status, data, error) {
+                        return Effect::Nothing;
+                    }
+                }
                 Effect::Call(call::response(conn.key, number, status, data, error))
             }
             _ => {

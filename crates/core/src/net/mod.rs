@@ -10,6 +10,7 @@ mod listener;
 mod outbox;
 mod prefixed;
 mod rate;
+mod restore;
 mod socket;
 mod tls;
 mod transport;
@@ -20,10 +21,11 @@ pub(crate) use attach::end;
 pub(crate) use connection::{Connection, Pending};
 pub(crate) use listener::accept;
 pub use listener::bind;
+pub(crate) use restore::adopt;
 pub use tls::{TlsError, TlsIdentity};
 
 /// Resolves once `shutdown` turns true or its sender is gone.
-async fn stopped(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+pub(crate) async fn stopped(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
     // The guard `wait_for` returns is not `Send`; drop it here rather than across the caller's awaits.
     let _ = shutdown.wait_for(|stop| *stop).await;
 }

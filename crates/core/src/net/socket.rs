@@ -172,12 +172,20 @@ pub(crate) async fn serve(
         wire.clone(),
         shared.stats.clone(),
     ));
-    let (conn, told) = match attach::attach(&shared, &handshake.url, outbox.clone(), &calls) {
+    let address = remote.to_string();
+    let attached = attach::attach(&shared, &handshake.url, &address, outbox.clone(), &calls).await;
+    let (conn, told) = match attached {
         Attached::New(conn) => {
-            let remote = remote.to_string();
-            let opened = call::open(conn.key, &conn.id, &handshake.url, &remote, data.as_deref());
+            let opened = call::open(
+                conn.key,
+                &conn.id,
+                &handshake.url,
+                &address,
+                data.as_deref(),
+            );
             (conn, opened)
         }
+        Attached::Restored(conn, told) => (conn, told),
         Attached::Resumed(conn, resumed) => {
             let told = call::recovered(conn.key, resumed.replayed, resumed.gap);
             (conn, told)

@@ -1,6 +1,7 @@
 //! The wire protocol of PROTOCOL.md: message types, decoding of client frames and encoding of server
 //! frames. Pure functions over text; no I/O.
 
+pub(crate) mod array;
 mod decode;
 mod encode;
 mod error_code;

@@ -9,7 +9,7 @@ mod token;
 use std::time::Duration;
 
 pub(crate) use replay::Replay;
-pub(crate) use token::Tokens;
+pub(crate) use token::{Claims, Tokens};
 
 /// Session recovery settings.
 #[derive(Debug, Clone)]

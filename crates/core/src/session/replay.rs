@@ -36,6 +36,34 @@ impl Replay {
         }
     }
 
+    /// A buffer that goes on from a copy kept elsewhere (another node's): `frames` are numbered from
+    /// `first`. A client that has processed more than the copy holds (`processed`) is believed: numbering
+    /// goes on after its count, so both ends keep counting alike.
+    pub(crate) fn restore(
+        max_messages: usize,
+        max_bytes: usize,
+        first: u64,
+        frames: Vec<Utf8Bytes>,
+        processed: u64,
+    ) -> Self {
+        let mut replay = Replay::new(max_messages, max_bytes);
+        replay.first = first.max(1);
+        for frame in frames {
+            replay.push(frame);
+        }
+        if processed >= replay.next_seq() {
+            replay.frames.clear();
+            replay.bytes = 0;
+            replay.first = processed + 1;
+        }
+        replay
+    }
+
+    /// The number of the oldest frame held (the next number when none is).
+    pub(crate) fn first(&self) -> u64 {
+        self.first
+    }
+
     /// The number the next frame gets.
     pub(crate) fn next_seq(&self) -> u64 {
         self.first + self.frames.len() as u64
@@ -120,6 +148,20 @@ mod tests {
         assert!(since.gap);
         assert_eq!(texts(&since), ["7", "8", "9", "10"]);
         assert!(!replay.since(6).gap);
+    }
+
+    #[test]
+    fn a_restored_buffer_numbers_on_from_the_copy_or_the_client() {
+        let frames = vec![Utf8Bytes::from("5"), Utf8Bytes::from("6")];
+        let replay = Replay::restore(100, usize::MAX, 5, frames.clone(), 4);
+        assert_eq!(texts(&replay.since(4)), ["5", "6"]);
+        assert_eq!(replay.next_seq(), 7);
+        assert!(replay.since(2).gap);
+        // The client saw frames the copy never got: numbering goes on after its count.
+        let ahead = Replay::restore(100, usize::MAX, 5, frames, 9);
+        assert_eq!(ahead.next_seq(), 10);
+        assert!(ahead.since(9).frames.is_empty());
+        assert!(!ahead.since(9).gap);
     }
 
     #[test]

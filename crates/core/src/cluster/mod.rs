@@ -1,0 +1,406 @@
+//! Several Helios nodes as one system, through Redis: broadcasts published once and fanned out by every
+//! node, events and requests routed to the node that holds a connection, room queries answered by every
+//! live node, sessions kept in Redis for other nodes to resume. No network code of the server is in here: what a message does on this node goes through
+//! [`Local`], which the composition root implements.
+
+mod config;
+mod directory;
+mod envelope;
+mod link;
+mod nodes;
+mod relay;
+mod remote;
+mod sessions;
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use tokio::sync::{mpsc, watch, Mutex as AsyncMutex};
+
+pub use config::ClusterConfig;
+pub use link::LinkState;
+use sessions::Claimed;
+pub use sessions::StoredSession;
+pub(crate) use sessions::{SessionWrite, MAX_FRAMES_PER_WRITE};
+
+use directory::Routed;
+pub(crate) use envelope::Envelope;
+use link::{Job, Link};
+use remote::RemoteRequests;
+
+/// Why the cluster could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid cluster Redis URL: {0}")]
+pub struct ClusterError(#[from] redis::RedisError);
+
+/// What a message from another node does on this node.
+pub(crate) trait Local: Send + Sync + 'static {
+    /// Delivers a broadcast to this node's members of `target`, except connection `exclude`.
+    fn broadcast(&self, target: &str, exclude: Option<&str>, volatile: bool, data: &RawValue);
+    /// Sends an event to connection `conn` of this node; false when it is not here.
+    fn emit(&self, conn: &str, topic: &str, volatile: bool, data: &RawValue) -> bool;
+    /// Sends request `id` to connection `conn` of this node; the error is why it could not.
+    fn request(
+        &self,
+        conn: &str,
+        id: u64,
+        method: &str,
+        timeout: Duration,
+        payload: &RawValue,
+    ) -> Result<(), &'static str>;
+    /// The ids of every connection of this node.
+    fn held(&self) -> Vec<String>;
+    /// The ids of this node's connections in the room `topic`.
+    fn members(&self, topic: &str) -> Vec<String>;
+    /// The session `session` resumed on another node: forget it here without telling anyone.
+    fn drop_session(&self, session: &str);
+    /// Node `node` is dead and this node won its sessions: take them over, suspended, until their
+    /// clients resume (here, or on another node that then takes them from here).
+    fn adopt(&self, node: &str);
+    /// A request this node routed (`ticket`) was answered; an emit's ticket is answered `200, true`.
+    fn answered(&self, ticket: u64, status: u16, data: &RawValue, error: Option<&RawValue>);
+    /// A request or emit this node routed failed.
+    fn failed(&self, ticket: u64, reason: &str);
+    /// Node `node` says who of its connections is in the room asked about with `ticket`.
+    fn room_answer(&self, ticket: u64, node: &str, ids: &[std::borrow::Cow<'_, str>]);
+}
+
+/// The cluster state of one server.
+pub(crate) struct Cluster {
+    /// This node's id, random per server.
+    pub(crate) node_id: String,
+    config: ClusterConfig,
+    /// The channel every node listens to, named once.
+    all_channel: String,
+    link: Arc<Link>,
+    jobs: Arc<AsyncMutex<mpsc::Receiver<Job>>>,
+    /// Live nodes (this one included once it has beaten), sorted.
+    nodes: RwLock<Vec<String>>,
+    remote: RemoteRequests,
+    /// While serving: what messages act on, and the runtime that carries out routed work.
+    local: RwLock<Option<(Arc<dyn Local>, tokio::runtime::Handle)>>,
+    /// Turns true when the server has stopped: the sending loop flushes and ends.
+    stop: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("node_id", &self.node_id)
+            .field("state", &self.link.state())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The cluster part of `stats()`.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterSnapshot {
+    /// `connecting`, `connected` or `disconnected`.
+    pub state: &'static str,
+    /// This node's id.
+    pub node_id: String,
+    /// Live nodes, this one included.
+    pub nodes: usize,
+    /// Commands waiting for Redis.
+    pub queued: usize,
+    /// Commands Redis carried out (publishes, directory updates, ...).
+    pub sent: u64,
+    /// Messages received on this node's channels (its own broadcasts, which it skips, included).
+    pub received: u64,
+    /// Commands refused because the queue was full, or lost with a failed connection.
+    pub dropped: u64,
+    /// Times the link came back after a loss.
+    pub reconnects: u64,
+}
+
+impl Cluster {
+    /// A node of the cluster `config` names, not connected yet.
+    pub(crate) fn new(config: ClusterConfig) -> Result<Self, ClusterError> {
+        let (link, jobs) = Link::new(&config.url, config.queue_limit)?;
+        let node_id = uuid::Uuid::new_v4().simple().to_string();
+        Ok(Cluster {
+            node_id,
+            all_channel: config.all_channel(),
+            config,
+            link,
+            jobs: Arc::new(AsyncMutex::new(jobs)),
+            nodes: RwLock::default(),
+            remote: RemoteRequests::default(),
+            local: RwLock::default(),
+            stop: watch::channel(false).0,
+        })
+    }
+
+    /// Connects and starts listening; messages from other nodes act through `local` until `shutdown`
+    /// turns true. Must run inside a tokio runtime.
+    pub(crate) fn start(self: &Arc<Self>, local: Arc<dyn Local>, shutdown: watch::Receiver<bool>) {
+        *self
+            .local
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            Some((local.clone(), tokio::runtime::Handle::current()));
+        self.stop.send_replace(false);
+        let (link, jobs, stop) = (self.link.clone(), self.jobs.clone(), self.stop.subscribe());
+        let idle_ping = nodes::interval(&self.config);
+        tokio::spawn(async move {
+            let mut jobs = jobs.lock_owned().await;
+            link::send_loop(link, &mut jobs, idle_ping, stop).await;
+        });
+        let channels = vec![
+            self.all_channel.clone(),
+            self.config.node_channel(&self.node_id),
+        ];
+        let cluster = self.clone();
+        let on_message = move |text: &str| relay::relay(&cluster, local.as_ref(), text);
+        tokio::spawn(link::listen_loop(
+            self.link.clone(),
+            channels,
+            on_message,
+            shutdown.clone(),
+        ));
+        tokio::spawn(nodes::heartbeat(self.clone(), shutdown));
+    }
+
+    /// Says goodbye to the other nodes, sends what is still queued (briefly) and stops the link. Called
+    /// once every connection of the server has closed.
+    pub(crate) fn stop(&self) {
+        for cmd in nodes::leave(&self.config, &self.node_id) {
+            self.link.send(cmd);
+        }
+        self.stop.send_replace(true);
+        *self
+            .local
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+    }
+
+    fn local(&self) -> Option<(Arc<dyn Local>, tokio::runtime::Handle)> {
+        self.local
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Sends `envelope` to every other node.
+    pub(crate) fn publish(&self, envelope: &Envelope<'_>) {
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(&self.all_channel)
+            .arg(envelope.encode(&self.node_id));
+        self.link.send(cmd);
+    }
+
+    /// Sends `envelope` to node `node`.
+    fn tell(&self, node: &str, envelope: &Envelope<'_>) {
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(self.config.node_channel(node))
+            .arg(envelope.encode(&self.node_id));
+        self.link.send(cmd);
+    }
+
+    /// Records that this node holds connection `conn`.
+    pub(crate) fn hold(&self, conn: &str) {
+        self.link
+            .send(directory::hold(&self.config, conn, &self.node_id));
+    }
+
+    /// Records that connection `conn` has ended here; requests other nodes sent it fail at once.
+    pub(crate) fn release(&self, conn: &str) {
+        self.link
+            .send(directory::release(&self.config, conn, &self.node_id));
+        for id in self.remote.sent_to(conn) {
+            self.request_failed(id, "connection-closed");
+        }
+    }
+
+    /// Sends `envelope` (an emit or a request, `ticket`) to the node holding connection `conn`; the
+    /// application hears through [`Local`] if no node holds it, and, for an emit, once it was delivered.
+    pub(crate) fn route(&self, ticket: u64, conn: &str, envelope: &Envelope<'_>) {
+        let Some((local, runtime)) = self.local() else {
+            return;
+        };
+        let emit = matches!(envelope, Envelope::Emit { .. });
+        let cmd = directory::route(&self.config, conn, &envelope.encode(&self.node_id));
+        let Some(reply) = self.link.ask(cmd) else {
+            local.failed(ticket, "cluster-unavailable");
+            return;
+        };
+        runtime.spawn(async move {
+            let routed = match reply.await {
+                Ok(Ok(value)) => redis::from_redis_value::<i64>(value)
+                    .map(Routed::from_reply)
+                    .unwrap_or(Routed::Unknown),
+                // The command failed, or was lost with the connection.
+                _ => {
+                    local.failed(ticket, "cluster-unavailable");
+                    return;
+                }
+            };
+            match (routed, emit) {
+                (Routed::Unknown, _) => local.failed(ticket, "unknown-connection"),
+                (Routed::Delivered, true) => local.answered(ticket, 200, delivered(), None),
+                (Routed::Delivered, false) => {}
+            }
+        });
+    }
+
+    /// A client answered request `id`; true when it came from another node (the answer is sent back
+    /// there), false when it is the application's own.
+    pub(crate) fn answered(
+        &self,
+        id: u64,
+        status: u16,
+        data: &RawValue,
+        error: Option<&RawValue>,
+    ) -> bool {
+        if !RemoteRequests::is_remote(id) {
+            return false;
+        }
+        if let Some((origin, ticket)) = self.remote.take(id) {
+            let answer = Envelope::Answer {
+                ticket,
+                status,
+                data,
+                error,
+            };
+            self.tell(&origin, &answer);
+        }
+        true
+    }
+
+    /// Request `id` failed (timed out, the connection closed); true when it came from another node.
+    pub(crate) fn request_failed(&self, id: u64, reason: &str) -> bool {
+        if !RemoteRequests::is_remote(id) {
+            return false;
+        }
+        if let Some((origin, ticket)) = self.remote.take(id) {
+            let failed = Envelope::Failed {
+                ticket,
+                reason: reason.into(),
+            };
+            self.tell(&origin, &failed);
+        }
+        true
+    }
+
+    /// Writes part of a session's state; false when the queue refused it.
+    pub(crate) fn write_session(&self, ttl: Duration, write: &SessionWrite<'_>) -> bool {
+        self.link
+            .send(sessions::write(&self.config, &self.node_id, ttl, write))
+    }
+
+    /// Writes a session's data entries (a JSON object).
+    pub(crate) fn write_session_data(&self, ttl: Duration, id: &str, data: &str) {
+        self.link.send(sessions::write_data(
+            &self.config,
+            &self.node_id,
+            ttl,
+            id,
+            data,
+        ));
+    }
+
+    /// Forgets a session that ended here (unless another node owns it by now).
+    pub(crate) fn forget_session(&self, id: &str) {
+        self.link
+            .send(sessions::forget(&self.config, &self.node_id, id));
+    }
+
+    /// Reads a session from Redis; the error says why it could not be read.
+    pub(crate) async fn load_session(&self, id: &str) -> Result<Option<StoredSession>, String> {
+        let mut conn = self
+            .link
+            .commands()
+            .ok_or_else(|| "cluster unavailable".to_owned())?;
+        sessions::load(&mut conn, &self.config, id)
+            .await
+            .map_err(|error| error.to_string())
+    }
+
+    /// Makes this node the owner of session `id`, whose token generation is now `gen`, and tells the
+    /// owner it had, if alive, to drop its copy. A client resuming here always wins (`only_from: None`);
+    /// a takeover (`only_from: Some(dead node)`) only while the dead node still owns the session. False
+    /// when another node owns it.
+    pub(crate) async fn claim_session(&self, only_from: Option<&str>, id: &str, gen: u64) -> bool {
+        let Some(mut conn) = self.link.commands() else {
+            return only_from.is_none();
+        };
+        for _ in 0..3 {
+            let claimed =
+                sessions::claim(&mut conn, &self.config, &self.node_id, only_from, id, gen).await;
+            match claimed {
+                Ok(Claimed::From(previous)) => {
+                    if !previous.is_empty() && previous != self.node_id {
+                        self.tell(&previous, &Envelope::DropSession { session: id.into() });
+                    }
+                    return true;
+                }
+                // The owner changed between reading and claiming: a resume reads it again.
+                Ok(Claimed::Lost) if only_from.is_none() => continue,
+                Ok(Claimed::Lost) => return false,
+                Err(error) => {
+                    tracing::warn!(%error, "cluster: cannot record the session's new node");
+                    return only_from.is_none();
+                }
+            }
+        }
+        true
+    }
+
+    /// The sessions node `node` owned.
+    pub(crate) async fn sessions_of(&self, node: &str) -> Vec<String> {
+        let Some(mut conn) = self.link.commands() else {
+            return Vec::new();
+        };
+        sessions::owned_by(&mut conn, &self.config, node)
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Whether both connections to Redis are up.
+    pub(crate) fn connected(&self) -> bool {
+        self.link.state() == LinkState::Connected
+    }
+
+    /// Times the link came back after a loss (a restarted Redis may have lost everything written).
+    pub(crate) fn reconnects(&self) -> u64 {
+        self.link.counters.reconnects.load(Ordering::Relaxed)
+    }
+
+    /// How often changed sessions are written to Redis.
+    pub(crate) fn session_flush(&self) -> Duration {
+        self.config.session_flush.max(Duration::from_millis(1))
+    }
+
+    /// Live nodes, this one included once it has beaten.
+    pub(crate) fn nodes(&self) -> Vec<String> {
+        self.nodes
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// The cluster part of `stats()`.
+    pub(crate) fn snapshot(&self) -> ClusterSnapshot {
+        let counters = &self.link.counters;
+        ClusterSnapshot {
+            state: self.link.state().as_str(),
+            node_id: self.node_id.clone(),
+            nodes: self.nodes().len(),
+            queued: self.link.queued(),
+            sent: counters.sent.load(Ordering::Relaxed),
+            received: counters.received.load(Ordering::Relaxed),
+            dropped: counters.dropped.load(Ordering::Relaxed),
+            reconnects: counters.reconnects.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The data of a delivered emit's answer.
+fn delivered() -> &'static RawValue {
+    // Parsing a literal `true` cannot fail; `null` keeps the type should it ever.
+    serde_json::from_str("true").unwrap_or(RawValue::NULL)
+}

@@ -1,0 +1,134 @@
+//! Which nodes are alive: each node refreshes a key that expires after three heartbeats and lists
+//! itself in a set; every heartbeat reads the set back, keeps the nodes whose key still exists and
+//! forgets the others. The node that removes a dead one from the set takes its sessions over.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::RedisResult;
+use tokio::sync::watch;
+
+use super::config::ClusterConfig;
+use super::link::stopped;
+use super::Cluster;
+
+fn alive_key(config: &ClusterConfig, node: &str) -> String {
+    config.key(&format!("alive:{node}"))
+}
+
+fn nodes_key(config: &ClusterConfig) -> String {
+    config.key("nodes")
+}
+
+/// One heartbeat of `node`: marks it alive for the node ttl and returns the live nodes and the ones that
+/// just died (their keys expired).
+pub(crate) async fn beat(
+    conn: &mut MultiplexedConnection,
+    config: &ClusterConfig,
+    node: &str,
+) -> RedisResult<(Vec<String>, Vec<String>)> {
+    let ttl = u64::try_from(config.node_ttl().as_millis()).unwrap_or(u64::MAX);
+    let (listed,): (Vec<String>,) = redis::pipe()
+        .cmd("SET")
+        .arg(alive_key(config, node))
+        .arg(1)
+        .arg("PX")
+        .arg(ttl)
+        .ignore()
+        .cmd("SADD")
+        .arg(nodes_key(config))
+        .arg(node)
+        .ignore()
+        .cmd("SMEMBERS")
+        .arg(nodes_key(config))
+        .query_async(conn)
+        .await?;
+    let keys: Vec<String> = listed
+        .iter()
+        .map(|other| alive_key(config, other))
+        .collect();
+    let alive: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(conn).await?;
+    let (mut live, mut dead) = (Vec::new(), Vec::new());
+    for (other, alive) in listed.into_iter().zip(alive) {
+        if alive.is_some() {
+            live.push(other);
+        } else {
+            dead.push(other);
+        }
+    }
+    live.sort();
+    Ok((live, dead))
+}
+
+/// Removes `node` from the set (it died, or it is leaving); true for the one caller that removed it.
+pub(crate) async fn forget(
+    conn: &mut MultiplexedConnection,
+    config: &ClusterConfig,
+    node: &str,
+) -> RedisResult<bool> {
+    let removed: i64 = redis::cmd("SREM")
+        .arg(nodes_key(config))
+        .arg(node)
+        .query_async(conn)
+        .await?;
+    Ok(removed == 1)
+}
+
+/// The commands of a node leaving on purpose, so the others stop counting it at once.
+pub(crate) fn leave(config: &ClusterConfig, node: &str) -> [redis::Cmd; 2] {
+    let mut del = redis::cmd("DEL");
+    del.arg(alive_key(config, node));
+    let mut srem = redis::cmd("SREM");
+    srem.arg(nodes_key(config)).arg(node);
+    [del, srem]
+}
+
+/// How long a node waits between heartbeats, never less than 50 ms.
+pub(crate) fn interval(config: &ClusterConfig) -> Duration {
+    config.heartbeat.max(Duration::from_millis(50))
+}
+
+/// Beats every heartbeat interval until `shutdown`, keeping the list of live nodes current.
+pub(super) async fn heartbeat(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(interval(&cluster.config));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reconnects = 0;
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stopped(&mut shutdown) => return,
+        }
+        let Some(mut conn) = cluster.link.commands() else {
+            continue;
+        };
+        // A Redis that came back may have lost its data (no persistence): say again where connections are.
+        let now = cluster.link.counters.reconnects.load(Ordering::Relaxed);
+        if now != reconnects {
+            reconnects = now;
+            if let Some((local, _)) = cluster.local() {
+                for id in local.held() {
+                    cluster.hold(&id);
+                }
+            }
+        }
+        match beat(&mut conn, &cluster.config, &cluster.node_id).await {
+            Ok((live, dead)) => {
+                for node in dead {
+                    if let Ok(true) = forget(&mut conn, &cluster.config, &node).await {
+                        tracing::warn!(%node, "cluster: a node stopped beating and is taken for dead");
+                        if let Some((local, _)) = cluster.local() {
+                            local.adopt(&node);
+                        }
+                    }
+                }
+                *cluster
+                    .nodes
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = live;
+            }
+            Err(error) => tracing::debug!(%error, "cluster: heartbeat failed"),
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! Sessions kept in Redis, so a client whose node died can resume on another: per session a hash (owner
+//! node, token generation, numbers of the first held and the next frame, rooms, data) and a list of the
+//! frames held for replay, both expiring with the session ttl, and per node the set of its sessions.
+//! Writes are made behind the traffic, in batches, and only by the node that owns the session.
+
+use std::collections::HashMap;
+
+use redis::aio::MultiplexedConnection;
+use redis::{Cmd, RedisResult};
+
+use super::config::ClusterConfig;
+
+/// Most frames one write carries; the rest follow in the next batch.
+pub(crate) const MAX_FRAMES_PER_WRITE: usize = 1000;
+
+/// KEYS: session hash, replay list, owner's set. ARGV: node, ttl ms, gen, first, next, rooms JSON ('' when
+/// unchanged), session id, then the new frames. Skipped when another node owns the session.
+const WRITE: &str = r"local owner = redis.call('HGET', KEYS[1], 'node')
+if owner and owner ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'node', ARGV[1], 'gen', ARGV[3], 'first', ARGV[4], 'next', ARGV[5])
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'rooms', ARGV[6]) end
+if #ARGV > 7 then redis.call('RPUSH', KEYS[2], unpack(ARGV, 8)) end
+local keep = tonumber(ARGV[5]) - tonumber(ARGV[4])
+if keep <= 0 then redis.call('DEL', KEYS[2]) else redis.call('LTRIM', KEYS[2], -keep, -1) end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[7])
+return 1";
+
+/// KEYS: session hash. ARGV: node, ttl ms, data JSON.
+const WRITE_DATA: &str = r"local owner = redis.call('HGET', KEYS[1], 'node')
+if owner and owner ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'node', ARGV[1], 'data', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1";
+
+/// KEYS: session hash, replay list, owner's set. ARGV: node, session id. Only the owner forgets.
+const FORGET: &str = r"local owner = redis.call('HGET', KEYS[1], 'node')
+if owner and owner ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('SREM', KEYS[3], ARGV[2])
+return 1";
+
+/// KEYS: session hash, the previous owner's set, the new owner's set. ARGV: node, required owner ('' for
+/// any), session id, gen, the owner read just before (the claim fails if it changed since).
+const CLAIM: &str = r"local owner = redis.call('HGET', KEYS[1], 'node') or ''
+if owner ~= ARGV[5] or (ARGV[2] ~= '' and owner ~= ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'node', ARGV[1], 'gen', ARGV[4])
+redis.call('SREM', KEYS[2], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[3])
+return 1";
+
+/// A session as Redis holds it.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct StoredSession {
+    /// The node that owns it.
+    pub node: String,
+    /// The generation the client's token must carry (at least).
+    pub gen: u64,
+    /// The number of the first frame in `frames`.
+    pub first: u64,
+    /// The rooms it is in.
+    pub rooms: Vec<String>,
+    /// The JSON-serializable entries of its data, as a JSON object, if any were written.
+    pub data: Option<String>,
+    /// The frames held for replay, in order.
+    pub frames: Vec<String>,
+}
+
+/// One write of a session's state.
+#[derive(Debug)]
+pub(crate) struct SessionWrite<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) gen: u64,
+    pub(crate) first: u64,
+    /// The number after the last frame written (this one and earlier writes).
+    pub(crate) next: u64,
+    /// The rooms, when they changed.
+    pub(crate) rooms: Option<&'a [String]>,
+    /// Frames not written yet, numbered up to `next - 1`.
+    pub(crate) frames: &'a [tokio_tungstenite::tungstenite::Utf8Bytes],
+}
+
+fn session_key(config: &ClusterConfig, id: &str) -> String {
+    config.key(&format!("session:{id}"))
+}
+
+fn replay_key(config: &ClusterConfig, id: &str) -> String {
+    config.key(&format!("replay:{id}"))
+}
+
+fn node_sessions_key(config: &ClusterConfig, node: &str) -> String {
+    config.key(&format!("sessions:{node}"))
+}
+
+fn ttl_ms(ttl: std::time::Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// The command writing `write` for `node`.
+pub(crate) fn write(
+    config: &ClusterConfig,
+    node: &str,
+    ttl: std::time::Duration,
+    write: &SessionWrite<'_>,
+) -> Cmd {
+    let rooms = write
+        .rooms
+        .map(|rooms| serde_json::to_string(rooms).unwrap_or_default())
+        .unwrap_or_default();
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(WRITE)
+        .arg(3)
+        .arg(session_key(config, write.id))
+        .arg(replay_key(config, write.id))
+        .arg(node_sessions_key(config, node))
+        .arg(node)
+        .arg(ttl_ms(ttl))
+        .arg(write.gen)
+        .arg(write.first)
+        .arg(write.next)
+        .arg(rooms)
+        .arg(write.id);
+    for frame in write.frames {
+        cmd.arg(frame.as_str());
+    }
+    cmd
+}
+
+/// The command writing a session's data (a JSON object) for `node`.
+pub(crate) fn write_data(
+    config: &ClusterConfig,
+    node: &str,
+    ttl: std::time::Duration,
+    id: &str,
+    data: &str,
+) -> Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(WRITE_DATA)
+        .arg(1)
+        .arg(session_key(config, id))
+        .arg(node)
+        .arg(ttl_ms(ttl))
+        .arg(data);
+    cmd
+}
+
+/// The command forgetting a session that ended on `node`.
+pub(crate) fn forget(config: &ClusterConfig, node: &str, id: &str) -> Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(FORGET)
+        .arg(3)
+        .arg(session_key(config, id))
+        .arg(replay_key(config, id))
+        .arg(node_sessions_key(config, node))
+        .arg(node)
+        .arg(id);
+    cmd
+}
+
+/// Reads a session; `None` when Redis has no such session (never written, ended, or expired).
+pub(crate) async fn load(
+    conn: &mut MultiplexedConnection,
+    config: &ClusterConfig,
+    id: &str,
+) -> RedisResult<Option<StoredSession>> {
+    let (fields, frames): (HashMap<String, String>, Vec<String>) = redis::pipe()
+        .cmd("HGETALL")
+        .arg(session_key(config, id))
+        .cmd("LRANGE")
+        .arg(replay_key(config, id))
+        .arg(0)
+        .arg(-1)
+        .query_async(conn)
+        .await?;
+    let Some(node) = fields.get("node") else {
+        return Ok(None);
+    };
+    let number = |name: &str| fields.get(name).and_then(|value| value.parse().ok());
+    let rooms = fields
+        .get("rooms")
+        .and_then(|rooms| serde_json::from_str(rooms).ok())
+        .unwrap_or_default();
+    Ok(Some(StoredSession {
+        node: node.clone(),
+        gen: number("gen").unwrap_or(0),
+        first: number("first").unwrap_or(1),
+        rooms,
+        data: fields.get("data").cloned(),
+        frames,
+    }))
+}
+
+/// Makes `node` the owner of session `id`, whose token generation is now `gen`, and returns the owner
+/// it had; with `only_from`, only when that owner is `only_from` (a takeover must not win over a client
+/// that resumed meanwhile).
+pub(crate) async fn claim(
+    conn: &mut MultiplexedConnection,
+    config: &ClusterConfig,
+    node: &str,
+    only_from: Option<&str>,
+    id: &str,
+    gen: u64,
+) -> RedisResult<Claimed> {
+    let owner: Option<String> = redis::cmd("HGET")
+        .arg(session_key(config, id))
+        .arg("node")
+        .query_async(conn)
+        .await?;
+    let owner = owner.unwrap_or_default();
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(CLAIM)
+        .arg(3)
+        .arg(session_key(config, id))
+        .arg(node_sessions_key(config, &owner))
+        .arg(node_sessions_key(config, node))
+        .arg(node)
+        .arg(only_from.unwrap_or(""))
+        .arg(id)
+        .arg(gen)
+        .arg(&owner);
+    let claimed: i64 = cmd.query_async(conn).await?;
+    Ok(if claimed == 1 {
+        Claimed::From(owner)
+    } else {
+        Claimed::Lost
+    })
+}
+
+/// What a claim did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Claimed {
+    /// This node owns the session now; it had this owner before (empty when none).
+    From(String),
+    /// Another node owns it (the owner changed since it was read, or is not the one required).
+    Lost,
+}
+
+/// The sessions node `node` owned (to adopt them once it is dead).
+pub(crate) async fn owned_by(
+    conn: &mut MultiplexedConnection,
+    config: &ClusterConfig,
+    node: &str,
+) -> RedisResult<Vec<String>> {
+    redis::cmd("SMEMBERS")
+        .arg(node_sessions_key(config, node))
+        .query_async(conn)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_carries_the_frames_after_its_fields() {
+        let config = ClusterConfig::new("redis://127.0.0.1");
+        let frames = [tokio_tungstenite::tungstenite::Utf8Bytes::from("{\"a\":1}")];
+        let cmd = write(
+            &config,
+            "n1",
+            std::time::Duration::from_secs(5),
+            &SessionWrite {
+                id: "s1",
+                gen: 2,
+                first: 3,
+                next: 4,
+                rooms: None,
+                frames: &frames,
+            },
+        );
+        let packed = String::from_utf8_lossy(&cmd.get_packed_command()).into_owned();
+        assert!(packed.contains("helios:session:s1") && packed.contains("helios:sessions:n1"));
+        assert!(packed.ends_with("{\"a\":1}\r\n"));
+    }
+}

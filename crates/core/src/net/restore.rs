@@ -1,0 +1,203 @@
+//! Sessions brought over from another node through the cluster: resumed here by a client whose node
+//! died (or whose load balancer sent it elsewhere), or adopted, still waiting for their clients, from a
+//! node found dead, so that what is sent to them meanwhile is kept for their return.
+
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::app::call::{self, Restored};
+use crate::cluster::StoredSession;
+use crate::protocol::{session_frame, SessionEvent};
+use crate::server::Shared;
+use crate::session::Replay;
+
+use super::outbox::Outbox;
+use super::Connection;
+
+/// Registers a connection for the stored session `id`, in its rooms; the caller then claims it, and
+/// makes it reachable by id once it owns it.
+/// `processed` is how many frames its client has processed (0 when no client is here yet); `gen` the
+/// token generation the session is at. Returns the connection and the calls that tell the application
+/// about it (it opened, with its data, and joined its rooms), `state` saying how it opened.
+fn install(
+    shared: &Arc<Shared>,
+    id: &str,
+    stored: StoredSession,
+    gen: u64,
+    processed: u64,
+    calls: &mpsc::Sender<String>,
+    opened: impl FnOnce(u64, Option<&RawValue>) -> String,
+) -> Option<(Arc<Connection>, String)> {
+    let sessions = shared.config.sessions.as_ref()?;
+    let frames = stored.frames.into_iter().map(Utf8Bytes::from).collect();
+    let replay = Replay::restore(
+        sessions.buffer_messages,
+        sessions.buffer_bytes,
+        stored.first,
+        frames,
+        processed,
+    );
+    let key = shared.next_key();
+    let conn = Arc::new(Connection::restored(
+        key,
+        id.to_owned(),
+        calls.clone(),
+        shared.stats.clone(),
+        replay,
+        gen,
+    ));
+    shared.connections.insert(key, conn.clone());
+    shared.sessions.insert(id.to_owned(), key);
+    shared.rooms.open(key);
+    let data = stored
+        .data
+        .as_deref()
+        .and_then(|data| serde_json::from_str::<&RawValue>(data).ok());
+    let mut told = opened(key, data);
+    for topic in &stored.rooms {
+        shared.rooms.join(key, topic);
+        told.push(',');
+        told.push_str(&call::room(key, topic, true));
+    }
+    Some((conn, told))
+}
+
+/// Takes back what [`install`] registered, for a session another node claimed first; the application
+/// never heard of it.
+fn uninstall(shared: &Shared, conn: &Connection) {
+    shared.connections.remove(&conn.key);
+    shared
+        .sessions
+        .remove_if(&conn.id, |_, key| *key == conn.key);
+    shared.rooms.close(conn.key);
+}
+
+/// A client coming back with a token for a session this node does not hold.
+pub(crate) struct Returning<'a> {
+    /// The session id the token names.
+    pub(crate) sid: &'a str,
+    /// The token's generation.
+    pub(crate) gen: u64,
+    /// How many frames the client has processed.
+    pub(crate) last_seq: u64,
+    /// The URL and address of the new socket.
+    pub(crate) url: &'a str,
+    pub(crate) remote: &'a str,
+}
+
+/// Resumes, on this node, a session this node does not hold: read from Redis, checked against the
+/// token's generation, its frames after the client's count replayed. Returns the connection and the
+/// calls that tell the application (opened, rooms, recovered); the error is what the client is told.
+pub(crate) async fn resume(
+    shared: &Arc<Shared>,
+    client: Returning<'_>,
+    outbox: Arc<Outbox>,
+    calls: &mpsc::Sender<String>,
+) -> Result<(Arc<Connection>, String), String> {
+    let Returning {
+        sid,
+        gen: token_gen,
+        last_seq,
+        url,
+        remote,
+    } = client;
+    let (Some(cluster), Some(tokens), Some(sessions)) =
+        (&shared.cluster, &shared.tokens, &shared.config.sessions)
+    else {
+        return Err("unknown session".to_owned());
+    };
+    let stored = cluster
+        .load_session(sid)
+        .await
+        .map_err(|error| {
+            tracing::warn!(%error, "cluster: cannot read a session from Redis");
+            "unknown session".to_owned()
+        })?
+        .ok_or_else(|| "unknown session".to_owned())?;
+    // Generations are written behind: the token may be ahead of the copy, never behind it.
+    if token_gen < stored.gen {
+        return Err("token already used".to_owned());
+    }
+    let opened = |key: u64, data: Option<&RawValue>| {
+        call::restored(key, sid, url, remote, data, Restored::Resumed)
+    };
+    let (conn, mut told) = install(shared, sid, stored, token_gen, last_seq, calls, opened)
+        .ok_or_else(|| "unknown session".to_owned())?;
+    let ttl_ms = u64::try_from(sessions.ttl.as_millis()).unwrap_or(u64::MAX);
+    let resumed = conn
+        .resume(token_gen, last_seq, outbox, |resumed| {
+            let token = tokens.issue(sid, resumed.gen, sessions.ttl);
+            session_frame(SessionEvent::Recovered {
+                session_id: sid,
+                token: &token,
+                ttl_ms,
+                replayed: resumed.replayed,
+                gap: resumed.gap,
+                seq: resumed.seq,
+            })
+        })
+        .map_err(|refusal| refusal.to_string())?;
+    // Recorded with the generation after this resume, so the token just used is refused everywhere; the
+    // client is here, so this node wins over a takeover in progress elsewhere.
+    cluster.claim_session(None, sid, resumed.gen).await;
+    shared.hold(&conn);
+    tracing::debug!(conn = %sid, replayed = resumed.replayed, "session restored from the cluster");
+    told.push(',');
+    told.push_str(&call::recovered(conn.key, resumed.replayed, resumed.gap));
+    Ok((conn, told))
+}
+
+/// Takes over the sessions of the dead node `node`: each waits here, suspended, for its client until the
+/// session ttl passes (or the server stops), keeping what is sent to it.
+pub(crate) async fn adopt(
+    shared: Arc<Shared>,
+    node: String,
+    calls: mpsc::Sender<String>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let (Some(cluster), Some(sessions)) = (&shared.cluster, &shared.config.sessions) else {
+        return;
+    };
+    let ids = cluster.sessions_of(&node).await;
+    let mut adopted = 0;
+    for id in ids {
+        if shared.sessions.contains_key(&id) {
+            continue;
+        }
+        let stored = match cluster.load_session(&id).await {
+            Ok(Some(stored)) if stored.node == node => stored,
+            _ => continue,
+        };
+        let gen = stored.gen;
+        let opened = |key: u64, data: Option<&RawValue>| {
+            call::restored(key, &id, "", "", data, Restored::Suspended)
+        };
+        let Some((conn, told)) = install(&shared, &id, stored, gen, 0, &calls, opened) else {
+            continue;
+        };
+        // Its client may have resumed on another node meanwhile: that node keeps it.
+        if !cluster.claim_session(Some(&node), &id, gen).await {
+            uninstall(&shared, &conn);
+            continue;
+        }
+        shared.hold(&conn);
+        adopted += 1;
+        let _ = calls.send(told).await;
+        let (shared, ttl, mut shutdown) = (shared.clone(), sessions.ttl, shutdown.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(ttl) => {}
+                _ = super::stopped(&mut shutdown) => {}
+            }
+            if conn.expire(1) {
+                super::end(&shared, &conn, 1001, "Session expired").await;
+            }
+        });
+    }
+    if adopted > 0 {
+        tracing::warn!(%node, adopted, "cluster: took over the sessions of a dead node");
+    }
+}
