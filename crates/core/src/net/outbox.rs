@@ -1,4 +1,5 @@
-//! A connection's outbound queue, bounded by the bytes it holds.
+//! What a connection sends: frames written straight to a plain socket, or queued for the socket task
+//! (TLS, pings, closes); bounded by the bytes not yet taken by the socket.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -179,7 +180,7 @@ impl Outbox {
             return false;
         }
         let (header, header_len) = frame_header(opcode, payload.len());
-        match wire.write(&[&header[..header_len], payload], cork::active()) {
+        match wire.write(&header[..header_len], payload, cork::active()) {
             Ok(held) => {
                 if held == Held::First {
                     cork::held(wire.clone());

@@ -58,7 +58,7 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             // Never blocks: what the socket does not take waits in the wire's backlog, which a flush
             // writes out.
-            Transport::Plain(wire) => Poll::Ready(wire.write(&[buf], false).map(|_| buf.len())),
+            Transport::Plain(wire) => Poll::Ready(wire.write(buf, &[], false).map(|_| buf.len())),
             Transport::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
         }
     }

@@ -81,10 +81,12 @@ impl Wire {
         self.backlog().len()
     }
 
-    /// Writes `parts` (one frame, or raw bytes) after whatever waits, without blocking: what the socket
-    /// does not take now joins the backlog. With `hold`, nothing is written yet: the bytes wait for
-    /// [`Wire::release`], and `Held::First` tells the caller to arrange it. Fails once a write has failed.
-    pub(crate) fn write(&self, parts: &[&[u8]], hold: bool) -> io::Result<Held> {
+    /// Writes `head` then `body` (a frame's header and payload, or raw bytes and nothing) after whatever
+    /// waits, without blocking: what the socket does not take now joins the backlog. With `hold`, nothing
+    /// is written yet: the bytes wait for [`Wire::release`], and `Held::First` tells the caller to arrange
+    /// it. Fails once a write has failed.
+    pub(crate) fn write(&self, head: &[u8], body: &[u8], hold: bool) -> io::Result<Held> {
+        let parts = [head, body];
         let mut backlog = self.backlog();
         if backlog.broken {
             return Err(io::ErrorKind::BrokenPipe.into());
@@ -92,8 +94,10 @@ impl Wire {
         let was_empty = backlog.len() == 0;
         let mut skip = 0;
         if was_empty && !hold {
-            let slices: Vec<IoSlice<'_>> = parts.iter().map(|part| IoSlice::new(part)).collect();
-            skip = match self.tcp.try_write_vectored(&slices) {
+            skip = match self
+                .tcp
+                .try_write_vectored(&[IoSlice::new(head), IoSlice::new(body)])
+            {
                 Ok(written) => written,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => 0,
                 Err(error) => {
@@ -126,20 +130,28 @@ impl Wire {
     pub(crate) fn release(&self) {
         let mut backlog = self.backlog();
         backlog.held = false;
-        while backlog.len() > 0 && !backlog.broken {
-            let from = backlog.written;
-            match self.tcp.try_write(&backlog.bytes[from..]) {
-                Ok(written) => backlog.written += written,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
-                Err(_) => backlog.broken = true,
-            }
-        }
-        if backlog.len() == 0 {
-            backlog.clear();
+        if let Ok(true) = self.write_backlog(&mut backlog) {
             return;
         }
         drop(backlog);
+        // Bytes left, or a failed write: the socket task takes over (and, on failure, ends).
         self.waiting.notify_one();
+    }
+
+    /// Writes the backlog as far as the socket takes it now; true once it is empty.
+    fn write_backlog(&self, backlog: &mut Backlog) -> io::Result<bool> {
+        while backlog.len() > 0 {
+            match self.tcp.try_write(&backlog.bytes[backlog.written..]) {
+                Ok(written) => backlog.written += written,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(error) => {
+                    backlog.broken = true;
+                    return Err(error);
+                }
+            }
+        }
+        backlog.clear();
+        Ok(true)
     }
 
     /// Resolves once bytes may be waiting; the connection's task keeps one armed and then calls
@@ -156,24 +168,8 @@ impl Wire {
                 if backlog.broken {
                     return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
                 }
-                if backlog.len() == 0 {
+                if self.write_backlog(&mut backlog)? {
                     return Poll::Ready(Ok(()));
-                }
-                let from = backlog.written;
-                match self.tcp.try_write(&backlog.bytes[from..]) {
-                    Ok(written) => {
-                        backlog.written += written;
-                        if backlog.len() == 0 {
-                            backlog.clear();
-                            return Poll::Ready(Ok(()));
-                        }
-                        continue;
-                    }
-                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(error) => {
-                        backlog.broken = true;
-                        return Poll::Ready(Err(error));
-                    }
                 }
             }
             ready!(self.tcp.poll_write_ready(cx))?;
@@ -230,7 +226,7 @@ mod tests {
         let chunk = vec![7u8; 64 * 1024];
         let mut total = 0;
         for index in 0..64u8 {
-            wire.write(&[&[index], &chunk], false).expect("write");
+            wire.write(&[index], &chunk, false).expect("write");
             total += 1 + chunk.len();
         }
         assert!(wire.waiting() > 0, "the peer has read nothing yet");
@@ -260,24 +256,24 @@ mod tests {
         drop(client);
         let mut failed = false;
         for _ in 0..1000 {
-            if wire.write(&[&[0u8; 1024]], false).is_err() {
+            if wire.write(&[0u8; 1024], &[], false).is_err() {
                 failed = true;
                 break;
             }
             tokio::task::yield_now().await;
         }
         assert!(failed, "writing to a closed peer fails");
-        assert!(wire.write(&[b"x"], false).is_err());
+        assert!(wire.write(b"x", &[], false).is_err());
     }
 
     #[tokio::test]
     async fn held_bytes_leave_in_one_piece_on_release() {
         let (wire, mut client) = pair().await;
-        assert_eq!(wire.write(&[b"ab"], true).expect("hold"), Held::First);
-        assert_eq!(wire.write(&[b"cd"], true).expect("hold"), Held::Again);
+        assert_eq!(wire.write(b"a", b"b", true).expect("hold"), Held::First);
+        assert_eq!(wire.write(b"cd", &[], true).expect("hold"), Held::Again);
         assert_eq!(wire.waiting(), 4, "nothing is written while held");
         // A sender that does not hold (another thread) queues behind the held bytes.
-        assert_eq!(wire.write(&[b"ef"], false).expect("write"), Held::No);
+        assert_eq!(wire.write(b"e", b"f", false).expect("write"), Held::No);
         super::super::cork::write(vec![std::sync::Arc::new(wire)]);
         let mut received = [0u8; 6];
         client.read_exact(&mut received).await.expect("read");
@@ -287,14 +283,14 @@ mod tests {
     #[tokio::test]
     async fn a_release_ends_the_hold() {
         let (wire, mut client) = pair().await;
-        assert_eq!(wire.write(&[b"ab"], true).expect("hold"), Held::First);
+        assert_eq!(wire.write(b"a", b"b", true).expect("hold"), Held::First);
         wire.release();
         assert_eq!(wire.waiting(), 0);
         let mut received = [0u8; 2];
         client.read_exact(&mut received).await.expect("read");
         assert_eq!(&received, b"ab");
         assert_eq!(
-            wire.write(&[b"g"], true).expect("hold"),
+            wire.write(b"g", &[], true).expect("hold"),
             Held::First,
             "a release ends the hold"
         );
