@@ -1,4 +1,4 @@
-// The rooms examples of the product README (the original product README: "With Rooms", "Rooms",
+// The rooms examples of the original product README ("With Rooms", "Rooms",
 // "Chat Room") run as written; "Events (Pub/Sub)" is in seed_examples.test.js. Same conventions: changes
 // are marked `// seed:`, helper functions the README leaves undefined get small local implementations,
 // and anything a test needs besides (setting user data, subscribing, reading results) is outside the

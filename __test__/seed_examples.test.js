@@ -1,4 +1,4 @@
-// The examples of the product README (the original product README) run as written. Changes, each marked
+// The examples of the original product README run as written. Changes, each marked
 // `// seed:` below: fixed ports become port 0; helper functions the README leaves undefined
 // (validateToken, authenticateUser, newUserId) get small local implementations; the `...` placeholders
 // of object/array literals spread local values; the Connection example's listener is made async.
