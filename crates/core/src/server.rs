@@ -112,29 +112,30 @@ impl Shared {
         exclude: Exclude<'_>,
         volatile: bool,
     ) -> Result<Broadcast, PatternError> {
-        // Recipients are copied out of the rooms' lock before anything is sent.
-        let rooms = self.rooms.recipients(target)?;
-        let mut result = Broadcast::default();
-        for (topic, members) in rooms {
-            let frame = Utf8Bytes::from(protocol::event_frame(&topic, data));
-            for key in members {
-                if matches!(exclude, Exclude::Key(excluded) if excluded == key) {
-                    continue;
-                }
-                let Some(conn) = self.connections.get(&key) else {
+        // Every frame is queued before any join or leave: a client told it has left gets nothing more.
+        self.rooms.sending_to(target, |rooms| {
+            let mut result = Broadcast::default();
+            for (topic, members) in rooms {
+                let frame = Utf8Bytes::from(protocol::event_frame(&topic, data));
+                for key in members {
+                    if matches!(exclude, Exclude::Key(excluded) if excluded == key) {
+                        continue;
+                    }
+                    let Some(conn) = self.connections.get(&key) else {
+                        result.targets += 1;
+                        continue;
+                    };
+                    if matches!(exclude, Exclude::Id(excluded) if excluded == conn.id) {
+                        continue;
+                    }
                     result.targets += 1;
-                    continue;
-                };
-                if matches!(exclude, Exclude::Id(excluded) if excluded == conn.id) {
-                    continue;
-                }
-                result.targets += 1;
-                if conn.queue(frame.clone(), volatile) {
-                    result.sent += 1;
+                    if conn.queue(frame.clone(), volatile) {
+                        result.sent += 1;
+                    }
                 }
             }
-        }
-        Ok(result)
+            result
+        })
     }
 
     pub(crate) fn reports_pongs(&self) -> bool {

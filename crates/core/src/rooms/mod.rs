@@ -127,20 +127,35 @@ impl Rooms {
         self.membership().leave(conn, topic)
     }
 
-    /// The rooms a broadcast to `target` reaches, with their members: the room itself for an exact topic,
-    /// every room with members matching it for a pattern.
-    pub(crate) fn recipients(&self, target: &str) -> Result<Vec<Audience>, PatternError> {
+    /// The rooms a broadcast to `target` reaches, with their members.
+    #[cfg(test)]
+    fn recipients(&self, target: &str) -> Result<Vec<Audience>, PatternError> {
+        self.sending_to(target, |audience| audience)
+    }
+
+    /// Hands the rooms a broadcast to `target` reaches, with their members (the room itself for an exact
+    /// topic, every room with members matching a pattern) to `send`, which runs before any join or leave
+    /// can happen: a
+    /// connection told it has left a room (the answer is sent after the leave) gets no frame of that room
+    /// afterwards, because a broadcast that counted it had queued its frame before the leave.
+    pub(crate) fn sending_to<T>(
+        &self,
+        target: &str,
+        send: impl FnOnce(Vec<Audience>) -> T,
+    ) -> Result<T, PatternError> {
         let pattern = Pattern::parse(target, Separator::Colon)?;
         let membership = self.membership();
-        if pattern.is_exact() {
+        let audience = if !pattern.is_exact() {
+            membership.matching(target)
+        } else {
             let members = membership.members(target);
-            return Ok(if members.is_empty() {
+            if members.is_empty() {
                 Vec::new()
             } else {
                 vec![(Arc::from(target), members)]
-            });
-        }
-        Ok(membership.matching(target))
+            }
+        };
+        Ok(send(audience))
     }
 }
 
