@@ -172,15 +172,14 @@ impl Outbox {
         if self.overflowed.load(Ordering::Acquire) || self.closing.load(Ordering::Acquire) {
             return false;
         }
-        let waiting = wire.waiting();
-        if waiting > 0 && waiting + payload.len() > self.limit {
-            if !volatile {
-                self.overflow(waiting);
-            }
-            return false;
-        }
         let (header, header_len) = frame_header(opcode, payload.len());
-        match wire.write(&header[..header_len], payload, cork::active()) {
+        match wire.write(&header[..header_len], payload, cork::active(), self.limit) {
+            Ok(Held::Over(waiting)) => {
+                if !volatile {
+                    self.overflow(waiting);
+                }
+                false
+            }
             Ok(held) => {
                 if held == Held::First {
                     cork::held(wire.clone());

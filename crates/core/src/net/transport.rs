@@ -57,8 +57,10 @@ impl AsyncWrite for Transport {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             // Never blocks: what the socket does not take waits in the wire's backlog, which a flush
-            // writes out.
-            Transport::Plain(wire) => Poll::Ready(wire.write(buf, &[], false).map(|_| buf.len())),
+            // writes out. tungstenite's own frames (pongs, closes) are few and small: no limit.
+            Transport::Plain(wire) => {
+                Poll::Ready(wire.write(buf, &[], false, usize::MAX).map(|_| buf.len()))
+            }
             Transport::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
         }
     }

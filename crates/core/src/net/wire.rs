@@ -58,6 +58,8 @@ pub(crate) enum Held {
     First,
     /// Held behind bytes held already.
     Again,
+    /// Not taken: this many bytes wait already and the frame would pass the limit.
+    Over(usize),
 }
 
 impl Wire {
@@ -77,21 +79,32 @@ impl Wire {
     }
 
     /// Bytes waiting to be written.
-    pub(crate) fn waiting(&self) -> usize {
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
         self.backlog().len()
     }
 
     /// Writes `head` then `body` (a frame's header and payload, or raw bytes and nothing) after whatever
     /// waits, without blocking: what the socket does not take now joins the backlog. With `hold`, nothing
     /// is written yet: the bytes wait for [`Wire::release`], and `Held::First` tells the caller to arrange
-    /// it. Fails once a write has failed.
-    pub(crate) fn write(&self, head: &[u8], body: &[u8], hold: bool) -> io::Result<Held> {
+    /// it. Refused (`Held::Over`) when bytes wait and `body` would take them past `limit`; fails once a
+    /// write has failed.
+    pub(crate) fn write(
+        &self,
+        head: &[u8],
+        body: &[u8],
+        hold: bool,
+        limit: usize,
+    ) -> io::Result<Held> {
         let parts = [head, body];
         let mut backlog = self.backlog();
         if backlog.broken {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
         let was_empty = backlog.len() == 0;
+        if !was_empty && backlog.len() + body.len() > limit {
+            return Ok(Held::Over(backlog.len()));
+        }
         let mut skip = 0;
         if was_empty && !hold {
             skip = match self
@@ -226,7 +239,8 @@ mod tests {
         let chunk = vec![7u8; 64 * 1024];
         let mut total = 0;
         for index in 0..64u8 {
-            wire.write(&[index], &chunk, false).expect("write");
+            wire.write(&[index], &chunk, false, usize::MAX)
+                .expect("write");
             total += 1 + chunk.len();
         }
         assert!(wire.waiting() > 0, "the peer has read nothing yet");
@@ -256,24 +270,33 @@ mod tests {
         drop(client);
         let mut failed = false;
         for _ in 0..1000 {
-            if wire.write(&[0u8; 1024], &[], false).is_err() {
+            if wire.write(&[0u8; 1024], &[], false, usize::MAX).is_err() {
                 failed = true;
                 break;
             }
             tokio::task::yield_now().await;
         }
         assert!(failed, "writing to a closed peer fails");
-        assert!(wire.write(b"x", &[], false).is_err());
+        assert!(wire.write(b"x", &[], false, usize::MAX).is_err());
     }
 
     #[tokio::test]
     async fn held_bytes_leave_in_one_piece_on_release() {
         let (wire, mut client) = pair().await;
-        assert_eq!(wire.write(b"a", b"b", true).expect("hold"), Held::First);
-        assert_eq!(wire.write(b"cd", &[], true).expect("hold"), Held::Again);
+        assert_eq!(
+            wire.write(b"a", b"b", true, usize::MAX).expect("hold"),
+            Held::First
+        );
+        assert_eq!(
+            wire.write(b"cd", &[], true, usize::MAX).expect("hold"),
+            Held::Again
+        );
         assert_eq!(wire.waiting(), 4, "nothing is written while held");
         // A sender that does not hold (another thread) queues behind the held bytes.
-        assert_eq!(wire.write(b"e", b"f", false).expect("write"), Held::No);
+        assert_eq!(
+            wire.write(b"e", b"f", false, usize::MAX).expect("write"),
+            Held::No
+        );
         super::super::cork::write(vec![std::sync::Arc::new(wire)]);
         let mut received = [0u8; 6];
         client.read_exact(&mut received).await.expect("read");
@@ -281,16 +304,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_frame_past_the_limit_behind_waiting_bytes_is_refused() {
+        let (wire, _client) = pair().await;
+        assert_eq!(wire.write(b"ab", &[], true, 4).expect("hold"), Held::First);
+        assert_eq!(
+            wire.write(&[], b"xyz", true, 4).expect("refused"),
+            Held::Over(2)
+        );
+        assert_eq!(wire.waiting(), 2, "a refused frame leaves nothing behind");
+        assert_eq!(wire.write(&[], b"xy", true, 4).expect("hold"), Held::Again);
+    }
+
+    #[tokio::test]
     async fn a_release_ends_the_hold() {
         let (wire, mut client) = pair().await;
-        assert_eq!(wire.write(b"a", b"b", true).expect("hold"), Held::First);
+        assert_eq!(
+            wire.write(b"a", b"b", true, usize::MAX).expect("hold"),
+            Held::First
+        );
         wire.release();
         assert_eq!(wire.waiting(), 0);
         let mut received = [0u8; 2];
         client.read_exact(&mut received).await.expect("read");
         assert_eq!(&received, b"ab");
         assert_eq!(
-            wire.write(b"g", &[], true).expect("hold"),
+            wire.write(b"g", &[], true, usize::MAX).expect("hold"),
             Held::First,
             "a release ends the hold"
         );
