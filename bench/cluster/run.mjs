@@ -31,7 +31,7 @@ for (let i = 2; i < process.argv.length; i++) {
 
 const NODES = 3;
 const SERVERS = {
-  helios: { label: 'Helios on Bun, cluster', cmd: process.execPath, file: 'helios-node.mjs', protocol: 'helios' },
+  helios: { label: 'Helios on Bun, cluster', cmd: process.execPath, file: '../servers/helios.mjs', protocol: 'helios' },
   socketio: { label: 'Socket.IO 4 on Node, redis-adapter', cmd: 'node', file: 'socketio-node.mjs', protocol: 'socketio' },
 };
 

@@ -5,14 +5,16 @@
 // - room 'bench': public, clients join it with the built-in 'helios.subscribe' (the fan-out scenario);
 // - event 'bench:publish': broadcasts its data to the room 'bench' (the publisher of the fan-out scenario).
 // SESSIONS=1 turns session recovery on (the session recovery scenario), with a random secret and a 60 s ttl;
-// the other scenarios run with default options.
+// REDIS_URL makes it a node of a cluster (the 3-node fan-out of bench/cluster); the other scenarios run with
+// default options.
 import './gc.mjs';
 import { randomBytes } from 'node:crypto';
 import { Helios } from '@aionbuilders/helios';
 
-const helios = new Helios(
-  process.env.SESSIONS === '1' ? { sessionRecovery: { secret: randomBytes(32).toString('hex'), ttl: 60_000 } } : {},
-);
+const options = {};
+if (process.env.SESSIONS === '1') options.sessionRecovery = { secret: randomBytes(32).toString('hex'), ttl: 60_000 };
+if (process.env.REDIS_URL) options.cluster = { redis: process.env.REDIS_URL, channelPrefix: 'bench' };
+const helios = new Helios(options);
 
 helios.method('echo', (context) => ({ echo: context.payload, at: 'helios' }));
 
