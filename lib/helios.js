@@ -457,16 +457,18 @@ class Helios {
   #reply(connection, requestId, value) {
     const response = value instanceof Response ? value : null;
     const status = response ? response.status : 200;
-    const body = response ? (response.isError() ? response.error : response.data) : value;
+    const failed = status >= 400;
     let text;
     try {
-      text = json(body);
+      text = json(response ? (failed ? response.error : response.data) : value);
     } catch (error) {
       console.error(`[helios] result of request ${JSON.stringify(requestId)} is not serializable:`, error);
       const failure = Response.error(`Result is not serializable: ${error.message}`, 500, 'UNSERIALIZABLE_RESULT');
       return this.#reply(connection, requestId, failure);
     }
-    this._outbox.push(`[${OP.reply},${connection._key},${JSON.stringify(requestId)},${status},${text}]`);
+    // The response frame, written once here; the core sends it as is.
+    const id = JSON.stringify(requestId);
+    this._outbox.frame(connection._key, `{"type":"response","id":${id},"status":${status},"${failed ? 'error' : 'data'}":${text}}`);
   }
 
   #runEvent(connection, topic, handlerIds, data) {

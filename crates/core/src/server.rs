@@ -475,7 +475,7 @@ impl Server {
             return;
         }
         let conn_key = match &op {
-            Op::Reply { conn, .. }
+            Op::Frame { conn, .. }
             | Op::Emit { conn, .. }
             | Op::Request { conn, .. }
             | Op::EventError { conn, .. }
@@ -498,10 +498,8 @@ impl Server {
             return;
         };
         match op {
-            Op::Reply {
-                id, status, body, ..
-            } => {
-                conn.send(protocol::response_frame(id, status, body));
+            Op::Frame { frame, .. } => {
+                conn.send(frame.to_owned());
             }
             Op::Emit {
                 topic,

@@ -1,8 +1,9 @@
-//! Operations from the application, sent as one JSON array of arrays per flush:
+//! Operations from the application, sent as lines of text per flush, one operation per line. A line is
+//! either a ready frame for one connection, `<conn> <frame>`, or a JSON array:
 //!
-//! | kind | array                                           | meaning                                        |
+//! | kind | line                                            | meaning                                        |
 //! |------|-------------------------------------------------|------------------------------------------------|
-//! | 0    | `[0, conn, requestId, status, body]`            | answer a client request (body: data, or the error object when status ≥ 400) |
+//! | —    | `<conn> {"type":"response",...}`                | send a frame the application wrote (its answers to client requests): the hot path, copied as is, never parsed |
 //! | 1    | `[1, conn, topic, data, volatile?]`             | send an event; a volatile one is dropped rather than close a slow connection |
 //! | 2    | `[2, conn, requestId, method, payload, timeoutMs]` | send a server request; ids are integers chosen by the application |
 //! | 3    | `[3, conn, code, reason]`                       | close the connection                           |
@@ -14,6 +15,9 @@
 //! | 9    | `[9, ticket, connectionId, method, payload, timeoutMs]` | cluster: send a request to a connection of another node; answered by call 14 or 15 |
 //! | 10   | `[10, ticket, topic]`                            | cluster: ask every other node who is in the room; each answers with call 16 |
 //! | 11   | `[11, conn, data]`                               | cluster: the JSON-serializable entries of a session's data, as an object, for its copy in Redis |
+//!
+//! JSON text never holds a raw line break (`JSON.stringify` escapes them), so lines split the flush
+//! without parsing it.
 
 use std::borrow::Cow;
 
@@ -24,16 +28,12 @@ use crate::protocol::array::{field, raw};
 /// One operation on a connection.
 #[derive(Debug)]
 pub enum Op<'a> {
-    /// Answer a client request.
-    Reply {
+    /// Send a frame the application wrote.
+    Frame {
         /// The connection.
         conn: u64,
-        /// The client's request id, raw.
-        id: &'a RawValue,
-        /// The response status.
-        status: u16,
-        /// The data, or the error object when `status` ≥ 400.
-        body: &'a RawValue,
+        /// The frame's text, sent as is.
+        frame: &'a str,
     },
     /// Send an event.
     Emit {
@@ -170,12 +170,6 @@ fn op<'a>(item: &[&'a RawValue]) -> Result<Op<'a>, String> {
             reason: field(item, 4)?,
             data: raw(item, 5)?,
         }),
-        0 => Ok(Op::Reply {
-            conn,
-            id: raw(item, 2)?,
-            status: field(item, 3)?,
-            body: raw(item, 4)?,
-        }),
         1 => Ok(Op::Emit {
             conn,
             topic: field(item, 2)?,
@@ -236,16 +230,26 @@ fn op<'a>(item: &[&'a RawValue]) -> Result<Op<'a>, String> {
     }
 }
 
+/// Decodes one line of a flush.
+fn line(line: &str) -> Result<Op<'_>, String> {
+    if line.starts_with('[') {
+        let item: Vec<&RawValue> = serde_json::from_str(line).map_err(|error| error.to_string())?;
+        return op(&item);
+    }
+    let (conn, frame) = line
+        .split_once(' ')
+        .ok_or("neither a JSON array nor `<conn> <frame>`")?;
+    let conn = conn
+        .parse()
+        .map_err(|_| format!("bad connection key {conn:?}"))?;
+    Ok(Op::Frame { conn, frame })
+}
+
 /// Decodes a flush.
 pub fn decode(text: &str) -> Result<Vec<Op<'_>>, OpError> {
-    let items: Vec<Vec<&RawValue>> = serde_json::from_str(text).map_err(|error| OpError {
-        index: 0,
-        reason: error.to_string(),
-    })?;
-    items
-        .iter()
+    text.split('\n')
         .enumerate()
-        .map(|(index, item)| op(item).map_err(|reason| OpError { index, reason }))
+        .map(|(index, text)| line(text).map_err(|reason| OpError { index, reason }))
         .collect()
 }
 
@@ -255,12 +259,22 @@ mod tests {
 
     #[test]
     fn decodes_every_kind() {
-        let ops = decode(
-            r#"[[0,1,"r",200,{"a":1}],[1,2,"chat:x",null],[2,3,7,"client.ping",[1],5000],[3,4,4001,"Auth timeout"],[4,5,"chat:x","boom"],[5,6,"r2","user:42",false,"boom"]]"#,
-        )
+        let ops = decode(concat!(
+            r#"1 {"type":"response","id":"r","status":200,"data":{"a":1}}"#,
+            "\n",
+            r#"[1,2,"chat:x",null]"#,
+            "\n",
+            r#"[2,3,7,"client.ping",[1],5000]"#,
+            "\n",
+            r#"[3,4,4001,"Auth timeout"]"#,
+            "\n",
+            r#"[4,5,"chat:x","boom"]"#,
+            "\n",
+            r#"[5,6,"r2","user:42",false,"boom"]"#,
+        ))
         .expect("valid ops");
         assert!(
-            matches!(&ops[0], Op::Reply { conn: 1, status: 200, id, body } if id.get() == r#""r""# && body.get() == r#"{"a":1}"#)
+            matches!(&ops[0], Op::Frame { conn: 1, frame } if *frame == r#"{"type":"response","id":"r","status":200,"data":{"a":1}}"#)
         );
         assert!(matches!(&ops[1], Op::Emit { conn: 2, topic, .. } if topic == "chat:x"));
         assert!(
@@ -279,8 +293,14 @@ mod tests {
 
     #[test]
     fn decodes_the_cluster_kinds() {
-        let ops = decode(r#"[[8,1,"c1","t",{"x":1},true],[9,2,"c2","m",null,500],[10,3,"lobby"]]"#)
-            .expect("valid ops");
+        let ops = decode(concat!(
+            r#"[8,1,"c1","t",{"x":1},true]"#,
+            "\n",
+            r#"[9,2,"c2","m",null,500]"#,
+            "\n",
+            r#"[10,3,"lobby"]"#,
+        ))
+        .expect("valid ops");
         assert!(
             matches!(&ops[0], Op::RouteEmit { ticket: 1, id, topic, volatile: true, .. } if id == "c1" && topic == "t")
         );
@@ -292,9 +312,11 @@ mod tests {
 
     #[test]
     fn reports_the_malformed_operation() {
-        let error = decode(r#"[[1,2,"t",null],[99,1]]"#).expect_err("kind 99 is unknown");
+        let error = decode("[1,2,\"t\",null]\n[99,1]").expect_err("kind 99 is unknown");
         assert!(error.to_string().contains("#1"));
-        assert!(decode(r#"[[0,1]]"#).is_err());
+        assert!(decode("[0,1]").is_err());
         assert!(decode("nope").is_err());
+        assert!(decode("x1 {}").is_err());
+        assert!(decode("[1,2").is_err());
     }
 }
