@@ -417,35 +417,37 @@ class Helios {
   #runRequest(connection, requestId, method, handlerId, middlewareIds, payload) {
     const context = new RequestContext(this, connection, method, payload, requestId);
     const handler = this.#handlers[handlerId];
-    const chain = middlewareIds.map((id) => this.#handlers[id]);
     this.#inFlight += 1;
-    // Exactly one answer per request: the handler's, or the 504 of a handler that took too long.
+    let result;
+    try {
+      result =
+        middlewareIds.length === 0
+          ? handler(context)
+          : runChain(middlewareIds.map((id) => this.#handlers[id]), handler, context);
+    } catch (error) {
+      this.#answered(connection, requestId, handlerFailure(method, error, this.options.debug));
+      return;
+    }
+    // A synchronous answer needs none of the bookkeeping below: most handlers take this path.
+    if (result && typeof result.then === 'function') this.#await(connection, requestId, method, result);
+    else this.#answered(connection, requestId, result);
+  }
+
+  /** Answers with the promise's outcome, or with a 504 once the handler has taken too long: exactly once. */
+  #await(connection, requestId, method, promise) {
     let answered = false;
-    let forgetDeadline = null;
     const respond = (value) => {
       if (answered) return;
       answered = true;
-      forgetDeadline?.();
+      forgetDeadline();
       this.#answered(connection, requestId, value);
     };
-    const failed = (error) => respond(handlerFailure(method, error, this.options.debug));
-    let result;
-    try {
-      result = runChain(chain, handler, context);
-    } catch (error) {
-      failed(error);
-      return;
-    }
-    if (result && typeof result.then === 'function') {
-      result.then(respond, failed);
-      const timeout = this.options.handlerTimeout;
-      forgetDeadline = this.#deadlines.watch(timeout, () => {
-        console.error(`[helios] handler of '${method}' did not answer within ${timeout} ms`);
-        respond(Response.error(`Handler of '${method}' did not answer within ${timeout} ms`, 504, 'HANDLER_TIMEOUT'));
-      });
-    } else {
-      respond(result);
-    }
+    const timeout = this.options.handlerTimeout;
+    const forgetDeadline = this.#deadlines.watch(timeout, () => {
+      console.error(`[helios] handler of '${method}' did not answer within ${timeout} ms`);
+      respond(Response.error(`Handler of '${method}' did not answer within ${timeout} ms`, 504, 'HANDLER_TIMEOUT'));
+    });
+    promise.then(respond, (error) => respond(handlerFailure(method, error, this.options.debug)));
   }
 
   #answered(connection, requestId, value) {
