@@ -9,6 +9,7 @@ use std::io::{self, IoSlice};
 use std::sync::{Mutex, MutexGuard};
 use std::task::{ready, Context, Poll};
 
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
@@ -197,9 +198,26 @@ impl Wire {
     ) -> Poll<io::Result<usize>> {
         loop {
             ready!(self.tcp.poll_read_ready(cx))?;
-            match self.tcp.try_read(buf) {
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-                result => return Poll::Ready(result),
+            let mut drained = None;
+            let result = self.tcp.try_io(Interest::READABLE, || {
+                let read = self.tcp.try_read(buf)?;
+                // A read that does not fill the buffer emptied the socket (epoll is edge-triggered): the
+                // readiness is cleared now, as tokio's own TcpStream does, so the next read waits for new
+                // bytes instead of making a system call that finds none. Bytes that arrived meanwhile
+                // moved the readiness on, and clearing leaves it set.
+                if cfg!(any(target_os = "linux", target_os = "android"))
+                    && read > 0
+                    && read < buf.len()
+                {
+                    drained = Some(read);
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Ok(read)
+            });
+            match (result, drained) {
+                (_, Some(read)) => return Poll::Ready(Ok(read)),
+                (Err(error), None) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                (result, None) => return Poll::Ready(result),
             }
         }
     }
