@@ -10,6 +10,12 @@ mod server;
 
 use napi_derive::module_init;
 
+/// The addon's allocator. Memory crosses threads all the time here (a call's text is built on an I/O
+/// thread and freed on the JavaScript thread, a reply's frame the other way round); the system allocator
+/// takes a lock for every such free, and the two threads then wait on each other.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Builds the runtime the addon's sockets run on, before napi starts its own.
 #[module_init]
 fn init() {
