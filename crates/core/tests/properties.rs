@@ -760,7 +760,6 @@ fn op_is_valid(item: &Value) -> bool {
     let any = |index: usize| at(index).is_some();
     u64_at(1)
         && match at(0).and_then(Value::as_u64) {
-            Some(0) => any(2) && u16_at(3) && any(4),
             Some(1) => string(2) && any(3) && (item.len() <= 4 || boolean(4)),
             Some(2) => u64_at(2) && string(3) && any(4) && u64_at(5),
             Some(3) => u16_at(2) && string(3),
@@ -785,12 +784,7 @@ fn op_is_valid(item: &Value) -> bool {
 fn op_summary(op: &Op<'_>) -> Value {
     let text = |raw: &RawValue| Value::from(raw.get());
     match op {
-        Op::Reply {
-            conn,
-            id,
-            status,
-            body,
-        } => json!(["reply", conn, text(id), status, text(body)]),
+        Op::Frame { conn, frame } => json!(["frame", conn, frame]),
         Op::Emit {
             conn,
             topic,
@@ -855,12 +849,6 @@ fn op_summary(op: &Op<'_>) -> Value {
 fn valid_op() -> BoxedStrategy<(Value, Value)> {
     let raw_text = |value: &Value| Value::from(json_text(value));
     prop_oneof![
-        (any::<u64>(), request_id(), any::<u16>(), json_value()).prop_map(
-            move |(conn, id, status, body)| (
-                json!([0, conn, id, status, body]),
-                json!(["reply", conn, raw_text(&id), status, raw_text(&body)]),
-            )
-        ),
         (
             any::<u64>(),
             text(32),
@@ -928,6 +916,22 @@ fn valid_op() -> BoxedStrategy<(Value, Value)> {
     .boxed()
 }
 
+/// A ready frame for a connection, `<conn> <frame>`: its line and its expected summary.
+fn frame_op() -> BoxedStrategy<(String, Value)> {
+    (any::<u64>(), request_id(), json_value())
+        .prop_map(|(conn, id, data)| {
+            let frame =
+                json_text(&json!({ "type": "response", "id": id, "status": 200, "data": data }));
+            (format!("{conn} {frame}"), json!(["frame", conn, frame]))
+        })
+        .boxed()
+}
+
+/// A flush: one operation per line.
+fn lines(items: &[Value]) -> String {
+    items.iter().map(json_text).collect::<Vec<_>>().join("\n")
+}
+
 proptest! {
     #![proptest_config(config())]
 
@@ -941,7 +945,7 @@ proptest! {
 
     #[test]
     fn op_decode_follows_the_table(batch in near_batch()) {
-        let text = json_text(&batch);
+        let text = lines(batch.as_array().expect("a batch is an array"));
         let items = batch.as_array().expect("a batch is an array");
         match op::decode(&text) {
             Ok(ops) => {
@@ -951,8 +955,8 @@ proptest! {
             Err(error) => {
                 let first_bad = items.iter().position(|item| !op_is_valid(item));
                 prop_assert!(first_bad.is_some(), "refused {}: {}", text, error);
-                // When every item is an array, the error names the first malformed one.
-                if items.iter().all(Value::is_array) {
+                // The error names the first malformed line.
+                {
                     let prefix = format!("malformed operation #{}:", first_bad.unwrap_or_default());
                     prop_assert!(error.to_string().starts_with(&prefix), "{} for {}", error, text);
                 }
@@ -961,9 +965,11 @@ proptest! {
     }
 
     #[test]
-    fn ops_round_trip(batch in prop::collection::vec(valid_op(), 0..6)) {
-        let wire = Value::Array(batch.iter().map(|(wire, _)| wire.clone()).collect());
-        let text = json_text(&wire);
+    fn ops_round_trip(batch in prop::collection::vec(prop_oneof![
+        valid_op().prop_map(|(wire, summary)| (json_text(&wire), summary)),
+        frame_op(),
+    ], 0..6)) {
+        let text = batch.iter().map(|(line, _)| line.as_str()).collect::<Vec<_>>().join("\n");
         let ops = op::decode(&text).map_err(|error| TestCaseError::fail(error.to_string()))?;
         let got: Vec<Value> = ops.iter().map(op_summary).collect();
         let expected: Vec<Value> = batch.into_iter().map(|(_, summary)| summary).collect();

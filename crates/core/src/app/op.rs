@@ -245,8 +245,11 @@ fn line(line: &str) -> Result<Op<'_>, String> {
     Ok(Op::Frame { conn, frame })
 }
 
-/// Decodes a flush.
+/// Decodes a flush; an empty one holds no operation.
 pub fn decode(text: &str) -> Result<Vec<Op<'_>>, OpError> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
     text.split('\n')
         .enumerate()
         .map(|(index, text)| line(text).map_err(|reason| OpError { index, reason }))
