@@ -16,7 +16,7 @@ impl<'a> RequestId<'a> {
     fn parse(raw: &'a RawValue) -> Option<Self> {
         let text = raw.get();
         let valid = if text.starts_with('"') {
-            serde_json::from_str::<Cow<'_, str>>(text).is_ok_and(|id| id.len() <= MAX_ID_LEN)
+            json_string(raw).is_some_and(|id| id.len() <= MAX_ID_LEN)
         } else {
             text.parse::<u64>().is_ok_and(|n| n < (1 << 53))
         };
@@ -111,16 +111,30 @@ struct Envelope<'a> {
     seq: Option<&'a RawValue>,
 }
 
+/// The string a raw JSON value holds, or `None` when it is not a string. Most strings have no escape: they
+/// are borrowed as they stand, without running the parser a second time.
+fn json_string(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text = raw.get();
+    match text
+        .strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+    {
+        // Valid JSON already (the envelope parsed it), so with no backslash the inside is the string.
+        Some(inside) if !inside.contains('\\') => Some(Cow::Borrowed(inside)),
+        _ => serde_json::from_str::<Cow<'_, str>>(text).ok(),
+    }
+}
+
 fn string<'a>(raw: Option<&'a RawValue>) -> Option<Cow<'a, str>> {
-    raw.and_then(|raw| serde_json::from_str::<Cow<'a, str>>(raw.get()).ok())
+    raw.and_then(json_string)
 }
 
 fn name<'a>(raw: Option<&'a RawValue>, what: &'static str) -> Result<Cow<'a, str>, &'static str> {
     let Some(raw) = raw else {
         return Err(what);
     };
-    match serde_json::from_str::<Cow<'a, str>>(raw.get()) {
-        Ok(text) if !text.is_empty() && text.len() <= MAX_NAME_LEN => Ok(text),
+    match json_string(raw) {
+        Some(text) if !text.is_empty() && text.len() <= MAX_NAME_LEN => Ok(text),
         _ => Err(what),
     }
 }
