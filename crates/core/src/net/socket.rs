@@ -227,8 +227,54 @@ async fn run(
     conn: &Connection,
     outbox: &Outbox,
     wire: Option<&Wire>,
+    ws: Socket,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Ending {
+    let mut burst = Burst::default();
+    let ending = turns(shared, conn, outbox, wire, ws, shutdown, &mut burst).await;
+    // The calls of the last messages reach the application before it hears of the close.
+    burst.send(conn).await;
+    ending
+}
+
+/// Calls from one burst of messages, sent to the application as one item once the socket has nothing
+/// more to read: a single hand-off for the ten requests a client pipelines, instead of one each. Items are
+/// joined into batches with commas, so an item may hold several calls.
+#[derive(Default)]
+struct Burst(String);
+
+impl Burst {
+    fn push(&mut self, call: String) {
+        if self.0.is_empty() {
+            self.0 = call;
+        } else {
+            self.0.push(',');
+            self.0.push_str(&call);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Hands the calls over; waiting here when the application is behind is the backpressure: this socket
+    /// stops being read.
+    async fn send(&mut self, conn: &Connection) {
+        if !self.0.is_empty() {
+            let _ = conn.calls.send(std::mem::take(&mut self.0)).await;
+        }
+    }
+}
+
+/// The turns of the connection's loop; see [`run`].
+async fn turns(
+    shared: &Shared,
+    conn: &Connection,
+    outbox: &Outbox,
+    wire: Option<&Wire>,
     mut ws: Socket,
     shutdown: &mut watch::Receiver<bool>,
+    burst: &mut Burst,
 ) -> Ending {
     // Set once we have sent a close frame: from then on we only wait for the client's.
     let mut closing: Option<(Instant, Ending)> = None;
@@ -275,11 +321,14 @@ async fn run(
                 armed = Some(due);
             }
         }
+        // Biased: messages first, then the burst they made is handed over once there is none left to read;
+        // every other branch runs with the burst sent, so the application hears of things in order.
         tokio::select! {
+            biased;
             incoming = next_message(&mut ws, &mut drained) => match incoming {
-                Some(Ok(Message::Pong(bytes))) => Box::pin(pong(shared, conn, &bytes, health.as_mut(), &mut pings)).await,
+                Some(Ok(Message::Pong(bytes))) => pong(shared, conn, &bytes, health.as_mut(), &mut pings, burst),
                 Some(Ok(message)) => {
-                    if let Some(ending) = receive(shared, conn, message, &mut closing, bucket.as_mut(), &mut last_heard).await {
+                    if let Some(ending) = receive(shared, conn, message, &mut closing, bucket.as_mut(), &mut last_heard, burst).await {
                         // Sends tungstenite's answer to the client's close frame.
                         let _ = timeout(shared.config.close_timeout, ws.flush()).await;
                         return ending;
@@ -294,6 +343,7 @@ async fn run(
                 }
                 None => return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, "")),
             },
+            _ = std::future::ready(()), if !burst.is_empty() => burst.send(conn).await,
             _ = &mut ready, if closing.is_none() => {
                 ready.set(outbox.ready());
                 let batch = outbox.take(MAX_FRAMES_PER_FLUSH);
@@ -447,6 +497,7 @@ async fn receive(
     closing: &mut Option<(Instant, Ending)>,
     bucket: Option<&mut Bucket>,
     last_heard: &mut Instant,
+    burst: &mut Burst,
 ) -> Option<Ending> {
     if let Message::Text(_) | Message::Binary(_) = &message {
         *last_heard = Instant::now();
@@ -457,7 +508,7 @@ async fn receive(
             Admit::Allowed => None,
             Admit::Limited { first } => {
                 if first {
-                    let _ = conn.calls.send(call::limit(conn.key, "rate-limited")).await;
+                    burst.push(call::limit(conn.key, "rate-limited"));
                 }
                 Some(bucket.retry_after_ms())
             }
@@ -501,12 +552,10 @@ async fn receive(
         Effect::Reply(frame) => {
             conn.send(frame);
         }
-        Effect::Call(call) => {
-            // Waiting here when the application is behind is the backpressure: this socket stops being read.
-            let _ = conn.calls.send(call).await;
-        }
+        Effect::Call(call) => burst.push(call),
         Effect::CallThenReply { call, reply } => {
-            let _ = conn.calls.send(call).await;
+            burst.push(call);
+            burst.send(conn).await;
             conn.send(reply);
         }
         Effect::Nothing => {}
@@ -515,12 +564,13 @@ async fn receive(
 }
 
 /// Handles a pong: the answer to a health ping or to an application ping.
-async fn pong(
+fn pong(
     shared: &Shared,
     conn: &Connection,
     bytes: &[u8],
     health: Option<&mut Health>,
     pings: &mut HashMap<u64, Instant>,
+    burst: &mut Burst,
 ) {
     let now = Instant::now();
     let millis = |latency: Duration| latency.as_secs_f64() * 1000.0;
@@ -540,7 +590,7 @@ async fn pong(
         // Unsolicited pongs are allowed (RFC 6455 §5.5.3) and mean nothing.
         _ => return,
     };
-    let _ = conn.calls.send(call).await;
+    burst.push(call);
 }
 
 /// Writes what is queued now, within the close timeout: the last words before a close.
