@@ -141,6 +141,41 @@ fn name<'a>(raw: Option<&'a RawValue>, what: &'static str) -> Result<Cow<'a, str
 
 /// Decodes one text frame.
 pub fn decode(text: &str) -> Result<Inbound<'_>, DecodeError> {
+    match request_as_clients_write_it(text) {
+        Some(request) => Ok(request),
+        None => decode_envelope(text),
+    }
+}
+
+/// A request in the exact shape the clients write (`JSON.stringify({ type, id, method, payload })`):
+/// `{"type":"request","id":<id>,"method":"<name>","payload":<JSON>}`, read without the envelope's map
+/// parsing; only the payload goes through the parser, to find that it is one JSON value. Any other text,
+/// or anything doubtful in this one (an escape, a control character, another key), is left to
+/// [`decode_envelope`], which gives the same result for what this accepts.
+fn request_as_clients_write_it(text: &str) -> Option<Inbound<'_>> {
+    let rest = text.strip_prefix(r#"{"type":"request","id":"#)?;
+    let id_len = match rest.strip_prefix('"') {
+        Some(inside) => inside.find('"')? + 2,
+        None => rest.find(|c: char| !c.is_ascii_digit())?,
+    };
+    let (id, rest) = rest.split_at(id_len);
+    let rest = rest.strip_prefix(r#","method":""#)?;
+    let (method, rest) = rest.split_at(rest.find('"')?);
+    let plain = |text: &str| !text.bytes().any(|byte| byte == b'\\' || byte < 0x20);
+    if !plain(id) || !plain(method) || method.is_empty() || method.len() > MAX_NAME_LEN {
+        return None;
+    }
+    let payload = rest.strip_prefix(r#"","payload":"#)?.strip_suffix('}')?;
+    let id = RequestId::parse(serde_json::from_str(id).ok()?)?;
+    Some(Inbound::Request {
+        id,
+        method: Ok(Cow::Borrowed(method)),
+        payload: serde_json::from_str(payload).ok()?,
+    })
+}
+
+/// Decodes one text frame through the envelope: every shape, every error.
+fn decode_envelope(text: &str) -> Result<Inbound<'_>, DecodeError> {
     // Only an object is a message: serde would also fill the envelope from an array, by position.
     if !text.trim_start().starts_with('{') {
         return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
@@ -217,6 +252,41 @@ pub fn decode(text: &str) -> Result<Inbound<'_>, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_clients_shape_decodes_as_the_envelope_does() {
+        let accepted = [
+            r#"{"type":"request","id":1,"method":"echo","payload":{"a":[1,"x"]}}"#,
+            r#"{"type":"request","id":"r-1","method":"user.get","payload":null}"#,
+            r#"{"type":"request","id":"","method":"é","payload": 5 }"#,
+        ];
+        for text in accepted {
+            let fast = request_as_clients_write_it(text).expect(text);
+            let slow = decode_envelope(text).expect(text);
+            assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{text}");
+        }
+        let left_to_the_envelope = [
+            r#"{"type":"request","id":"a\"b","method":"m","payload":1}"#,
+            r#"{"type":"request","id":1,"method":"a\u0062","payload":1}"#,
+            r#"{"type":"request","id":1,"method":"","payload":1}"#,
+            r#"{"type":"request","id":007,"method":"m","payload":1}"#,
+            r#"{"type":"request","id":-1,"method":"m","payload":1}"#,
+            r#"{"type":"request","id":1.5,"method":"m","payload":1}"#,
+            r#"{"type":"request","id":1,"method":"m","payload":1,"x":2}"#,
+            r#"{"type":"request","id":1,"method":"m","payload":{"a":1}"#,
+            r#"{"type":"request","id":1,"method":"m","payload":}"#,
+            r#"{"type":"request","id":1,"method":"m","payload":1} "#,
+            "{\"type\":\"request\",\"id\":1,\"method\":\"a\tb\",\"payload\":1}",
+        ];
+        for text in left_to_the_envelope {
+            assert!(request_as_clients_write_it(text).is_none(), "{text}");
+        }
+        let long = format!(
+            r#"{{"type":"request","id":1,"method":"{}","payload":1}}"#,
+            "m".repeat(MAX_NAME_LEN + 1)
+        );
+        assert!(request_as_clients_write_it(&long).is_none());
+    }
 
     #[test]
     fn decodes_a_request_with_raw_payload() {
