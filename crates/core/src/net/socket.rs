@@ -44,6 +44,9 @@ const MAX_FRAMES_PER_FLUSH: usize = 256;
 /// Bytes tungstenite reads per call; see [`websocket_config`].
 const READ_BUFFER: usize = 2 * 1024;
 
+/// Bytes of call text one burst gathers at most before it is handed over even though more messages wait.
+const MAX_BURST: usize = 64 * 1024;
+
 /// Code reported when the connection ended without a close frame.
 const ABNORMAL: u16 = 1006;
 
@@ -257,6 +260,10 @@ impl Burst {
         self.0.is_empty()
     }
 
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// Hands the calls over; waiting here when the application is behind is the backpressure: this socket
     /// stops being read.
     async fn send(&mut self, conn: &Connection) {
@@ -332,6 +339,10 @@ async fn turns(
                         // Sends tungstenite's answer to the client's close frame.
                         let _ = timeout(shared.config.close_timeout, ws.flush()).await;
                         return ending;
+                    }
+                    // A client that never pauses still meets the backpressure of the calls channel.
+                    if burst.len() >= MAX_BURST {
+                        burst.send(conn).await;
                     }
                 }
                 Some(Err(error)) => {
