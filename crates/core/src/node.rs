@@ -71,25 +71,15 @@ impl Local for Node {
         payload: &RawValue,
     ) -> Result<(), &'static str> {
         let conn = self.connection(conn).ok_or("unknown-connection")?;
-        let (timer_conn, shared) = (conn.clone(), self.shared.clone());
+        let shared = self.shared.clone();
         let max = self.shared.config.max_pending_requests;
-        let added = conn.add_pending(id, max, || {
-            self.runtime
-                .spawn(async move {
-                    tokio::time::sleep(timeout).await;
-                    if timer_conn.expire_pending(id) {
-                        if let Some(cluster) = &shared.cluster {
-                            cluster.request_failed(id, "timeout");
-                        }
-                    }
-                })
-                .abort_handle()
-        });
-        match added {
-            Pending::Added => {
-                conn.send(protocol::request_frame(id, method, payload));
-                Ok(())
+        let expired = async move {
+            if let Some(cluster) = &shared.cluster {
+                cluster.request_failed(id, "timeout");
             }
+        };
+        match conn.request(&self.runtime, id, method, payload, timeout, max, expired) {
+            Pending::Added => Ok(()),
             Pending::Full => Err("too-many-pending"),
             Pending::Refused => Err("connection-closed"),
         }

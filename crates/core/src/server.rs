@@ -519,24 +519,20 @@ impl Server {
                 let Some(runtime) = self.runtime() else {
                     return;
                 };
-                let timer_conn = conn.clone();
                 let max = self.shared.config.max_pending_requests;
-                match conn.add_pending(id, max, || {
-                    runtime
-                        .spawn(expire(timer_conn, id, Duration::from_millis(timeout_ms)))
-                        .abort_handle()
-                }) {
-                    Pending::Added => {
-                        conn.send(protocol::request_frame(id, &method, payload));
-                    }
-                    Pending::Full => {
-                        // The application's promise fails at once instead of waiting for a timeout.
-                        let failed = call::request_failed(conn.key, id, "too-many-pending");
-                        runtime.spawn(async move {
-                            let _ = conn.calls.send(failed).await;
-                        });
-                    }
-                    Pending::Refused => {}
+                let timeout = Duration::from_millis(timeout_ms);
+                let (calls, key) = (conn.calls.clone(), conn.key);
+                let expired = async move {
+                    let _ = calls.send(call::request_failed(key, id, "timeout")).await;
+                };
+                if conn.request(&runtime, id, &method, payload, timeout, max, expired)
+                    == Pending::Full
+                {
+                    // The application's promise fails at once instead of waiting for a timeout.
+                    let failed = call::request_failed(conn.key, id, "too-many-pending");
+                    runtime.spawn(async move {
+                        let _ = conn.calls.send(failed).await;
+                    });
                 }
             }
             Op::EventError { topic, message, .. } => {
@@ -639,16 +635,5 @@ impl Server {
             }
             _ => {}
         }
-    }
-}
-
-/// Fails a server request that is still pending after `after`.
-async fn expire(conn: Arc<Connection>, id: u64, after: Duration) {
-    tokio::time::sleep(after).await;
-    if conn.expire_pending(id) {
-        let _ = conn
-            .calls
-            .send(call::request_failed(conn.key, id, "timeout"))
-            .await;
     }
 }

@@ -1,14 +1,18 @@
 //! The shared handle of one live connection: what the application and the server use to reach it.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use serde_json::value::RawValue;
+use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
 use super::outbox::Outbox;
+use crate::protocol;
 use crate::session::Replay;
 use crate::stats::Stats;
 
@@ -376,23 +380,38 @@ impl Connection {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Records a server request and starts its timeout task with `start_timer`, unless the connection
-    /// has ended, the id is taken, or `max` requests are waiting already. The timer starts under the lock,
-    /// so even a zero timeout finds its entry.
-    pub(crate) fn add_pending(
-        &self,
+    /// Sends server request `id` to the client, unless the connection has ended, the id is taken, or `max`
+    /// requests are waiting already. If no answer comes within `timeout`, `expired` runs on `runtime`. The
+    /// timer starts under the lock, so even a zero timeout finds its entry.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn request(
+        self: &Arc<Self>,
+        runtime: &Handle,
         id: u64,
+        method: &str,
+        payload: &RawValue,
+        timeout: Duration,
         max: usize,
-        start_timer: impl FnOnce() -> AbortHandle,
+        expired: impl Future<Output = ()> + Send + 'static,
     ) -> Pending {
-        let mut waiting = self.pending();
-        if waiting.closed || waiting.timers.contains_key(&id) {
-            return Pending::Refused;
+        {
+            let mut waiting = self.pending();
+            if waiting.closed || waiting.timers.contains_key(&id) {
+                return Pending::Refused;
+            }
+            if waiting.timers.len() >= max {
+                return Pending::Full;
+            }
+            let conn = self.clone();
+            let timer = runtime.spawn(async move {
+                tokio::time::sleep(timeout).await;
+                if conn.expire_pending(id) {
+                    expired.await;
+                }
+            });
+            waiting.timers.insert(id, timer.abort_handle());
         }
-        if waiting.timers.len() >= max {
-            return Pending::Full;
-        }
-        waiting.timers.insert(id, start_timer());
+        self.send(protocol::request_frame(id, method, payload));
         Pending::Added
     }
 
@@ -409,7 +428,7 @@ impl Connection {
     }
 
     /// Takes a server request out of the pending set because it timed out.
-    pub(crate) fn expire_pending(&self, id: u64) -> bool {
+    fn expire_pending(&self, id: u64) -> bool {
         self.pending().timers.remove(&id).is_some()
     }
 
