@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::app::call;
 use crate::server::Shared;
 
-use super::prefixed::Prefixed;
+use super::handshake::{self, Refused};
 use super::transport::Transport;
 
 /// Largest request head accepted; browsers send a few KiB at most.
@@ -36,11 +36,18 @@ pub(crate) enum Verdict {
     },
 }
 
-/// A connection allowed in: its stream (the request head still to be read by the handshake), the
-/// initial data the upgrade hook gave, and its place under the connection limit.
+/// A connection allowed in, its handshake still to be answered.
 pub(crate) struct Admitted {
-    pub(crate) stream: Prefixed<Transport>,
+    pub(crate) stream: Transport,
+    /// The request's URL (path and query).
+    pub(crate) url: String,
+    /// The `101` answer to write.
+    pub(crate) answer: String,
+    /// Bytes the client sent behind its request head: the start of its first frames.
+    pub(crate) early: Vec<u8>,
+    /// The initial data the upgrade hook gave.
     pub(crate) data: Option<Box<RawValue>>,
+    /// The connection's place under the connection limit.
     pub(crate) slot: Slot,
 }
 
@@ -104,7 +111,7 @@ pub(crate) async fn admit(
             return None;
         }
     };
-    let Some(head) = parse(&bytes) else {
+    let Some((head, head_len)) = parse(&bytes) else {
         respond(&mut stream, 400, "Bad Request", &[]).await;
         return None;
     };
@@ -129,6 +136,26 @@ pub(crate) async fn admit(
         }
         return None;
     }
+    let request = handshake::Request {
+        connection: head.header("connection"),
+        version: head.header("sec-websocket-version"),
+        key: head.header("sec-websocket-key"),
+        protocols: head.header("sec-websocket-protocol"),
+    };
+    let answer = match handshake::answer(&request) {
+        Ok(answer) => answer,
+        Err(Refused::Malformed(what)) => {
+            tracing::debug!(%remote, what, "bad WebSocket handshake");
+            respond(&mut stream, 400, what, &[]).await;
+            return None;
+        }
+        Err(Refused::Version) => {
+            tracing::debug!(%remote, "unsupported WebSocket version");
+            let headers = [("sec-websocket-version", "13")];
+            respond(&mut stream, 426, "Unsupported WebSocket version", &headers).await;
+            return None;
+        }
+    };
     if let Some(allowed) = &shared.config.allowed_origins {
         let origin = head.header("origin").unwrap_or_default();
         if !allowed.iter().any(|allowed| allowed == origin) {
@@ -155,7 +182,10 @@ pub(crate) async fn admit(
         None
     };
     Some(Admitted {
-        stream: Prefixed::new(bytes, stream),
+        stream,
+        url: head.url,
+        answer,
+        early: bytes[head_len..].to_vec(),
         data,
         slot,
     })
@@ -182,12 +212,13 @@ async fn read_head(stream: &mut Transport) -> Result<Vec<u8>, u16> {
     }
 }
 
-fn parse(bytes: &[u8]) -> Option<Head> {
+/// The request head and its length in bytes; `None` unless complete and valid.
+fn parse(bytes: &[u8]) -> Option<(Head, usize)> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
-    if !request.parse(bytes).ok()?.is_complete() {
+    let httparse::Status::Complete(len) = request.parse(bytes).ok()? else {
         return None;
-    }
+    };
     let mut map: BTreeMap<String, String> = BTreeMap::new();
     for header in request.headers.iter() {
         let value = String::from_utf8_lossy(header.value).into_owned();
@@ -198,11 +229,12 @@ fn parse(bytes: &[u8]) -> Option<Head> {
             })
             .or_insert(value);
     }
-    Some(Head {
+    let head = Head {
         method: request.method?.to_owned(),
         url: request.path?.to_owned(),
         headers: map,
-    })
+    };
+    Some((head, len))
 }
 
 /// Asks the application's upgrade hook; its answer arrives through [`crate::Server::apply`].
@@ -279,13 +311,14 @@ mod tests {
 
     #[test]
     fn parses_the_head_and_recognizes_upgrades() {
-        let head = parse(b"GET /chat?room=1 HTTP/1.1\r\nHost: x\r\nUpgrade: WebSocket\r\nOrigin: https://a.example\r\nX-A: 1\r\nx-a: 2\r\n\r\n")
+        let (head, len) = parse(b"GET /chat?room=1 HTTP/1.1\r\nHost: x\r\nUpgrade: WebSocket\r\nOrigin: https://a.example\r\nX-A: 1\r\nx-a: 2\r\n\r\n\x81")
             .expect("complete head");
+        assert_eq!(len, 101, "the bytes after the head are not part of it");
         assert!(head.is_upgrade());
         assert_eq!(head.path(), "/chat");
         assert_eq!(head.header("origin"), Some("https://a.example"));
         assert_eq!(head.header("x-a"), Some("1, 2"));
-        let plain = parse(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").expect("complete head");
+        let (plain, _) = parse(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").expect("complete head");
         assert!(!plain.is_upgrade());
         assert!(parse(b"GET / HTTP/1.1\r\nHost: x\r\n").is_none());
     }

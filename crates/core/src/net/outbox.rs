@@ -10,32 +10,9 @@ use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
 use super::cork;
+use super::frame::{self, BINARY, TEXT};
 use super::wire::{Held, Wire};
 use crate::stats::Stats;
-
-/// WebSocket opcodes of the data frames written here.
-const TEXT: u8 = 0x1;
-const BINARY: u8 = 0x2;
-
-/// The header of a final, unmasked (server to client) frame: the bytes and how many are used.
-fn frame_header(opcode: u8, len: usize) -> ([u8; 10], usize) {
-    let mut header = [0u8; 10];
-    header[0] = 0x80 | opcode;
-    let used = if len < 126 {
-        // Below 126: fits the second byte.
-        header[1] = len as u8;
-        2
-    } else if let Ok(short) = u16::try_from(len) {
-        header[1] = 126;
-        header[2..4].copy_from_slice(&short.to_be_bytes());
-        4
-    } else {
-        header[1] = 127;
-        header[2..10].copy_from_slice(&(len as u64).to_be_bytes());
-        10
-    };
-    (header, used)
-}
 
 /// What the socket task writes next.
 #[derive(Debug)]
@@ -172,7 +149,7 @@ impl Outbox {
         if self.overflowed.load(Ordering::Acquire) || self.closing.load(Ordering::Acquire) {
             return false;
         }
-        let (header, header_len) = frame_header(opcode, payload.len());
+        let (header, header_len) = frame::header(opcode, payload.len());
         match wire.write(&header[..header_len], payload, cork::active(), self.limit) {
             Ok(Held::Over(waiting)) => {
                 if !volatile {
@@ -283,20 +260,6 @@ mod tests {
         assert_eq!(batch.len(), 1, "no close, no second frame");
         assert!(matches!(batch[0], Outbound::Frame(_)));
         assert!(outbox.push(Utf8Bytes::from("1234"), false), "still open");
-    }
-
-    #[test]
-    fn frame_headers_use_the_shortest_length_form() {
-        let text = |len| {
-            let (header, used) = frame_header(TEXT, len);
-            header[..used].to_vec()
-        };
-        assert_eq!(text(0), [0x81, 0]);
-        assert_eq!(text(125), [0x81, 125]);
-        assert_eq!(text(126), [0x81, 126, 0, 126]);
-        assert_eq!(text(65535), [0x81, 126, 0xff, 0xff]);
-        assert_eq!(text(65536), [0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
-        assert_eq!(frame_header(BINARY, 1).0[0], 0x82);
     }
 
     #[test]

@@ -7,32 +7,24 @@ use std::sync::Arc;
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::task::Poll;
 
 use futures_util::future::FusedFuture;
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::FutureExt;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep_until, timeout, timeout_at, Duration, Instant};
 use tokio_rustls::TlsAcceptor;
-use tokio_tungstenite::tungstenite::error::ProtocolError;
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::WebSocketStream;
 
 use crate::app::call;
-use crate::protocol::SUBPROTOCOL;
 use crate::server::Shared;
 
 use super::admission::{self, Admitted};
 use super::attach::{self, Attached};
+use super::frame::{self, Message, ReadError, Reader, BINARY, CLOSE, PING, PONG, TEXT};
 use super::health::{self, Due, Health};
 use super::inbound::{self, Effect};
 use super::outbox::{Outbound, Outbox};
-use super::prefixed::Prefixed;
 use super::rate::{Admit, Bucket};
 use super::transport::Transport;
 use super::wire::Wire;
@@ -41,17 +33,48 @@ use super::Connection;
 /// Most queued frames written before one flush; bounds how long reading waits on a busy writer.
 const MAX_FRAMES_PER_FLUSH: usize = 256;
 
-/// Bytes tungstenite reads per call; see [`websocket_config`].
-const READ_BUFFER: usize = 2 * 1024;
-
 /// Bytes of call text one burst gathers at most before it is handed over even though more messages wait.
 const MAX_BURST: usize = 64 * 1024;
 
 /// Code reported when the connection ended without a close frame.
 const ABNORMAL: u16 = 1006;
 
-/// A client's WebSocket, over TCP or TLS, behind the replayed request head.
-type Socket = WebSocketStream<Prefixed<Transport>>;
+/// A client's WebSocket after the handshake: its stream, over TCP or TLS, and what has been read of it.
+struct Socket {
+    transport: Transport,
+    reader: Reader,
+    /// Bytes of the socket task's own frames (pongs, pings, closes) that may wait unwritten.
+    limit: usize,
+}
+
+impl Socket {
+    /// The next message from the client; `None` once it closed the stream.
+    fn next_message(&mut self) -> impl Future<Output = Option<Result<Message, ReadError>>> + '_ {
+        poll_fn(move |cx| {
+            let Socket {
+                transport, reader, ..
+            } = self;
+            reader.poll_next(cx, |cx, buf| transport.poll_read_into(cx, buf))
+        })
+    }
+
+    /// Sends one frame; see [`Socket::flush`].
+    async fn send(&mut self, opcode: u8, payload: &[u8]) -> std::io::Result<()> {
+        self.transport.send(opcode, payload, self.limit).await
+    }
+
+    /// Writes out what waits: the wire's backlog, or the TLS session's records.
+    async fn flush(&mut self) -> std::io::Result<()> {
+        self.transport.flush().await
+    }
+
+    /// Sends a close frame and flushes it.
+    async fn close(&mut self, code: u16, reason: &str) -> std::io::Result<()> {
+        self.send(CLOSE, &frame::close_payload(code, reason))
+            .await?;
+        self.flush().await
+    }
+}
 
 /// How long an application ping waits for its pong before it is forgotten.
 const FORGET_PINGS_AFTER: Duration = Duration::from_secs(60);
@@ -74,15 +97,7 @@ impl Ending {
     }
 }
 
-/// What the handshake learned about the client.
-#[derive(Default)]
-struct Handshake {
-    url: String,
-}
-
 /// Serves one accepted TCP stream until it closes.
-// The handshake callback's error type is tungstenite's HTTP response, large by nature.
-#[allow(clippy::result_large_err)]
 pub(crate) async fn serve(
     shared: Arc<Shared>,
     calls: mpsc::Sender<String>,
@@ -92,7 +107,6 @@ pub(crate) async fn serve(
     tls: Option<TlsAcceptor>,
 ) {
     let _ = stream.set_nodelay(true);
-    let mut handshake = Handshake::default();
     // One deadline for TLS, admission and handshake together: a client that trickles bytes gets no more.
     let deadline = Instant::now() + shared.config.handshake_timeout;
     let mut wire = None;
@@ -130,45 +144,34 @@ pub(crate) async fn serve(
         }
     };
     let Admitted {
-        stream,
+        stream: mut transport,
+        url,
+        answer,
+        early,
         data,
         slot: _slot,
     } = admitted;
-    let ws = {
-        let callback = |request: &Request, mut response: Response| {
-            handshake.url = request.uri().to_string();
-            let offered = request
-                .headers()
-                .get_all("sec-websocket-protocol")
-                .iter()
-                .filter_map(|value| value.to_str().ok())
-                .flat_map(|value| value.split(','))
-                .any(|protocol| protocol.trim() == SUBPROTOCOL);
-            if offered {
-                response.headers_mut().insert(
-                    "sec-websocket-protocol",
-                    HeaderValue::from_static(SUBPROTOCOL),
-                );
-            }
-            Ok(response)
-        };
-        let accept = tokio_tungstenite::accept_hdr_async_with_config(
-            stream,
-            callback,
-            Some(websocket_config(&shared)),
-        );
-        match timeout_at(deadline, Box::pin(accept)).await {
-            Ok(Ok(ws)) => ws,
-            Ok(Err(error)) => {
-                tracing::debug!(%remote, %error, "handshake failed");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(%remote, "handshake timed out");
-                return;
-            }
-        }
+    let answered = async {
+        transport.write_all(answer.as_bytes()).await?;
+        transport.flush().await
     };
+    match timeout_at(deadline, Box::pin(answered)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::debug!(%remote, %error, "handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%remote, "handshake timed out");
+            return;
+        }
+    }
+    let socket = Socket {
+        transport,
+        reader: Reader::new(shared.config.max_message_size, &early),
+        limit: shared.config.max_backpressure,
+    };
+    drop((answer, early));
 
     let outbox = Arc::new(Outbox::new(
         shared.config.max_backpressure,
@@ -176,16 +179,10 @@ pub(crate) async fn serve(
         shared.stats.clone(),
     ));
     let address = remote.to_string();
-    let attached = attach::attach(&shared, &handshake.url, &address, outbox.clone(), &calls).await;
+    let attached = attach::attach(&shared, &url, &address, outbox.clone(), &calls).await;
     let (conn, told) = match attached {
         Attached::New(conn) => {
-            let opened = call::open(
-                conn.key,
-                &conn.id,
-                &handshake.url,
-                &address,
-                data.as_deref(),
-            );
+            let opened = call::open(conn.key, &conn.id, &url, &address, data.as_deref());
             (conn, opened)
         }
         Attached::Restored(conn, told) => (conn, told),
@@ -195,7 +192,15 @@ pub(crate) async fn serve(
         }
     };
     let ending = if calls.send(told).await.is_ok() {
-        run(&shared, &conn, &outbox, wire.as_deref(), ws, &mut shutdown).await
+        run(
+            &shared,
+            &conn,
+            &outbox,
+            wire.as_deref(),
+            socket,
+            &mut shutdown,
+        )
+        .await
     } else {
         Ending::new(1001, "Server stopping")
     };
@@ -211,16 +216,6 @@ pub(crate) async fn serve(
     .await;
 }
 
-fn websocket_config(shared: &Shared) -> WebSocketConfig {
-    // tungstenite allocates the read buffer up front, zero-fills it on every read and keeps it for the
-    // connection's life, so its size is paid by every idle connection. Most messages are small; a larger
-    // frame grows the buffer to its size and is read in steps of this size.
-    WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER)
-        .max_message_size(Some(shared.config.max_message_size))
-        .max_frame_size(Some(shared.config.max_message_size))
-}
-
 /// The connection's loop; returns how it ended.
 ///
 /// A socket task wakes for every frame it writes, so one turn of this loop must cost little: the timers,
@@ -230,11 +225,11 @@ async fn run(
     conn: &Connection,
     outbox: &Outbox,
     wire: Option<&Wire>,
-    ws: Socket,
+    socket: Socket,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Ending {
     let mut burst = Burst::default();
-    let ending = turns(shared, conn, outbox, wire, ws, shutdown, &mut burst).await;
+    let ending = turns(shared, conn, outbox, wire, socket, shutdown, &mut burst).await;
     // The calls of the last messages reach the application before it hears of the close.
     burst.send(conn).await;
     ending
@@ -296,8 +291,6 @@ async fn turns(
         .rate_limit
         .map(|limit| Bucket::new(limit, Instant::now()));
     let mut last_heard = Instant::now();
-    // False once a read found nothing: the next read waits for the socket to become readable.
-    let mut drained = false;
     let stop = super::stopped(shutdown).fuse();
     let overflow = outbox.overflowed();
     // One timer for the earliest deadline (close, health, idle). It is moved earlier when needed and
@@ -332,14 +325,21 @@ async fn turns(
         // every other branch runs with the burst sent, so the application hears of things in order.
         tokio::select! {
             biased;
-            incoming = next_message(&mut ws, &mut drained) => match incoming {
+            incoming = ws.next_message() => match incoming {
                 Some(Ok(Message::Pong(bytes))) => pong(shared, conn, &bytes, health.as_mut(), &mut pings, burst),
-                Some(Ok(message)) => {
-                    if let Some(ending) = receive(shared, conn, message, &mut closing, bucket.as_mut(), &mut last_heard, burst).await {
-                        // Sends tungstenite's answer to the client's close frame.
-                        let _ = timeout(shared.config.close_timeout, ws.flush()).await;
-                        return ending;
+                Some(Ok(Message::Ping(bytes))) => {
+                    let answered = async {
+                        ws.send(PONG, &bytes).await?;
+                        ws.flush().await
+                    };
+                    if let Err(error) = Box::pin(answered).await {
+                        tracing::debug!(conn = %conn.id, %error, "pong not sent");
+                        return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, ""));
                     }
+                }
+                Some(Ok(Message::Close(frame))) => return Box::pin(close_received(&mut ws, frame, closing, shared)).await,
+                Some(Ok(message)) => {
+                    receive(shared, conn, message, bucket.as_mut(), &mut last_heard, burst).await;
                     // A client that never pauses still meets the backpressure of the calls channel.
                     if burst.len() >= MAX_BURST {
                         burst.send(conn).await;
@@ -419,8 +419,12 @@ async fn turns(
                 match health.due(now) {
                     Due::Ping(id) => {
                         // A ping that cannot even be written in time simply goes unanswered.
-                        let ping = Message::Ping(health::payload(health::AUTO, id).into());
-                        let _ = Box::pin(timeout(shared.config.close_timeout, ws.send(ping))).await;
+                        let ping = health::payload(health::AUTO, id);
+                        let sent = async {
+                            ws.send(PING, &ping).await?;
+                            ws.flush().await
+                        };
+                        let _ = Box::pin(timeout(shared.config.close_timeout, sent)).await;
                     }
                     Due::Missed(count) => {
                         let _ = conn.calls.send(call::health(conn.key, "missed", Some(f64::from(count)))).await;
@@ -483,37 +487,21 @@ async fn backlogged(wire: Option<&Wire>) {
     }
 }
 
-/// The next message from the client. tungstenite zero-fills its whole read buffer before every read, so
-/// once a read has found nothing, the next one waits for the socket to be readable: a task woken to write
-/// (every broadcast) then does not pay for a read that cannot succeed.
-fn next_message<'a>(
-    ws: &'a mut Socket,
-    drained: &'a mut bool,
-) -> impl Future<Output = Option<Result<Message, WsError>>> + 'a {
-    poll_fn(move |cx| {
-        if *drained && ws.get_ref().poll_read_ready(cx).is_pending() {
-            return Poll::Pending;
-        }
-        let next = ws.poll_next_unpin(cx);
-        *drained = next.is_pending();
-        next
-    })
-}
-
-/// Acts on one message; returns the ending when the client closed.
+/// Acts on one data message.
 async fn receive(
     shared: &Shared,
     conn: &Connection,
     message: Message,
-    closing: &mut Option<(Instant, Ending)>,
     bucket: Option<&mut Bucket>,
     last_heard: &mut Instant,
     burst: &mut Burst,
-) -> Option<Ending> {
-    if let Message::Text(_) | Message::Binary(_) = &message {
-        *last_heard = Instant::now();
-        shared.stats.received(message.len());
+) {
+    match &message {
+        Message::Text(text) => shared.stats.received(text.len()),
+        Message::Binary(bytes) => shared.stats.received(bytes.len()),
+        _ => return,
     }
+    *last_heard = Instant::now();
     let admit = match (&message, bucket) {
         (Message::Text(_) | Message::Binary(_), Some(bucket)) => match bucket.take(*last_heard) {
             Admit::Allowed => None,
@@ -546,18 +534,8 @@ async fn receive(
         },
         Message::Binary(_) if admit.is_some() => Effect::Nothing,
         Message::Binary(bytes) => inbound::binary(shared, conn, &bytes),
-        Message::Close(frame) => {
-            // Our own close code wins when we started the close; tungstenite answers the client's close.
-            if let Some((_, ending)) = closing.take() {
-                return Some(ending);
-            }
-            let ending = frame
-                .map(|frame| Ending::new(frame.code.into(), frame.reason.as_str()))
-                .unwrap_or_else(|| Ending::new(1005, ""));
-            return Some(ending);
-        }
-        // Pings are answered by tungstenite itself; pongs are handled by `pong`.
-        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Effect::Nothing,
+        // Control frames are handled by the loop.
+        Message::Ping(_) | Message::Pong(_) | Message::Close(_) => Effect::Nothing,
     };
     match effect {
         Effect::Reply(frame) => {
@@ -571,7 +549,31 @@ async fn receive(
         }
         Effect::Nothing => {}
     }
-    None
+}
+
+/// The client's close frame: answered with the same code unless we started the close, whose code then wins.
+async fn close_received(
+    ws: &mut Socket,
+    frame: Option<(u16, String)>,
+    closing: Option<(Instant, Ending)>,
+    shared: &Shared,
+) -> Ending {
+    if let Some((_, ending)) = closing {
+        return ending;
+    }
+    let payload = match &frame {
+        Some((code, _)) => code.to_be_bytes().to_vec(),
+        None => Vec::new(),
+    };
+    let answered = async {
+        ws.send(CLOSE, &payload).await?;
+        ws.flush().await
+    };
+    let _ = timeout(shared.config.close_timeout, answered).await;
+    match frame {
+        Some((code, reason)) => Ending::new(code, reason),
+        None => Ending::new(1005, ""),
+    }
 }
 
 /// Handles a pong: the answer to a health ping or to an application ping.
@@ -620,7 +622,7 @@ async fn flush_queue(
             }
             write(ws, outbox, batch, closing, pings, shared).await?;
         }
-        Ok::<(), WsError>(())
+        Ok::<(), std::io::Error>(())
     };
     let _ = timeout(shared.config.close_timeout, flushed).await;
 }
@@ -633,26 +635,24 @@ async fn write(
     closing: &mut Option<(Instant, Ending)>,
     pings: &mut HashMap<u64, Instant>,
     shared: &Shared,
-) -> Result<(), WsError> {
+) -> std::io::Result<()> {
     for item in batch {
         match item {
             Outbound::Frame(frame) => {
-                let len = frame.len();
-                ws.feed(Message::Text(frame)).await?;
-                outbox.written(len);
-                shared.stats.sent(len);
+                ws.send(TEXT, frame.as_bytes()).await?;
+                outbox.written(frame.len());
+                shared.stats.sent(frame.len());
             }
             Outbound::Binary(frame) => {
-                let len = frame.len();
-                ws.feed(Message::Binary(frame)).await?;
-                outbox.written(len);
-                shared.stats.sent(len);
+                ws.send(BINARY, &frame).await?;
+                outbox.written(frame.len());
+                shared.stats.sent(frame.len());
             }
             Outbound::Ping(id) => {
                 // Unanswered application pings are forgotten after a while, so the map stays small.
                 pings.retain(|_, sent: &mut Instant| sent.elapsed() < FORGET_PINGS_AFTER);
                 pings.insert(id, Instant::now());
-                ws.feed(Message::Ping(health::payload(health::ON_DEMAND, id).into()))
+                ws.send(PING, &health::payload(health::ON_DEMAND, id))
                     .await?;
             }
             Outbound::Close { code, reason } => {
@@ -673,11 +673,7 @@ async fn start_close(
     closing: &mut Option<(Instant, Ending)>,
     shared: &Shared,
 ) {
-    let frame = CloseFrame {
-        code: CloseCode::from(code),
-        reason: reason.into(),
-    };
-    match timeout(shared.config.close_timeout, ws.close(Some(frame))).await {
+    match timeout(shared.config.close_timeout, ws.close(code, reason)).await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => tracing::debug!(%error, "close frame not sent"),
         Err(_) => tracing::debug!("close frame not sent in time"),
@@ -692,38 +688,27 @@ async fn start_close(
 async fn fail(
     ws: &mut Socket,
     conn: &Connection,
-    error: WsError,
+    error: ReadError,
     closing: Option<(Instant, Ending)>,
 ) -> Ending {
-    let (code, reason) = match &error {
-        WsError::Capacity(_) => (1009, "Message too large"),
-        WsError::Utf8(_) => (1007, "Invalid UTF-8"),
-        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
-            return Ending::new(ABNORMAL, "");
-        }
-        WsError::Protocol(_) => (1002, "Protocol error"),
-        WsError::ConnectionClosed | WsError::AlreadyClosed => {
+    let invalid = match error {
+        ReadError::Invalid(invalid) => invalid,
+        ReadError::Io(error) => {
+            tracing::debug!(conn = %conn.id, %error, "connection lost");
             return closing
                 .map(|(_, ending)| ending)
                 .unwrap_or_else(|| Ending::new(ABNORMAL, ""));
         }
-        _ => {
-            tracing::debug!(conn = %conn.id, %error, "connection lost");
-            return Ending::new(ABNORMAL, "");
-        }
     };
-    tracing::info!(conn = %conn.id, %error, code, "closing connection after bad input");
-    if code == 1009 {
+    let (code, reason) = (invalid.code(), invalid.reason());
+    tracing::info!(conn = %conn.id, error = %invalid, code, "closing connection after bad input");
+    if invalid == frame::Invalid::TooLarge {
         let _ = conn
             .calls
             .send(call::limit(conn.key, "message-too-large"))
             .await;
     }
-    let frame = CloseFrame {
-        code: CloseCode::from(code),
-        reason: reason.into(),
-    };
     // Best effort: the peer misbehaved, so do not wait long for it.
-    let _ = timeout(std::time::Duration::from_secs(1), ws.close(Some(frame))).await;
+    let _ = timeout(Duration::from_secs(1), ws.close(code, reason)).await;
     Ending::new(code, reason)
 }

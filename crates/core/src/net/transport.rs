@@ -6,11 +6,12 @@ use std::task::{Context, Poll};
 
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
-use super::wire::Wire;
+use super::frame;
+use super::wire::{Held, Wire};
 
 /// A client's stream, encrypted or not.
 #[derive(Debug)]
@@ -22,12 +23,40 @@ pub(crate) enum Transport {
 }
 
 impl Transport {
-    /// Ready once a read may find bytes. Over TLS always: decrypted bytes can wait in the session while the
-    /// socket itself has nothing.
-    pub(crate) fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Reads what the stream has into `buf`, waiting for it to be readable.
+    pub(crate) fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         match self {
-            Transport::Plain(wire) => wire.poll_read_ready(cx),
-            Transport::Tls(_) => Poll::Ready(()),
+            Transport::Plain(wire) => wire.poll_read(cx, buf),
+            Transport::Tls(stream) => {
+                let mut buf = ReadBuf::new(buf);
+                std::task::ready!(Pin::new(stream.as_mut()).poll_read(cx, &mut buf))?;
+                Poll::Ready(Ok(buf.filled().len()))
+            }
+        }
+    }
+
+    /// Sends one final frame. Over plain TCP it is written at once, or waits in the wire's backlog, which
+    /// refuses it past `limit` bytes; over TLS it waits in the session until a flush.
+    pub(crate) async fn send(
+        &mut self,
+        opcode: u8,
+        payload: &[u8],
+        limit: usize,
+    ) -> io::Result<()> {
+        let (header, used) = frame::header(opcode, payload.len());
+        match self {
+            Transport::Plain(wire) => match wire.write(&header[..used], payload, false, limit)? {
+                Held::Over(_) => Err(io::Error::other("outbound limit passed")),
+                _ => Ok(()),
+            },
+            Transport::Tls(stream) => {
+                stream.write_all(&header[..used]).await?;
+                stream.write_all(payload).await
+            }
         }
     }
 }
@@ -57,7 +86,7 @@ impl AsyncWrite for Transport {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             // Never blocks: what the socket does not take waits in the wire's backlog, which a flush
-            // writes out. tungstenite's own frames (pongs, closes) are few and small: no limit.
+            // writes out. Only admission writes this way (its HTTP answers), so no limit.
             Transport::Plain(wire) => {
                 Poll::Ready(wire.write(buf, &[], false, usize::MAX).map(|_| buf.len()))
             }

@@ -222,12 +222,6 @@ impl Wire {
         }
     }
 
-    /// Ready once a read may find bytes.
-    pub(crate) fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
-        // An error is reported by the read that follows.
-        self.tcp.poll_read_ready(cx).map(|_| ())
-    }
-
     /// Ends the sending direction once the backlog is written.
     pub(crate) fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(self.poll_drain(cx))?;
