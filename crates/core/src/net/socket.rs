@@ -9,9 +9,11 @@ use std::future::{poll_fn, Future};
 use std::pin::Pin;
 
 use futures_util::future::FusedFuture;
+use futures_util::future::OptionFuture;
 use futures_util::FutureExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep_until, timeout, timeout_at, Duration, Instant};
 use tokio_rustls::TlsAcceptor;
@@ -19,7 +21,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::app::call;
 use crate::server::Shared;
 
-use super::admission::{self, Admitted};
+use super::admission::{self, Admitted, Slot};
 use super::attach::{self, Attached};
 use super::frame::{self, Message, ReadError, Reader, BINARY, CLOSE, PING, PONG, TEXT};
 use super::health::{self, Due, Health};
@@ -97,107 +99,60 @@ impl Ending {
     }
 }
 
-/// Serves one accepted TCP stream until it closes.
-pub(crate) async fn serve(
+/// A connection through its handshake and attached: what its loop needs.
+struct Opened {
     shared: Arc<Shared>,
     calls: mpsc::Sender<String>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
+    conn: Arc<Connection>,
+    outbox: Arc<Outbox>,
+    /// The plain socket the outbox writes to; `None` over TLS.
+    wire: Option<Arc<Wire>>,
+    socket: Socket,
+    /// The first call the application hears about the connection.
+    told: String,
+    /// The connection's place under the connection limit, held for its life.
+    _slot: Slot,
+}
+
+/// Serves one accepted TCP stream until it closes.
+///
+/// The handshake runs in a future of its own, boxed, and the task holds only what the open connection
+/// needs: the handshake's state would otherwise size every connection's task for its whole life, and an
+/// idle connection should cost little.
+pub(crate) fn serve(
+    shared: Arc<Shared>,
+    calls: mpsc::Sender<String>,
+    shutdown: watch::Receiver<bool>,
     stream: TcpStream,
     remote: SocketAddr,
     tls: Option<TlsAcceptor>,
-) {
-    let _ = stream.set_nodelay(true);
-    // One deadline for TLS, admission and handshake together: a client that trickles bytes gets no more.
-    let deadline = Instant::now() + shared.config.handshake_timeout;
-    let mut wire = None;
-    let transport = match tls {
-        None => {
-            let plain = Arc::new(Wire::new(stream));
-            wire = Some(plain.clone());
-            Transport::Plain(plain)
-        }
-        // The handshake futures are boxed: held inline they would size every connection's task for its
-        // whole life, and an idle connection should cost little.
-        Some(acceptor) => match timeout_at(deadline, Box::pin(acceptor.accept(stream))).await {
-            Ok(Ok(stream)) => Transport::Tls(Box::new(stream)),
-            Ok(Err(error)) => {
-                tracing::debug!(%remote, %error, "TLS handshake failed");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(%remote, "TLS handshake timed out");
-                return;
-            }
-        },
-    };
-    let admitted = match timeout_at(
-        deadline,
-        Box::pin(admission::admit(&shared, &calls, transport, remote)),
-    )
-    .await
-    {
-        Ok(Some(admitted)) => admitted,
-        Ok(None) => return,
-        Err(_) => {
-            tracing::debug!(%remote, "admission timed out");
-            return;
-        }
-    };
-    let Admitted {
-        stream: mut transport,
-        url,
-        answer,
-        early,
-        data,
-        slot: _slot,
-    } = admitted;
-    let answered = async {
-        transport.write_all(answer.as_bytes()).await?;
-        transport.flush().await
-    };
-    match timeout_at(deadline, Box::pin(answered)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => {
-            tracing::debug!(%remote, %error, "handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%remote, "handshake timed out");
-            return;
-        }
-    }
-    let socket = Socket {
-        transport,
-        reader: Reader::new(shared.config.max_message_size, &early),
-        limit: shared.config.max_backpressure,
-    };
-    drop((answer, early));
+) -> impl Future<Output = ()> {
+    Box::pin(open(shared, calls, shutdown, stream, remote, tls))
+        .then(|opened| OptionFuture::from(opened.map(live)))
+        .map(drop)
+}
 
-    let outbox = Arc::new(Outbox::new(
-        shared.config.max_backpressure,
-        wire.clone(),
-        shared.stats.clone(),
-    ));
-    let address = remote.to_string();
-    let attached = attach::attach(&shared, &url, &address, outbox.clone(), &calls).await;
-    let (conn, told) = match attached {
-        Attached::New(conn) => {
-            let opened = call::open(conn.key, &conn.id, &url, &address, data.as_deref());
-            (conn, opened)
-        }
-        Attached::Restored(conn, told) => (conn, told),
-        Attached::Resumed(conn, resumed) => {
-            let told = call::recovered(conn.key, resumed.replayed, resumed.gap);
-            (conn, told)
-        }
-    };
+/// Runs an open connection, then detaches it.
+async fn live(opened: Opened) {
+    let Opened {
+        shared,
+        calls,
+        mut shutdown,
+        conn,
+        outbox,
+        wire,
+        mut socket,
+        told,
+        _slot,
+    } = opened;
     let ending = if calls.send(told).await.is_ok() {
         run(
             &shared,
             &conn,
             &outbox,
             wire.as_deref(),
-            socket,
+            &mut socket,
             &mut shutdown,
         )
         .await
@@ -216,6 +171,108 @@ pub(crate) async fn serve(
     .await;
 }
 
+/// TLS, admission, the handshake's answer and attaching the connection; `None` when any of them failed.
+async fn open(
+    shared: Arc<Shared>,
+    calls: mpsc::Sender<String>,
+    shutdown: watch::Receiver<bool>,
+    stream: TcpStream,
+    remote: SocketAddr,
+    tls: Option<TlsAcceptor>,
+) -> Option<Opened> {
+    let _ = stream.set_nodelay(true);
+    // One deadline for TLS, admission and handshake together: a client that trickles bytes gets no more.
+    let deadline = Instant::now() + shared.config.handshake_timeout;
+    let mut wire = None;
+    let transport = match tls {
+        None => {
+            let plain = Arc::new(Wire::new(stream));
+            wire = Some(plain.clone());
+            Transport::Plain(plain)
+        }
+        Some(acceptor) => match timeout_at(deadline, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => Transport::Tls(Box::new(stream)),
+            Ok(Err(error)) => {
+                tracing::debug!(%remote, %error, "TLS handshake failed");
+                return None;
+            }
+            Err(_) => {
+                tracing::debug!(%remote, "TLS handshake timed out");
+                return None;
+            }
+        },
+    };
+    let admitted = match timeout_at(
+        deadline,
+        admission::admit(&shared, &calls, transport, remote),
+    )
+    .await
+    {
+        Ok(Some(admitted)) => admitted,
+        Ok(None) => return None,
+        Err(_) => {
+            tracing::debug!(%remote, "admission timed out");
+            return None;
+        }
+    };
+    let Admitted {
+        stream: mut transport,
+        url,
+        answer,
+        early,
+        data,
+        slot,
+    } = admitted;
+    let answered = async {
+        transport.write_all(answer.as_bytes()).await?;
+        transport.flush().await
+    };
+    match timeout_at(deadline, answered).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::debug!(%remote, %error, "handshake failed");
+            return None;
+        }
+        Err(_) => {
+            tracing::debug!(%remote, "handshake timed out");
+            return None;
+        }
+    }
+    let socket = Socket {
+        transport,
+        reader: Reader::new(shared.config.max_message_size, &early),
+        limit: shared.config.max_backpressure,
+    };
+    let outbox = Arc::new(Outbox::new(
+        shared.config.max_backpressure,
+        wire.clone(),
+        shared.stats.clone(),
+    ));
+    let address = remote.to_string();
+    let (conn, told) = match attach::attach(&shared, &url, &address, outbox.clone(), &calls).await {
+        Attached::New(conn) => {
+            let told = call::open(conn.key, &conn.id, &url, &address, data.as_deref());
+            (conn, told)
+        }
+        Attached::Restored(conn, told) => (conn, told),
+        Attached::Resumed(conn, resumed) => {
+            let told = call::recovered(conn.key, resumed.replayed, resumed.gap);
+            (conn, told)
+        }
+    };
+    Some(Opened {
+        shared,
+        calls,
+        shutdown,
+        conn,
+        outbox,
+        wire,
+        socket,
+        told,
+        _slot: slot,
+    })
+}
+
 /// The connection's loop; returns how it ended.
 ///
 /// A socket task wakes for every frame it writes, so one turn of this loop must cost little: the timers,
@@ -225,7 +282,7 @@ async fn run(
     conn: &Connection,
     outbox: &Outbox,
     wire: Option<&Wire>,
-    socket: Socket,
+    socket: &mut Socket,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Ending {
     let mut burst = Burst::default();
@@ -262,8 +319,12 @@ impl Burst {
     /// Hands the calls over; waiting here when the application is behind is the backpressure: this socket
     /// stops being read.
     async fn send(&mut self, conn: &Connection) {
-        if !self.0.is_empty() {
-            let _ = conn.calls.send(std::mem::take(&mut self.0)).await;
+        if self.0.is_empty() {
+            return;
+        }
+        if let Err(TrySendError::Full(calls)) = conn.calls.try_send(std::mem::take(&mut self.0)) {
+            // Boxed: the wait is rare, and held inline it would size every connection's task.
+            let _ = Box::pin(conn.calls.send(calls)).await;
         }
     }
 }
@@ -274,7 +335,7 @@ async fn turns(
     conn: &Connection,
     outbox: &Outbox,
     wire: Option<&Wire>,
-    mut ws: Socket,
+    ws: &mut Socket,
     shutdown: &mut watch::Receiver<bool>,
     burst: &mut Burst,
 ) -> Ending {
@@ -337,9 +398,13 @@ async fn turns(
                         return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, ""));
                     }
                 }
-                Some(Ok(Message::Close(frame))) => return Box::pin(close_received(&mut ws, frame, closing, shared)).await,
+                Some(Ok(Message::Close(frame))) => return Box::pin(close_received(ws, frame, closing, shared)).await,
                 Some(Ok(message)) => {
-                    receive(shared, conn, message, bucket.as_mut(), &mut last_heard, burst).await;
+                    if let Some(reply) = receive(shared, conn, message, bucket.as_mut(), &mut last_heard, burst) {
+                        // The application hears of the change before the client can act on the answer.
+                        burst.send(conn).await;
+                        conn.send(reply);
+                    }
                     // A client that never pauses still meets the backpressure of the calls channel.
                     if burst.len() >= MAX_BURST {
                         burst.send(conn).await;
@@ -348,9 +413,9 @@ async fn turns(
                 Some(Err(error)) => {
                     // Answers to the messages before the bad frame still go out, then the close.
                     if closing.is_none() {
-                        Box::pin(flush_queue(&mut ws, outbox, &mut closing, &mut pings, shared)).await;
+                        Box::pin(flush_queue(ws, outbox, &mut closing, &mut pings, shared)).await;
                     }
-                    return Box::pin(fail(&mut ws, conn, error, closing)).await;
+                    return Box::pin(fail(ws, conn, error, closing)).await;
                 }
                 None => return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, "")),
             },
@@ -361,10 +426,10 @@ async fn turns(
                 if batch.is_empty() {
                     continue;
                 }
-                let written = write(&mut ws, outbox, batch, &mut closing, &mut pings, shared);
+                let written = write(ws, outbox, batch, &mut closing, &mut pings, shared);
                 let written = match Box::pin(unless_stuck(written, overflow.as_mut(), stop.as_mut(), shared)).await {
                     Ok(written) => written,
-                    Err(stuck) => return stuck.ending(conn).await,
+                    Err(stuck) => return Box::pin(stuck.ending(conn)).await,
                 };
                 if let Err(error) = written {
                     tracing::debug!(conn = %conn.id, %error, "write failed");
@@ -372,7 +437,7 @@ async fn turns(
                 }
                 if stop.is_terminated() && closing.is_none() {
                     // The stop came while that write was in progress.
-                    Box::pin(start_close(&mut ws, 1001, "Server stopping", &mut closing, shared)).await;
+                    Box::pin(start_close(ws, 1001, "Server stopping", &mut closing, shared)).await;
                 }
             },
             _ = &mut backlog => {
@@ -382,22 +447,22 @@ async fn turns(
                 let drained = poll_fn(|cx| wire.poll_drain(cx));
                 let drained = match Box::pin(unless_stuck(drained, overflow.as_mut(), stop.as_mut(), shared)).await {
                     Ok(drained) => drained,
-                    Err(stuck) => return stuck.ending(conn).await,
+                    Err(stuck) => return Box::pin(stuck.ending(conn)).await,
                 };
                 if let Err(error) = drained {
                     tracing::debug!(conn = %conn.id, %error, "write failed");
                     return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, ""));
                 }
                 if stop.is_terminated() && closing.is_none() {
-                    Box::pin(start_close(&mut ws, 1001, "Server stopping", &mut closing, shared)).await;
+                    Box::pin(start_close(ws, 1001, "Server stopping", &mut closing, shared)).await;
                 }
             },
-            _ = &mut overflow => return Stuck::Overflow.ending(conn).await,
+            _ = &mut overflow => return Box::pin(Stuck::Overflow.ending(conn)).await,
             _ = &mut stop, if closing.is_none() => {
                 // What the application queued before the stop (the last replies) still goes out first.
-                Box::pin(flush_queue(&mut ws, outbox, &mut closing, &mut pings, shared)).await;
+                Box::pin(flush_queue(ws, outbox, &mut closing, &mut pings, shared)).await;
                 if closing.is_none() {
-                    Box::pin(start_close(&mut ws, 1001, "Server stopping", &mut closing, shared)).await;
+                    Box::pin(start_close(ws, 1001, "Server stopping", &mut closing, shared)).await;
                 }
             },
             _ = &mut timer, if due.is_some() => {
@@ -409,7 +474,7 @@ async fn turns(
                 }
                 if idle_deadline.is_some_and(|deadline| deadline <= now) {
                     tracing::debug!(conn = %conn.id, "idle, closing");
-                    let _ = conn.calls.send(call::limit(conn.key, "idle-timeout")).await;
+                    let _ = Box::pin(conn.calls.send(call::limit(conn.key, "idle-timeout"))).await;
                     conn.close(1001, "Idle timeout");
                     continue;
                 }
@@ -427,11 +492,11 @@ async fn turns(
                         let _ = Box::pin(timeout(shared.config.close_timeout, sent)).await;
                     }
                     Due::Missed(count) => {
-                        let _ = conn.calls.send(call::health(conn.key, "missed", Some(f64::from(count)))).await;
+                        let _ = Box::pin(conn.calls.send(call::health(conn.key, "missed", Some(f64::from(count))))).await;
                     }
                     Due::Dead => {
                         tracing::info!(conn = %conn.id, "no pong in time, dropping the connection");
-                        let _ = conn.calls.send(call::health(conn.key, "timeout", None)).await;
+                        let _ = Box::pin(conn.calls.send(call::health(conn.key, "timeout", None))).await;
                         return Ending::new(ABNORMAL, "Ping timeout");
                     }
                 }
@@ -487,19 +552,19 @@ async fn backlogged(wire: Option<&Wire>) {
     }
 }
 
-/// Acts on one data message.
-async fn receive(
+/// Acts on one data message; returns a frame to send back once the burst's calls are handed over.
+fn receive(
     shared: &Shared,
     conn: &Connection,
     message: Message,
     bucket: Option<&mut Bucket>,
     last_heard: &mut Instant,
     burst: &mut Burst,
-) {
+) -> Option<String> {
     match &message {
         Message::Text(text) => shared.stats.received(text.len()),
         Message::Binary(bytes) => shared.stats.received(bytes.len()),
-        _ => return,
+        _ => return None,
     }
     *last_heard = Instant::now();
     let admit = match (&message, bucket) {
@@ -544,11 +609,11 @@ async fn receive(
         Effect::Call(call) => burst.push(call),
         Effect::CallThenReply { call, reply } => {
             burst.push(call);
-            burst.send(conn).await;
-            conn.send(reply);
+            return Some(reply);
         }
         Effect::Nothing => {}
     }
+    None
 }
 
 /// The client's close frame: answered with the same code unless we started the close, whose code then wins.
