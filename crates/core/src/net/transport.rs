@@ -54,8 +54,11 @@ impl Transport {
                 _ => Ok(()),
             },
             Transport::Tls(stream) => {
-                stream.write_all(&header[..used]).await?;
-                stream.write_all(payload).await
+                // One write, so the frame goes out as one TLS record rather than its header in a record alone.
+                let mut frame = Vec::with_capacity(used + payload.len());
+                frame.extend_from_slice(&header[..used]);
+                frame.extend_from_slice(payload);
+                stream.write_all(&frame).await
             }
         }
     }
