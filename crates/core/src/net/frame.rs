@@ -156,12 +156,12 @@ impl Reader {
     }
 
     /// Adds bytes read from the socket.
-    fn push(&mut self, bytes: &[u8]) {
+    pub(super) fn push(&mut self, bytes: &[u8]) {
         self.pending.extend_from_slice(bytes);
     }
 
     /// The next complete message among the bytes read, if there is one.
-    fn next(&mut self) -> Result<Option<Message>, Invalid> {
+    pub(super) fn next(&mut self) -> Result<Option<Message>, Invalid> {
         loop {
             let Some(header) = self.header()? else {
                 return Ok(None);
@@ -368,12 +368,11 @@ pub(crate) fn close_payload(code: u16, reason: &str) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    /// A client frame: masked, with the given first byte.
-    fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
-        let mask = [0x12, 0x34, 0x56, 0x78];
+    /// A client frame with the given first byte (FIN, opcode), masked with `mask`.
+    pub(in crate::net) fn masked(first: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
         let mut bytes = vec![first];
         match payload.len() {
             len if len < 126 => bytes.push(0x80 | len as u8),
@@ -389,6 +388,10 @@ mod tests {
         bytes.extend_from_slice(&mask);
         bytes.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, k)| b ^ k));
         bytes
+    }
+
+    fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
+        masked(first, payload, [0x12, 0x34, 0x56, 0x78])
     }
 
     fn read_all(reader: &mut Reader, bytes: &[u8]) -> Result<Vec<Message>, Invalid> {

@@ -5,6 +5,8 @@ mod attach;
 mod connection;
 pub(crate) mod cork;
 mod frame;
+#[cfg(test)]
+mod frame_properties;
 mod handshake;
 mod health;
 mod inbound;
