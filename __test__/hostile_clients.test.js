@@ -188,6 +188,47 @@ describe('hostile JSON', () => {
   });
 });
 
+describe('pings without reading', () => {
+  test('a client that pings and never reads the pongs is held back or dropped, never buffered; a neighbour keeps working', async () => {
+    const { url, port } = startServer({ maxBackpressure: 64 * 1024 }, echo);
+    const neighbour = await connect(url);
+    const socket = net.connect(port, '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write('GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+    let head = Buffer.alloc(0);
+    await new Promise((resolve) => {
+      socket.on('data', (chunk) => {
+        head = Buffer.concat([head, chunk]);
+        if (head.includes('\r\n\r\n')) resolve();
+      });
+    });
+    // From here on nothing is read: the pongs pile up in the kernel's buffers, then at the server.
+    socket.removeAllListeners('data');
+    socket.pause();
+    const ping = Buffer.concat([Buffer.from([0x89, 0x80 | 125, 1, 2, 3, 4]), Buffer.alloc(125)]);
+    const pings = Buffer.concat(Array.from({ length: 1000 }, () => ping));
+    let ended = false;
+    socket.on('error', () => (ended = true));
+    socket.on('close', () => (ended = true));
+    const rssBefore = process.memoryUsage().rss;
+    // 300 MB of pings, hence of pongs, unless the server stops reading them (TCP then holds the client
+    // back) or drops the connection at its outbound limit.
+    let heldBack = false;
+    for (let round = 0; round < 2500 && !ended && !heldBack; round++) {
+      if (socket.write(pings)) continue;
+      heldBack = !(await Promise.race([
+        new Promise((resolve) => socket.once('drain', () => resolve(true))),
+        new Promise((resolve) => socket.once('close', () => resolve(true))),
+        new Promise((resolve) => setTimeout(() => resolve(false), 1000)),
+      ]));
+    }
+    expect(ended || heldBack).toBe(true);
+    expect(process.memoryUsage().rss - rssBefore).toBeLessThan(100 * 1024 * 1024);
+    expect((await neighbour.request('echo', 'ok')).data).toBe('ok');
+    socket.destroy();
+  }, 30_000);
+});
+
 describe('protected rooms', () => {
   test('patterns, empty segments, wildcards and unicode look-alikes never get in without a true validator', async () => {
     const seen = [];

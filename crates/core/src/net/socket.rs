@@ -70,11 +70,29 @@ impl Socket {
         self.transport.flush().await
     }
 
-    /// Sends a close frame and flushes it.
-    async fn close(&mut self, code: u16, reason: &str) -> std::io::Result<()> {
-        self.send(CLOSE, &frame::close_payload(code, reason))
-            .await?;
+    /// Sends one frame and writes it out.
+    async fn send_flushed(&mut self, opcode: u8, payload: &[u8]) -> std::io::Result<()> {
+        self.send(opcode, payload).await?;
         self.flush().await
+    }
+
+    /// Sends a close frame and writes it out.
+    async fn close(&mut self, code: u16, reason: &str) -> std::io::Result<()> {
+        self.send_flushed(CLOSE, &frame::close_payload(code, reason))
+            .await
+    }
+
+    /// Answers a ping. Over plain TCP, what the socket does not take waits in the wire's backlog, which the
+    /// loop drains under the outbound limit; over TLS the session is flushed, for `within` at most, so a
+    /// client that pings without reading cannot hold the loop.
+    async fn pong(&mut self, payload: &[u8], within: Duration) -> std::io::Result<()> {
+        self.send(PONG, payload).await?;
+        match self.transport {
+            Transport::Plain(_) => Ok(()),
+            Transport::Tls(_) => timeout(within, self.flush())
+                .await
+                .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
+        }
     }
 }
 
@@ -389,11 +407,7 @@ async fn turns(
             incoming = ws.next_message() => match incoming {
                 Some(Ok(Message::Pong(bytes))) => pong(shared, conn, &bytes, health.as_mut(), &mut pings, burst),
                 Some(Ok(Message::Ping(bytes))) => {
-                    let answered = async {
-                        ws.send(PONG, &bytes).await?;
-                        ws.flush().await
-                    };
-                    if let Err(error) = Box::pin(answered).await {
+                    if let Err(error) = Box::pin(ws.pong(&bytes, shared.config.close_timeout)).await {
                         tracing::debug!(conn = %conn.id, %error, "pong not sent");
                         return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, ""));
                     }
@@ -485,11 +499,7 @@ async fn turns(
                     Due::Ping(id) => {
                         // A ping that cannot even be written in time simply goes unanswered.
                         let ping = health::payload(health::AUTO, id);
-                        let sent = async {
-                            ws.send(PING, &ping).await?;
-                            ws.flush().await
-                        };
-                        let _ = Box::pin(timeout(shared.config.close_timeout, sent)).await;
+                        let _ = Box::pin(timeout(shared.config.close_timeout, ws.send_flushed(PING, &ping))).await;
                     }
                     Due::Missed(count) => {
                         let _ = Box::pin(conn.calls.send(call::health(conn.key, "missed", Some(f64::from(count))))).await;
@@ -630,11 +640,11 @@ async fn close_received(
         Some((code, _)) => code.to_be_bytes().to_vec(),
         None => Vec::new(),
     };
-    let answered = async {
-        ws.send(CLOSE, &payload).await?;
-        ws.flush().await
-    };
-    let _ = timeout(shared.config.close_timeout, answered).await;
+    let _ = timeout(
+        shared.config.close_timeout,
+        ws.send_flushed(CLOSE, &payload),
+    )
+    .await;
     match frame {
         Some((code, reason)) => Ending::new(code, reason),
         None => Ending::new(1005, ""),
