@@ -188,22 +188,30 @@ describe('hostile JSON', () => {
   });
 });
 
+/** A TCP socket through the WebSocket upgrade, its 101 read; what comes after is left unread. */
+async function upgradedSocket(port) {
+  const socket = net.connect(port, '127.0.0.1');
+  await new Promise((resolve) => socket.once('connect', resolve));
+  socket.write('GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+  let head = Buffer.alloc(0);
+  await new Promise((resolve) => {
+    const onData = (chunk) => {
+      head = Buffer.concat([head, chunk]);
+      if (!head.includes('\r\n\r\n')) return;
+      socket.off('data', onData);
+      resolve();
+    };
+    socket.on('data', onData);
+  });
+  return socket;
+}
+
 describe('pings without reading', () => {
   test('a client that pings and never reads the pongs is held back or dropped, never buffered; a neighbour keeps working', async () => {
     const { url, port } = startServer({ maxBackpressure: 64 * 1024 }, echo);
     const neighbour = await connect(url);
-    const socket = net.connect(port, '127.0.0.1');
-    await new Promise((resolve) => socket.once('connect', resolve));
-    socket.write('GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
-    let head = Buffer.alloc(0);
-    await new Promise((resolve) => {
-      socket.on('data', (chunk) => {
-        head = Buffer.concat([head, chunk]);
-        if (head.includes('\r\n\r\n')) resolve();
-      });
-    });
+    const socket = await upgradedSocket(port);
     // From here on nothing is read: the pongs pile up in the kernel's buffers, then at the server.
-    socket.removeAllListeners('data');
     socket.pause();
     const ping = Buffer.concat([Buffer.from([0x89, 0x80 | 125, 1, 2, 3, 4]), Buffer.alloc(125)]);
     const pings = Buffer.concat(Array.from({ length: 1000 }, () => ping));
@@ -224,6 +232,22 @@ describe('pings without reading', () => {
     }
     expect(ended || heldBack).toBe(true);
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(100 * 1024 * 1024);
+    expect((await neighbour.request('echo', 'ok')).data).toBe('ok');
+    socket.destroy();
+  }, 30_000);
+
+  test('a connection whose socket stays full is still health-checked, and dropped when no pong comes', async () => {
+    const { helios, url, port } = startServer({ maxBackpressure: 64 * 1024 * 1024, healthCheck: { interval: 200, timeout: 200, maxMissed: 1 } }, echo);
+    const neighbour = await connect(url);
+    const socket = await upgradedSocket(port);
+    socket.pause();
+    socket.on('error', () => {});
+    const dropped = nextEvent(helios.events, 'ping-timeout', () => true, 5000);
+    // 16 MB of pings, then silence: their pongs fill the socket and wait at the server, under its limit.
+    const ping = Buffer.concat([Buffer.from([0x89, 0x80 | 125, 1, 2, 3, 4]), Buffer.alloc(125)]);
+    const pings = Buffer.concat(Array.from({ length: 1000 }, () => ping));
+    for (let round = 0; round < 128; round++) socket.write(pings);
+    await dropped;
     expect((await neighbour.request('echo', 'ok')).data).toBe('ok');
     socket.destroy();
   }, 30_000);

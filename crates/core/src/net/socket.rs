@@ -82,11 +82,16 @@ impl Socket {
             .await
     }
 
-    /// Answers a ping. Over plain TCP, what the socket does not take waits in the wire's backlog, which the
-    /// loop drains under the outbound limit; over TLS the session is flushed, for `within` at most, so a
-    /// client that pings without reading cannot hold the loop.
-    async fn pong(&mut self, payload: &[u8], within: Duration) -> std::io::Result<()> {
-        self.send(PONG, payload).await?;
+    /// Sends a frame without waiting on a client that does not read: over plain TCP, what the socket does
+    /// not take waits in the wire's backlog, which the loop drains under the outbound limit; over TLS the
+    /// session is flushed, for `within` at most.
+    async fn send_soon(
+        &mut self,
+        opcode: u8,
+        payload: &[u8],
+        within: Duration,
+    ) -> std::io::Result<()> {
+        self.send(opcode, payload).await?;
         match self.transport {
             Transport::Plain(_) => Ok(()),
             Transport::Tls(_) => timeout(within, self.flush())
@@ -407,7 +412,7 @@ async fn turns(
             incoming = ws.next_message() => match incoming {
                 Some(Ok(Message::Pong(bytes))) => pong(shared, conn, &bytes, health.as_mut(), &mut pings, burst),
                 Some(Ok(Message::Ping(bytes))) => {
-                    if let Err(error) = Box::pin(ws.pong(&bytes, shared.config.close_timeout)).await {
+                    if let Err(error) = Box::pin(ws.send_soon(PONG, &bytes, shared.config.close_timeout)).await {
                         tracing::debug!(conn = %conn.id, %error, "pong not sent");
                         return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, ""));
                     }
@@ -454,31 +459,6 @@ async fn turns(
                     Box::pin(start_close(ws, 1001, "Server stopping", &mut closing, shared)).await;
                 }
             },
-            _ = &mut backlog => {
-                backlog.set(backlogged(wire));
-                let Some(wire) = wire else { continue };
-                // Frames the socket did not take at once wait here.
-                let drained = poll_fn(|cx| wire.poll_drain(cx));
-                let drained = match Box::pin(unless_stuck(drained, overflow.as_mut(), stop.as_mut(), shared)).await {
-                    Ok(drained) => drained,
-                    Err(stuck) => return Box::pin(stuck.ending(conn)).await,
-                };
-                if let Err(error) = drained {
-                    tracing::debug!(conn = %conn.id, %error, "write failed");
-                    return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, ""));
-                }
-                if stop.is_terminated() && closing.is_none() {
-                    Box::pin(start_close(ws, 1001, "Server stopping", &mut closing, shared)).await;
-                }
-            },
-            _ = &mut overflow => return Box::pin(Stuck::Overflow.ending(conn)).await,
-            _ = &mut stop, if closing.is_none() => {
-                // What the application queued before the stop (the last replies) still goes out first.
-                Box::pin(flush_queue(ws, outbox, &mut closing, &mut pings, shared)).await;
-                if closing.is_none() {
-                    Box::pin(start_close(ws, 1001, "Server stopping", &mut closing, shared)).await;
-                }
-            },
             _ = &mut timer, if due.is_some() => {
                 armed = None;
                 let now = Instant::now();
@@ -499,7 +479,7 @@ async fn turns(
                     Due::Ping(id) => {
                         // A ping that cannot even be written in time simply goes unanswered.
                         let ping = health::payload(health::AUTO, id);
-                        let _ = Box::pin(timeout(shared.config.close_timeout, ws.send_flushed(PING, &ping))).await;
+                        let _ = Box::pin(ws.send_soon(PING, &ping, shared.config.close_timeout)).await;
                     }
                     Due::Missed(count) => {
                         let _ = Box::pin(conn.calls.send(call::health(conn.key, "missed", Some(f64::from(count))))).await;
@@ -509,6 +489,42 @@ async fn turns(
                         let _ = Box::pin(conn.calls.send(call::health(conn.key, "timeout", None))).await;
                         return Ending::new(ABNORMAL, "Ping timeout");
                     }
+                }
+            },
+            _ = &mut backlog => {
+                backlog.set(backlogged(wire));
+                let Some(wire) = wire else { continue };
+                // Frames the socket did not take at once wait here. A deadline ends the wait, so a client
+                // that reads nothing is still health-checked (and dropped once its pongs stop coming): the
+                // timer's branch, before this one, runs next, then the wait resumes.
+                let drained = async {
+                    tokio::select! {
+                        drained = poll_fn(|cx| wire.poll_drain(cx)) => Some(drained),
+                        _ = timer.as_mut(), if due.is_some() => None,
+                    }
+                };
+                let drained = match Box::pin(unless_stuck(drained, overflow.as_mut(), stop.as_mut(), shared)).await {
+                    Ok(Some(drained)) => drained,
+                    Ok(None) => {
+                        wire.resume_drain();
+                        continue;
+                    }
+                    Err(stuck) => return Box::pin(stuck.ending(conn)).await,
+                };
+                if let Err(error) = drained {
+                    tracing::debug!(conn = %conn.id, %error, "write failed");
+                    return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, ""));
+                }
+                if stop.is_terminated() && closing.is_none() {
+                    Box::pin(start_close(ws, 1001, "Server stopping", &mut closing, shared)).await;
+                }
+            },
+            _ = &mut overflow => return Box::pin(Stuck::Overflow.ending(conn)).await,
+            _ = &mut stop, if closing.is_none() => {
+                // What the application queued before the stop (the last replies) still goes out first.
+                Box::pin(flush_queue(ws, outbox, &mut closing, &mut pings, shared)).await;
+                if closing.is_none() {
+                    Box::pin(start_close(ws, 1001, "Server stopping", &mut closing, shared)).await;
                 }
             },
         }

@@ -174,6 +174,11 @@ impl Wire {
         self.waiting.notified()
     }
 
+    /// Wakes the backlog's writer again, for a drain it left unfinished.
+    pub(crate) fn resume_drain(&self) {
+        self.waiting.notify_one();
+    }
+
     /// Writes the backlog out; ready once it is empty.
     pub(crate) fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
