@@ -251,6 +251,19 @@ describe('pings without reading', () => {
     expect((await neighbour.request('echo', 'ok')).data).toBe('ok');
     socket.destroy();
   }, 30_000);
+
+  test('with the health check off, the idle timeout drops such a connection rather than queue a close behind what it has not read', async () => {
+    const { helios, port } = startServer({ maxBackpressure: 64 * 1024 * 1024, healthCheck: { enabled: false }, idleTimeout: 300 }, echo);
+    const socket = await upgradedSocket(port);
+    socket.pause();
+    socket.on('error', () => {});
+    const dropped = nextEvent(helios.events, 'disconnection', () => true, 5000);
+    const ping = Buffer.concat([Buffer.from([0x89, 0x80 | 125, 1, 2, 3, 4]), Buffer.alloc(125)]);
+    const pings = Buffer.concat(Array.from({ length: 1000 }, () => ping));
+    for (let round = 0; round < 128; round++) socket.write(pings);
+    expect((await dropped).code).toBe(1001);
+    socket.destroy();
+  });
 });
 
 describe('protected rooms', () => {

@@ -469,6 +469,10 @@ async fn turns(
                 if idle_deadline.is_some_and(|deadline| deadline <= now) {
                     tracing::debug!(conn = %conn.id, "idle, closing");
                     let _ = Box::pin(conn.calls.send(call::limit(conn.key, "idle-timeout"))).await;
+                    if wire.is_some_and(|wire| wire.waiting() > 0) {
+                        // It reads nothing either: a close frame would wait behind what it has not read.
+                        return Ending::new(1001, "Idle timeout");
+                    }
                     conn.close(1001, "Idle timeout");
                     continue;
                 }

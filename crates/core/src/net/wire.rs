@@ -80,8 +80,7 @@ impl Wire {
     }
 
     /// Bytes waiting to be written.
-    #[cfg(test)]
-    fn waiting(&self) -> usize {
+    pub(crate) fn waiting(&self) -> usize {
         self.backlog().len()
     }
 
