@@ -82,9 +82,18 @@ impl Socket {
             .await
     }
 
-    /// Sends a frame without waiting on a client that does not read: over plain TCP, what the socket does
-    /// not take waits in the wire's backlog, which the loop drains under the outbound limit; over TLS the
-    /// session is flushed, for `within` at most.
+    /// Writes out what the TLS session holds. Over plain TCP there is nothing to wait for: what the socket
+    /// did not take waits in the wire's backlog, which the loop drains under its deadlines and the
+    /// outbound limit.
+    async fn flush_tls(&mut self) -> std::io::Result<()> {
+        match self.transport {
+            Transport::Plain(_) => Ok(()),
+            Transport::Tls(_) => self.flush().await,
+        }
+    }
+
+    /// Sends a frame without waiting on a client that does not read: see [`Socket::flush_tls`]; over TLS
+    /// the flush waits `within` at most.
     async fn send_soon(
         &mut self,
         opcode: u8,
@@ -92,13 +101,17 @@ impl Socket {
         within: Duration,
     ) -> std::io::Result<()> {
         self.send(opcode, payload).await?;
-        match self.transport {
-            Transport::Plain(_) => Ok(()),
-            Transport::Tls(_) => timeout(within, self.flush())
-                .await
-                .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
-        }
+        timeout(within, self.flush_tls())
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
     }
+}
+
+/// How the connection ends once its socket is lost: with the close we had started, if any.
+fn lost(closing: Option<(Instant, Ending)>) -> Ending {
+    closing
+        .map(|(_, ending)| ending)
+        .unwrap_or_else(|| Ending::new(ABNORMAL, ""))
 }
 
 /// How long an application ping waits for its pong before it is forgotten.
@@ -414,7 +427,7 @@ async fn turns(
                 Some(Ok(Message::Ping(bytes))) => {
                     if let Err(error) = Box::pin(ws.send_soon(PONG, &bytes, shared.config.close_timeout)).await {
                         tracing::debug!(conn = %conn.id, %error, "pong not sent");
-                        return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, ""));
+                        return lost(closing);
                     }
                 }
                 Some(Ok(Message::Close(frame))) => return Box::pin(close_received(ws, frame, closing, shared)).await,
@@ -436,7 +449,7 @@ async fn turns(
                     }
                     return Box::pin(fail(ws, conn, error, closing)).await;
                 }
-                None => return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, "")),
+                None => return lost(closing),
             },
             _ = std::future::ready(()), if !burst.is_empty() => burst.send(conn).await,
             _ = &mut ready, if closing.is_none() => {
@@ -446,13 +459,8 @@ async fn turns(
                     continue;
                 }
                 let written = write(ws, outbox, batch, &mut closing, &mut pings, shared);
-                let written = match Box::pin(unless_stuck(written, overflow.as_mut(), stop.as_mut(), shared)).await {
-                    Ok(written) => written,
-                    Err(stuck) => return Box::pin(stuck.ending(conn)).await,
-                };
-                if let Err(error) = written {
-                    tracing::debug!(conn = %conn.id, %error, "write failed");
-                    return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, ""));
+                if let Err(gave_up) = Box::pin(unless_stuck(written, overflow.as_mut(), stop.as_mut(), shared)).await {
+                    return Box::pin(gave_up.ending(conn, closing)).await;
                 }
                 if stop.is_terminated() && closing.is_none() {
                     // The stop came while that write was in progress.
@@ -464,15 +472,11 @@ async fn turns(
                 let now = Instant::now();
                 if close_deadline.is_some_and(|deadline| deadline <= now) {
                     tracing::debug!(conn = %conn.id, "client did not answer the close frame");
-                    return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, ""));
+                    return lost(closing);
                 }
                 if idle_deadline.is_some_and(|deadline| deadline <= now) {
                     tracing::debug!(conn = %conn.id, "idle, closing");
                     let _ = Box::pin(conn.calls.send(call::limit(conn.key, "idle-timeout"))).await;
-                    if wire.is_some_and(|wire| wire.waiting() > 0) {
-                        // It reads nothing either: a close frame would wait behind what it has not read.
-                        return Ending::new(1001, "Idle timeout");
-                    }
                     conn.close(1001, "Idle timeout");
                     continue;
                 }
@@ -503,27 +507,23 @@ async fn turns(
                 // timer's branch, before this one, runs next, then the wait resumes.
                 let drained = async {
                     tokio::select! {
-                        drained = poll_fn(|cx| wire.poll_drain(cx)) => Some(drained),
-                        _ = timer.as_mut(), if due.is_some() => None,
+                        drained = poll_fn(|cx| wire.poll_drain(cx)) => drained.map(|()| true),
+                        _ = timer.as_mut(), if due.is_some() => Ok(false),
                     }
                 };
-                let drained = match Box::pin(unless_stuck(drained, overflow.as_mut(), stop.as_mut(), shared)).await {
-                    Ok(Some(drained)) => drained,
-                    Ok(None) => {
+                match Box::pin(unless_stuck(drained, overflow.as_mut(), stop.as_mut(), shared)).await {
+                    Ok(true) => {}
+                    Ok(false) => {
                         wire.resume_drain();
                         continue;
                     }
-                    Err(stuck) => return Box::pin(stuck.ending(conn)).await,
-                };
-                if let Err(error) = drained {
-                    tracing::debug!(conn = %conn.id, %error, "write failed");
-                    return closing.map(|(_, ending)| ending).unwrap_or_else(|| Ending::new(ABNORMAL, ""));
+                    Err(gave_up) => return Box::pin(gave_up.ending(conn, closing)).await,
                 }
                 if stop.is_terminated() && closing.is_none() {
                     Box::pin(start_close(ws, 1001, "Server stopping", &mut closing, shared)).await;
                 }
             },
-            _ = &mut overflow => return Box::pin(Stuck::Overflow.ending(conn)).await,
+            _ = &mut overflow => return Box::pin(GaveUp::Overflow.ending(conn, closing)).await,
             _ = &mut stop, if closing.is_none() => {
                 // What the application queued before the stop (the last replies) still goes out first.
                 Box::pin(flush_queue(ws, outbox, &mut closing, &mut pings, shared)).await;
@@ -536,21 +536,28 @@ async fn turns(
 }
 
 /// Why a write was given up.
-enum Stuck {
+enum GaveUp {
     /// The connection passed its outbound limit.
     Overflow,
     /// The server is stopping and the close timeout has passed.
     Stopped,
+    /// The socket failed.
+    Failed(std::io::Error),
 }
 
-impl Stuck {
-    async fn ending(self, conn: &Connection) -> Ending {
+impl GaveUp {
+    /// How the connection ends; `closing` is the close we had started, if any.
+    async fn ending(self, conn: &Connection, closing: Option<(Instant, Ending)>) -> Ending {
         match self {
-            Stuck::Overflow => {
+            GaveUp::Overflow => {
                 let _ = conn.calls.send(call::limit(conn.key, "backpressure")).await;
                 Ending::new(TRY_AGAIN_LATER, "Backpressure limit exceeded")
             }
-            Stuck::Stopped => Ending::new(1001, "Server stopping"),
+            GaveUp::Stopped => Ending::new(1001, "Server stopping"),
+            GaveUp::Failed(error) => {
+                tracing::debug!(conn = %conn.id, %error, "write failed");
+                lost(closing)
+            }
         }
     }
 }
@@ -559,18 +566,18 @@ impl Stuck {
 /// does a stop once the close timeout has passed (a write that is merely in progress finishes). Boxed by
 /// callers: held inline, this rarely long wait would size every connection's task.
 async fn unless_stuck<T>(
-    write: impl Future<Output = T>,
+    write: impl Future<Output = std::io::Result<T>>,
     overflow: Pin<&mut impl Future<Output = ()>>,
     stop: Pin<&mut impl Future<Output = ()>>,
     shared: &Shared,
-) -> Result<T, Stuck> {
+) -> Result<T, GaveUp> {
     tokio::select! {
-        written = write => Ok(written),
-        _ = overflow => Err(Stuck::Overflow),
+        written = write => written.map_err(GaveUp::Failed),
+        _ = overflow => Err(GaveUp::Overflow),
         _ = async {
             stop.await;
             tokio::time::sleep(shared.config.close_timeout).await;
-        } => Err(Stuck::Stopped),
+        } => Err(GaveUp::Stopped),
     }
 }
 
@@ -722,7 +729,7 @@ async fn flush_queue(
     let _ = timeout(shared.config.close_timeout, flushed).await;
 }
 
-/// Writes a batch taken from the queue, then flushes once.
+/// Writes a batch taken from the queue, then flushes a TLS session once.
 async fn write(
     ws: &mut Socket,
     outbox: &Outbox,
@@ -751,16 +758,16 @@ async fn write(
                     .await?;
             }
             Outbound::Close { code, reason } => {
-                ws.flush().await?;
                 Box::pin(start_close(ws, code, &reason, closing, shared)).await;
                 return Ok(());
             }
         }
     }
-    ws.flush().await
+    ws.flush_tls().await
 }
 
-/// Sends a close frame and starts waiting for the client's answer.
+/// Sends a close frame and starts waiting for the client's answer. The loop goes on, so a plain socket
+/// that does not take the frame at once is drained by it, under the close deadline.
 async fn start_close(
     ws: &mut Socket,
     code: u16,
@@ -768,10 +775,12 @@ async fn start_close(
     closing: &mut Option<(Instant, Ending)>,
     shared: &Shared,
 ) {
-    match timeout(shared.config.close_timeout, ws.close(code, reason)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::debug!(%error, "close frame not sent"),
-        Err(_) => tracing::debug!("close frame not sent in time"),
+    let frame = frame::close_payload(code, reason);
+    if let Err(error) = ws
+        .send_soon(CLOSE, &frame, shared.config.close_timeout)
+        .await
+    {
+        tracing::debug!(%error, "close frame not sent");
     }
     *closing = Some((
         Instant::now() + shared.config.close_timeout,
@@ -790,9 +799,7 @@ async fn fail(
         ReadError::Invalid(invalid) => invalid,
         ReadError::Io(error) => {
             tracing::debug!(conn = %conn.id, %error, "connection lost");
-            return closing
-                .map(|(_, ending)| ending)
-                .unwrap_or_else(|| Ending::new(ABNORMAL, ""));
+            return lost(closing);
         }
     };
     let (code, reason) = (invalid.code(), invalid.reason());

@@ -70,14 +70,9 @@ impl AsyncRead for Transport {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Transport::Plain(wire) => {
-                let read = std::task::ready!(wire.poll_read(cx, buf.initialize_unfilled()))?;
-                buf.advance(read);
-                Poll::Ready(Ok(()))
-            }
-            Transport::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
-        }
+        let read = std::task::ready!(self.get_mut().poll_read_into(cx, buf.initialize_unfilled()))?;
+        buf.advance(read);
+        Poll::Ready(Ok(()))
     }
 }
 

@@ -80,7 +80,8 @@ impl Wire {
     }
 
     /// Bytes waiting to be written.
-    pub(crate) fn waiting(&self) -> usize {
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
         self.backlog().len()
     }
 
