@@ -427,9 +427,9 @@ impl Server {
     pub fn end_turn(&self) {
         net::cork::release(|wires| match self.runtime() {
             Some(runtime) => {
-                runtime.spawn(async move { net::cork::write(wires) });
+                runtime.spawn(net::cork::write(wires));
             }
-            None => net::cork::write(wires),
+            None => net::cork::write_now(wires),
         });
     }
 

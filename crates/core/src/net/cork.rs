@@ -38,7 +38,7 @@ pub(crate) fn held(wire: Arc<Wire>) {
 }
 
 /// Ends the hold; `write_later` receives the wires that hold frames (never an empty list) and must see
-/// that [`write`] runs on them.
+/// that [`write`] (or [`write_now`]) runs on them.
 pub(crate) fn release(write_later: impl FnOnce(Vec<Arc<Wire>>)) {
     let held = CORK.with_borrow_mut(|cork| {
         cork.active = false;
@@ -49,8 +49,25 @@ pub(crate) fn release(write_later: impl FnOnce(Vec<Arc<Wire>>)) {
     }
 }
 
-/// Writes what each wire holds.
-pub(crate) fn write(wires: Vec<Arc<Wire>>) {
+/// Wires the writer releases between two yields to its I/O thread.
+///
+/// A broadcast to a large room is thousands of system calls. Written in one go they would keep the
+/// thread from every other socket it serves; in slices, the thread reads in between, and frames the
+/// application sends meanwhile join the wires this writer has not reached yet (more frames per write).
+const SLICE: usize = 64;
+
+/// Writes what each wire holds, yielding to the runtime every [`SLICE`] wires.
+pub(crate) async fn write(wires: Vec<Arc<Wire>>) {
+    for (index, wire) in wires.iter().enumerate() {
+        if index > 0 && index % SLICE == 0 {
+            tokio::task::yield_now().await;
+        }
+        wire.release();
+    }
+}
+
+/// Writes what each wire holds, now (no runtime to hand the work to).
+pub(crate) fn write_now(wires: Vec<Arc<Wire>>) {
     for wire in wires {
         wire.release();
     }

@@ -314,7 +314,7 @@ mod tests {
             wire.write(b"e", b"f", false, usize::MAX).expect("write"),
             Held::No
         );
-        super::super::cork::write(vec![std::sync::Arc::new(wire)]);
+        super::super::cork::write_now(vec![std::sync::Arc::new(wire)]);
         let mut received = [0u8; 6];
         client.read_exact(&mut received).await.expect("read");
         assert_eq!(&received, b"abcdef");
