@@ -453,7 +453,7 @@ class Helios {
   #answered(connection, requestId, value) {
     this.#reply(connection, requestId, value);
     this.#inFlight -= 1;
-    if (this.#inFlight === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
+    if (this.#inFlight === 0 && this.#idleWaiters.length > 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
   }
 
   #reply(connection, requestId, value) {
@@ -469,7 +469,8 @@ class Helios {
       return this.#reply(connection, requestId, failure);
     }
     // The response frame, written once here; the core sends it as is.
-    const id = JSON.stringify(requestId);
+    // Most clients number their requests; a number's JSON text is its string.
+    const id = typeof requestId === 'number' ? '' + requestId : JSON.stringify(requestId);
     this._outbox.frame(connection._key, `{"type":"response","id":${id},"status":${status},"${failed ? 'error' : 'data'}":${text}}`);
   }
 
