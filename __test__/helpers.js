@@ -281,6 +281,25 @@ export async function rawSocket(url, protocols) {
 }
 
 /**
+ * Sends the WebSocket upgrade on a connected `socket` (TCP or TLS) and resolves once the 101 has been read;
+ * what the server sends after it is left unread.
+ */
+export async function upgradeByHand(socket) {
+  socket.write('GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+  let head = Buffer.alloc(0);
+  await new Promise((resolve) => {
+    const onData = (chunk) => {
+      head = Buffer.concat([head, chunk]);
+      if (!head.includes('\r\n\r\n')) return;
+      socket.off('data', onData);
+      resolve();
+    };
+    socket.on('data', onData);
+  });
+  return socket;
+}
+
+/**
  * A WebSocket client written by hand over TCP, to send frames a WebSocket library refuses to send (and to
  * stop reading). `sendFrame(opcode, payload, { mask })` writes one final frame; `frames` collects the
  * server's frames as `{ opcode, payload }`; `nextFrame(opcode)` waits for one; `closeCode` resolves with

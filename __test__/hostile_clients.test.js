@@ -3,7 +3,7 @@
 
 import { test, expect, describe } from 'bun:test';
 import net from 'node:net';
-import { useCleanup, startServer, connect, connectWithConnection, nextEvent, rawSocket, waitFor, quiet } from './helpers.js';
+import { useCleanup, startServer, connect, connectWithConnection, nextEvent, rawSocket, waitFor, quiet, upgradeByHand } from './helpers.js';
 
 useCleanup();
 
@@ -192,18 +192,7 @@ describe('hostile JSON', () => {
 async function upgradedSocket(port) {
   const socket = net.connect(port, '127.0.0.1');
   await new Promise((resolve) => socket.once('connect', resolve));
-  socket.write('GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
-  let head = Buffer.alloc(0);
-  await new Promise((resolve) => {
-    const onData = (chunk) => {
-      head = Buffer.concat([head, chunk]);
-      if (!head.includes('\r\n\r\n')) return;
-      socket.off('data', onData);
-      resolve();
-    };
-    socket.on('data', onData);
-  });
-  return socket;
+  return upgradeByHand(socket);
 }
 
 describe('pings without reading', () => {

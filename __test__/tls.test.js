@@ -1,12 +1,14 @@
 // TLS: serve({ tls }) speaks wss:// with a certificate made here by openssl; the client verifies it
-// against that certificate as its CA.
+// against that certificate as its CA. Also: a client that stops reading, over TLS and plain TCP.
 
 import { test, expect, describe } from 'bun:test';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import net from 'node:net';
+import tls from 'node:tls';
 import { Helios } from '../index.js';
-import { useCleanup, track, Starling } from './helpers.js';
+import { useCleanup, track, Starling, upgradeByHand } from './helpers.js';
 
 useCleanup();
 
@@ -76,4 +78,38 @@ describe('TLS', () => {
     expect(() => helios.serve({ port: 0, tls: { cert: identity.cert } })).toThrow(/tls.key/);
     expect(helios.address).toBeNull();
   });
+});
+
+describe('a client that stops reading while frames wait for it', () => {
+  for (const secure of [false, true]) {
+    test(`is dropped within the health check's limits (ping-timeout), over ${secure ? 'TLS' : 'plain TCP'}`, async () => {
+      // Far more than the sockets' buffers hold, far less than the outbound limit: the frames wait at the server.
+      const helios = new Helios({ maxBackpressure: 256 * 1024 * 1024, healthCheck: { interval: 300, timeout: 300, maxMissed: 1 } });
+      track(helios);
+      const opened = new Promise((resolve) => helios.events.on('connection', ({ connection }) => resolve(connection)));
+      const timedOut = new Promise((resolve) => helios.events.on('ping-timeout', ({ connection }) => resolve(connection.id)));
+      const disconnected = new Promise((resolve) => helios.events.on('disconnection', resolve));
+      const tlsOption = secure ? { tls: { cert: identity.cert, key: identity.key } } : {};
+      const { port } = helios.serve({ port: 0, hostname: '127.0.0.1', ...tlsOption });
+      const socket = secure
+        ? tls.connect({ port, host: '127.0.0.1', ca: identity.cert, servername: 'localhost' })
+        : net.connect(port, '127.0.0.1');
+      await new Promise((resolve) => socket.once(secure ? 'secureConnect' : 'connect', resolve));
+      socket.on('error', () => {});
+      await upgradeByHand(socket);
+      socket.pause();
+      const connection = await opened;
+      const chunk = 'x'.repeat(64 * 1024);
+      for (let n = 0; n < 512; n++) connection.emit('fill', chunk);
+      const started = Date.now();
+      let timer;
+      const timeout = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('not dropped within 8 s')), 8000)));
+      expect(await Promise.race([timedOut, timeout])).toBe(connection.id);
+      const { code } = await Promise.race([disconnected, timeout]);
+      expect(code).toBe(1006);
+      expect(Date.now() - started).toBeLessThan(5000);
+      clearTimeout(timer);
+      socket.destroy();
+    }, 15000);
+  }
 });

@@ -459,7 +459,9 @@ async fn turns(
                     continue;
                 }
                 let written = write(ws, outbox, batch, &mut closing, &mut pings, shared);
-                if let Err(gave_up) = Box::pin(unless_stuck(written, overflow.as_mut(), stop.as_mut(), shared)).await {
+                // Over TLS the loop writes the batch itself, and nothing else runs until it is taken.
+                let stall = if wire.is_none() { stall_limit(shared) } else { None };
+                if let Err(gave_up) = Box::pin(unless_stuck(written, overflow.as_mut(), stop.as_mut(), stall, shared)).await {
                     return Box::pin(gave_up.ending(conn, closing)).await;
                 }
                 if stop.is_terminated() && closing.is_none() {
@@ -511,7 +513,7 @@ async fn turns(
                         _ = timer.as_mut(), if due.is_some() => Ok(false),
                     }
                 };
-                match Box::pin(unless_stuck(drained, overflow.as_mut(), stop.as_mut(), shared)).await {
+                match Box::pin(unless_stuck(drained, overflow.as_mut(), stop.as_mut(), None, shared)).await {
                     Ok(true) => {}
                     Ok(false) => {
                         wire.resume_drain();
@@ -543,6 +545,8 @@ enum GaveUp {
     Stopped,
     /// The socket failed.
     Failed(std::io::Error),
+    /// The client took nothing for as long as the health check allows a silent client.
+    Stalled,
 }
 
 impl GaveUp {
@@ -554,6 +558,14 @@ impl GaveUp {
                 Ending::new(TRY_AGAIN_LATER, "Backpressure limit exceeded")
             }
             GaveUp::Stopped => Ending::new(1001, "Server stopping"),
+            GaveUp::Stalled => {
+                tracing::info!(conn = %conn.id, "the client reads nothing, dropping the connection");
+                let _ = conn
+                    .calls
+                    .send(call::health(conn.key, "timeout", None))
+                    .await;
+                Ending::new(ABNORMAL, "Ping timeout")
+            }
             GaveUp::Failed(error) => {
                 tracing::debug!(conn = %conn.id, %error, "write failed");
                 lost(closing)
@@ -563,12 +575,14 @@ impl GaveUp {
 }
 
 /// Waits for a write: a client that stops reading blocks it, so the outbound limit ends the wait, and so
-/// does a stop once the close timeout has passed (a write that is merely in progress finishes). Boxed by
-/// callers: held inline, this rarely long wait would size every connection's task.
+/// does a stop once the close timeout has passed (a write that is merely in progress finishes), and
+/// `stall`, when given, after which the client counts as gone. Boxed by callers: held inline, this rarely
+/// long wait would size every connection's task.
 async fn unless_stuck<T>(
     write: impl Future<Output = std::io::Result<T>>,
     overflow: Pin<&mut impl Future<Output = ()>>,
     stop: Pin<&mut impl Future<Output = ()>>,
+    stall: Option<Duration>,
     shared: &Shared,
 ) -> Result<T, GaveUp> {
     tokio::select! {
@@ -578,7 +592,26 @@ async fn unless_stuck<T>(
             stop.await;
             tokio::time::sleep(shared.config.close_timeout).await;
         } => Err(GaveUp::Stopped),
+        _ = async {
+            match stall {
+                Some(stall) => tokio::time::sleep(stall).await,
+                None => std::future::pending().await,
+            }
+        } => Err(GaveUp::Stalled),
     }
+}
+
+/// How long a write to a TLS client may wait before the client counts as gone: as long as the health
+/// check gives a client that answers nothing (its unanswered pings, then a pong's timeout). A write to a
+/// TLS session cannot be set aside half done, so the health check cannot run during it; over plain TCP
+/// what the socket does not take waits in the wire's backlog and the health check runs meanwhile. A
+/// batch is at most the outbound limit's worth of bytes (plus a frame), so a client reading at all takes
+/// it well within this.
+fn stall_limit(shared: &Shared) -> Option<Duration> {
+    shared
+        .config
+        .health_check
+        .map(|health| health.interval * health.max_missed.max(1) + health.timeout)
 }
 
 /// Resolves once bytes wait in the wire's backlog; never without a wire (TLS).
