@@ -391,7 +391,10 @@ export interface HeliosEvents {
   'pong-received': { connection: Connection; latency: number };
   /** A health-check ping went unanswered; `missedPongs` in a row so far. */
   'ping-missed': { connection: Connection; missedPongs: number };
-  /** `maxMissed` pings went unanswered: the connection is dropped (its `disconnection` has code 1006, reason 'Ping timeout'). */
+  /**
+   * `maxMissed` pings went unanswered, or a client that stopped reading took none of the frames waiting for it
+   * for as long: the connection is dropped (its `disconnection` has code 1006, reason 'Ping timeout').
+   */
   'ping-timeout': { connection: Connection };
   /** The connection went over its rate limit (once per run of refusals). */
   'rate-limited': { connection: Connection };
