@@ -12,12 +12,14 @@ function validCloseCode(code) {
 class Connection {
   #helios;
   #key;
+  // The three collections below are made on first use: most connections never need some of them, and
+  // an idle connection should cost little.
   /** Pings waiting for their pong: id → {resolve, reject, timer}. */
-  #pings = new Map();
+  #pings = null;
   /** Server requests waiting for this client's answer: id → {resolve, reject, method, timeout}. */
-  #pending = new Map();
+  #pending = null;
   /** Topics of the rooms the connection is in, as the native core reported them. */
-  #subscriptions = new Set();
+  #subscriptions = null;
 
   constructor(helios, key, id, url, remoteAddress) {
     this.#helios = helios;
@@ -38,7 +40,7 @@ class Connection {
 
   /** The topics of the rooms the connection is in (a copy). */
   get subscriptions() {
-    return [...this.#subscriptions];
+    return this.#subscriptions ? [...this.#subscriptions] : [];
   }
 
   /** The connection itself, for code written against a raw socket (`connection.ws.close(...)`). */
@@ -97,7 +99,7 @@ class Connection {
     }
     const id = this.#helios._nextRequestId();
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject, method, timeout });
+      (this.#pending ??= new Map()).set(id, { resolve, reject, method, timeout });
       this.#helios._outbox.push(`[${OP.request},${this.#key},${id},${JSON.stringify(method)},${body},${Math.ceil(timeout)}]`);
     });
   }
@@ -111,14 +113,14 @@ class Connection {
     const id = this.#helios._nextRequestId();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.#pings.delete(id);
+        this.#pings?.delete(id);
         const error = new Error(`Ping of connection ${this.id} got no pong within ${timeout} ms`);
         error.code = 'PING_TIMEOUT';
         reject(error);
       }, timeout);
       // An unanswered ping must not keep the process alive.
       timer.unref?.();
-      this.#pings.set(id, { resolve, reject, timer });
+      (this.#pings ??= new Map()).set(id, { resolve, reject, timer });
       this.#helios._outbox.push(`[${OP.ping},${this.#key},${id}]`);
     });
   }
@@ -139,7 +141,7 @@ class Connection {
 
   /** @internal the client answered request `id` */
   _answered(id, status, data, error) {
-    const pending = this.#pending.get(id);
+    const pending = this.#pending?.get(id);
     if (!pending) return;
     this.#pending.delete(id);
     pending.resolve(new Response(status, data, error));
@@ -147,7 +149,7 @@ class Connection {
 
   /** @internal request `id` got no answer in time */
   _failed(id, reason) {
-    const pending = this.#pending.get(id);
+    const pending = this.#pending?.get(id);
     if (!pending) return;
     this.#pending.delete(id);
     const error =
@@ -163,26 +165,26 @@ class Connection {
 
   /** @internal the connection joined the room `topic`; false when nothing changed */
   _joined(topic) {
-    if (this.state === 'CLOSED' || this.#subscriptions.has(topic)) return false;
-    this.#subscriptions.add(topic);
+    if (this.state === 'CLOSED' || this.#subscriptions?.has(topic)) return false;
+    (this.#subscriptions ??= new Set()).add(topic);
     return true;
   }
 
   /** @internal the connection left the room `topic`; false when it was not in it */
   _left(topic) {
-    return this.#subscriptions.delete(topic);
+    return this.#subscriptions?.delete(topic) ?? false;
   }
 
   /** @internal the connection left every room (it closed); returns the topics */
   _leftAll() {
-    const topics = [...this.#subscriptions];
-    this.#subscriptions.clear();
+    const topics = this.#subscriptions ? [...this.#subscriptions] : [];
+    this.#subscriptions = null;
     return topics;
   }
 
   /** @internal the pong to ping `id` came back after `latency` ms */
   _ponged(id, latency) {
-    const ping = this.#pings.get(id);
+    const ping = this.#pings?.get(id);
     if (!ping) return;
     this.#pings.delete(id);
     clearTimeout(ping.timer);
@@ -207,13 +209,15 @@ class Connection {
   /** @internal the socket closed */
   _closed() {
     this.state = 'CLOSED';
-    for (const ping of this.#pings.values()) {
+    const pings = this.#pings ?? [];
+    const pending = this.#pending ?? [];
+    this.#pings = null;
+    this.#pending = null;
+    for (const [, ping] of pings) {
       clearTimeout(ping.timer);
       ping.reject(closedError('ping', this));
     }
-    this.#pings.clear();
-    for (const pending of this.#pending.values()) pending.reject(closedError(pending.method, this));
-    this.#pending.clear();
+    for (const [, request] of pending) request.reject(closedError(request.method, this));
   }
 }
 
