@@ -170,40 +170,41 @@ pub(crate) fn serve(
 }
 
 /// Runs an open connection, then detaches it.
-///
-/// `opened` is used in place, by an `async move` block: taken apart, or rebound as `mut` in an `async fn`,
-/// its fields would be held twice in the task, in the argument's slot and in the locals'.
-#[allow(clippy::manual_async_fn, reason = "an `async fn` would hold `opened` twice, see above")]
-fn live(mut opened: Opened) -> impl Future<Output = ()> {
-    async move {
-        // The whole of `opened` is captured, not only the fields used below: the connection keeps its slot
-        // under the connection limit until this block ends.
-        let opened = &mut opened;
-        let told = std::mem::take(&mut opened.told);
-        let ending = if opened.calls.send(told).await.is_ok() {
-            run(
-                &opened.shared,
-                &opened.conn,
-                &opened.outbox,
-                opened.wire.as_deref(),
-                &mut opened.socket,
-                &mut opened.shutdown,
-            )
-            .await
-        } else {
-            Ending::new(1001, "Server stopping")
-        };
-        opened.outbox.shut();
-        attach::detach(
-            &opened.shared,
-            &opened.conn,
-            &opened.outbox,
-            ending.code,
-            &ending.reason,
-            &opened.shutdown,
+async fn live(opened: Opened) {
+    let Opened {
+        shared,
+        calls,
+        mut shutdown,
+        conn,
+        outbox,
+        wire,
+        mut socket,
+        told,
+        _slot,
+    } = opened;
+    let ending = if calls.send(told).await.is_ok() {
+        run(
+            &shared,
+            &conn,
+            &outbox,
+            wire.as_deref(),
+            &mut socket,
+            &mut shutdown,
         )
-        .await;
-    }
+        .await
+    } else {
+        Ending::new(1001, "Server stopping")
+    };
+    outbox.shut();
+    attach::detach(
+        &shared,
+        &conn,
+        &outbox,
+        ending.code,
+        &ending.reason,
+        &shutdown,
+    )
+    .await;
 }
 
 /// TLS, admission, the handshake's answer and attaching the connection; `None` when any of them failed.
