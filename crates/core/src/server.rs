@@ -224,6 +224,11 @@ impl Server {
         }
     }
 
+    #[cfg(test)]
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// The routing table, for registering methods, middleware and event handlers at any time.
     pub fn router_mut(&self) -> RwLockWriteGuard<'_, Router> {
         self.shared
