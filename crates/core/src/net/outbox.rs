@@ -197,8 +197,8 @@ impl Outbox {
 
     /// Resolves once the byte limit has been passed; the socket task then drops the connection, since a
     /// client that does not read would not read a close frame either.
-    pub(crate) async fn overflowed(&self) {
-        self.overflow.notified().await;
+    pub(crate) fn overflowed(&self) -> Notified<'_> {
+        self.overflow.notified()
     }
 
     /// Records that a frame of `len` bytes has left the queue.

@@ -2,6 +2,7 @@
 //! all in one loop so a connection's state has a single owner.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -107,6 +108,10 @@ impl Socket {
     }
 }
 
+/// Application pings waiting for their pong: id → when sent. The ids are the server's own, so the map
+/// needs no random keys, and its hasher then takes no room in every connection's task.
+type Pings = HashMap<u64, Instant, BuildHasherDefault<DefaultHasher>>;
+
 /// How the connection ends once its socket is lost: with the close we had started, if any.
 fn lost(closing: Option<(Instant, Ending)>) -> Ending {
     closing
@@ -172,8 +177,9 @@ pub(crate) fn serve(
 /// Runs an open connection, then detaches it.
 ///
 /// `opened` is used in place, by an `async move` block: taken apart, or rebound as `mut` in an `async fn`,
-/// its fields would be held twice in the task, in the argument's slot and in the locals'. The 160 bytes
-/// saved put every connection's task in the allocator's next smaller size class (1,792 bytes, not 2,048).
+/// its fields would be held twice in the task, in the argument's slot and in the locals'. Every byte of
+/// this future is in every connection's task, for the connection's life: the test below keeps the task
+/// in its allocator size class.
 #[allow(
     clippy::manual_async_fn,
     reason = "an `async fn` would hold `opened` twice, see above"
@@ -185,15 +191,20 @@ fn live(mut opened: Opened) -> impl Future<Output = ()> {
         let opened = &mut opened;
         let told = std::mem::take(&mut opened.told);
         let ending = if opened.calls.send(told).await.is_ok() {
-            run(
+            let mut burst = Burst::default();
+            let ending = turns(
                 &opened.shared,
                 &opened.conn,
                 &opened.outbox,
                 opened.wire.as_deref(),
                 &mut opened.socket,
                 &mut opened.shutdown,
+                &mut burst,
             )
-            .await
+            .await;
+            // The calls of the last messages reach the application before it hears of the close.
+            burst.send(&opened.conn).await;
+            ending
         } else {
             Ending::new(1001, "Server stopping")
         };
@@ -312,25 +323,6 @@ async fn open(
     })
 }
 
-/// The connection's loop; returns how it ended.
-///
-/// A socket task wakes for every frame it writes, so one turn of this loop must cost little: the timers,
-/// the stop signal and the overflow signal are armed once and kept across turns, not rebuilt each turn.
-async fn run(
-    shared: &Shared,
-    conn: &Connection,
-    outbox: &Outbox,
-    wire: Option<&Wire>,
-    socket: &mut Socket,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Ending {
-    let mut burst = Burst::default();
-    let ending = turns(shared, conn, outbox, wire, socket, shutdown, &mut burst).await;
-    // The calls of the last messages reach the application before it hears of the close.
-    burst.send(conn).await;
-    ending
-}
-
 /// Calls from one burst of messages, sent to the application as one item once the socket has nothing
 /// more to read: a single hand-off for the ten requests a client pipelines, instead of one each. Items are
 /// joined into batches with commas, so an item may hold several calls.
@@ -368,175 +360,213 @@ impl Burst {
     }
 }
 
-/// The turns of the connection's loop; see [`run`].
-async fn turns(
-    shared: &Shared,
-    conn: &Connection,
-    outbox: &Outbox,
-    wire: Option<&Wire>,
-    ws: &mut Socket,
-    shutdown: &mut watch::Receiver<bool>,
-    burst: &mut Burst,
-) -> Ending {
-    // Set once we have sent a close frame: from then on we only wait for the client's.
-    let mut closing: Option<(Instant, Ending)> = None;
-    let mut health = shared
-        .config
-        .health_check
-        .map(|config| Health::new(config, Instant::now()));
-    // Application pings waiting for their pong, by id.
-    let mut pings = HashMap::new();
-    let mut bucket = shared
-        .config
-        .rate_limit
-        .map(|limit| Bucket::new(limit, Instant::now()));
-    let mut last_heard = Instant::now();
-    let stop = super::stopped(shutdown).fuse();
-    let overflow = outbox.overflowed();
-    // One timer for the earliest deadline (close, health, idle). It is moved earlier when needed and
-    // otherwise left alone: when it fires early (the client spoke since), the loop just re-arms it.
-    let timer = sleep_until(Instant::now());
-    let ready = outbox.ready();
-    let backlog = backlogged(wire);
-    tokio::pin!(stop, overflow, timer, ready, backlog);
-    let mut armed: Option<Instant> = None;
-    loop {
-        let close_deadline = closing.as_ref().map(|(deadline, _)| *deadline);
-        let health_deadline = health
-            .as_ref()
-            .filter(|_| closing.is_none())
-            .map(Health::deadline);
-        let idle_deadline = shared
+/// The connection's loop; returns how it ended.
+///
+/// A socket task wakes for every frame it writes, so one turn of this loop must cost little: the timers,
+/// the stop signal and the overflow signal are armed once and kept across turns, not rebuilt each turn.
+/// Written as a function returning an `async move` block rather than an `async fn`, which would hold
+/// each argument twice in the task (see [`live`]).
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an `async fn` would hold each argument twice, see above"
+)]
+fn turns<'a>(
+    shared: &'a Shared,
+    conn: &'a Connection,
+    outbox: &'a Outbox,
+    wire: Option<&'a Wire>,
+    ws: &'a mut Socket,
+    shutdown: &'a mut watch::Receiver<bool>,
+    burst: &'a mut Burst,
+) -> impl Future<Output = Ending> + 'a {
+    async move {
+        // Set once we have sent a close frame: from then on we only wait for the client's.
+        let mut closing: Option<(Instant, Ending)> = None;
+        let mut health = shared
             .config
-            .idle_timeout
-            .filter(|_| closing.is_none())
-            .map(|idle| last_heard + idle);
-        let due = [close_deadline, health_deadline, idle_deadline]
-            .into_iter()
-            .flatten()
-            .min();
-        if let Some(due) = due {
-            if armed.is_none_or(|armed| due < armed) {
-                timer.as_mut().reset(due);
-                armed = Some(due);
+            .health_check
+            .map(|config| Health::new(config, Instant::now()));
+        // Application pings waiting for their pong, by id.
+        let mut pings = Pings::default();
+        let mut bucket = shared
+            .config
+            .rate_limit
+            .map(|limit| Bucket::new(limit, Instant::now()));
+        let mut last_heard = Instant::now();
+        let stop = super::stopped(shutdown).fuse();
+        let overflow = outbox.overflowed();
+        // One timer for the earliest deadline (close, health, idle). It is moved earlier when needed and
+        // otherwise left alone: when it fires early (the client spoke since), the loop just re-arms it.
+        let timer = sleep_until(Instant::now());
+        let ready = outbox.ready();
+        let backlog = backlogged(wire);
+        tokio::pin!(stop, overflow, timer, ready, backlog);
+        let mut armed: Option<Instant> = None;
+        loop {
+            let due = Deadlines::of(shared, &closing, health.as_ref(), last_heard).earliest();
+            if let Some(due) = due {
+                if armed.is_none_or(|armed| due < armed) {
+                    timer.as_mut().reset(due);
+                    armed = Some(due);
+                }
             }
-        }
-        // Biased: messages first, then the burst they made is handed over once there is none left to read;
-        // every other branch runs with the burst sent, so the application hears of things in order.
-        tokio::select! {
-            biased;
-            incoming = ws.next_message() => match incoming {
-                Some(Ok(Message::Pong(bytes))) => pong(shared, conn, &bytes, health.as_mut(), &mut pings, burst),
-                Some(Ok(Message::Ping(bytes))) => {
-                    if let Err(error) = Box::pin(ws.send_soon(PONG, &bytes, shared.config.close_timeout)).await {
-                        tracing::debug!(conn = %conn.id, %error, "pong not sent");
-                        return lost(closing);
+            // Biased: messages first, then the burst they made is handed over once there is none left to read;
+            // every other branch runs with the burst sent, so the application hears of things in order.
+            tokio::select! {
+                biased;
+                incoming = ws.next_message() => match incoming {
+                    Some(Ok(Message::Pong(bytes))) => pong(shared, conn, &bytes, health.as_mut(), &mut pings, burst),
+                    Some(Ok(Message::Ping(bytes))) => {
+                        if let Err(error) = Box::pin(ws.send_soon(PONG, &bytes, shared.config.close_timeout)).await {
+                            tracing::debug!(conn = %conn.id, %error, "pong not sent");
+                            return lost(closing);
+                        }
                     }
-                }
-                Some(Ok(Message::Close(frame))) => return Box::pin(close_received(ws, frame, closing, shared)).await,
-                Some(Ok(message)) => {
-                    if let Some(reply) = receive(shared, conn, message, bucket.as_mut(), &mut last_heard, burst) {
-                        // The application hears of the change before the client can act on the answer.
-                        burst.send(conn).await;
-                        conn.send(reply);
+                    Some(Ok(Message::Close(frame))) => return Box::pin(close_received(ws, frame, closing, shared)).await,
+                    Some(Ok(message)) => {
+                        if let Some(reply) = receive(shared, conn, message, bucket.as_mut(), &mut last_heard, burst) {
+                            // The application hears of the change before the client can act on the answer.
+                            burst.send(conn).await;
+                            conn.send(reply);
+                        }
+                        // A client that never pauses still meets the backpressure of the calls channel.
+                        if burst.len() >= MAX_BURST {
+                            burst.send(conn).await;
+                        }
                     }
-                    // A client that never pauses still meets the backpressure of the calls channel.
-                    if burst.len() >= MAX_BURST {
-                        burst.send(conn).await;
+                    Some(Err(error)) => {
+                        // Answers to the messages before the bad frame still go out, then the close.
+                        if closing.is_none() {
+                            Box::pin(flush_queue(ws, outbox, &mut closing, &mut pings, shared)).await;
+                        }
+                        return Box::pin(fail(ws, conn, error, closing)).await;
                     }
-                }
-                Some(Err(error)) => {
-                    // Answers to the messages before the bad frame still go out, then the close.
-                    if closing.is_none() {
-                        Box::pin(flush_queue(ws, outbox, &mut closing, &mut pings, shared)).await;
-                    }
-                    return Box::pin(fail(ws, conn, error, closing)).await;
-                }
-                None => return lost(closing),
-            },
-            _ = std::future::ready(()), if !burst.is_empty() => burst.send(conn).await,
-            _ = &mut ready, if closing.is_none() => {
-                ready.set(outbox.ready());
-                let batch = outbox.take(MAX_FRAMES_PER_FLUSH);
-                if batch.is_empty() {
-                    continue;
-                }
-                let written = write(ws, outbox, batch, &mut closing, &mut pings, shared);
-                // Over TLS the loop writes the batch itself, and nothing else runs until it is taken.
-                let stall = if wire.is_none() { stall_limit(shared) } else { None };
-                if let Err(gave_up) = Box::pin(unless_stuck(written, overflow.as_mut(), stop.as_mut(), stall, shared)).await {
-                    return Box::pin(gave_up.ending(conn, closing)).await;
-                }
-                if stop.is_terminated() && closing.is_none() {
-                    // The stop came while that write was in progress.
-                    Box::pin(start_close(ws, 1001, "Server stopping", &mut closing, shared)).await;
-                }
-            },
-            _ = &mut timer, if due.is_some() => {
-                armed = None;
-                let now = Instant::now();
-                if close_deadline.is_some_and(|deadline| deadline <= now) {
-                    tracing::debug!(conn = %conn.id, "client did not answer the close frame");
-                    return lost(closing);
-                }
-                if idle_deadline.is_some_and(|deadline| deadline <= now) {
-                    tracing::debug!(conn = %conn.id, "idle, closing");
-                    let _ = Box::pin(conn.calls.send(call::limit(conn.key, "idle-timeout"))).await;
-                    conn.close(1001, "Idle timeout");
-                    continue;
-                }
-                let Some(health) = health.as_mut().filter(|_| health_deadline.is_some_and(|deadline| deadline <= now)) else {
-                    continue;
-                };
-                match health.due(now) {
-                    Due::Ping(id) => {
-                        // A ping that cannot even be written in time simply goes unanswered.
-                        let ping = health::payload(health::AUTO, id);
-                        let _ = Box::pin(ws.send_soon(PING, &ping, shared.config.close_timeout)).await;
-                    }
-                    Due::Missed(count) => {
-                        let _ = Box::pin(conn.calls.send(call::health(conn.key, "missed", Some(f64::from(count))))).await;
-                    }
-                    Due::Dead => {
-                        tracing::info!(conn = %conn.id, "no pong in time, dropping the connection");
-                        let _ = Box::pin(conn.calls.send(call::health(conn.key, "timeout", None))).await;
-                        return Ending::new(ABNORMAL, "Ping timeout");
-                    }
-                }
-            },
-            _ = &mut backlog => {
-                backlog.set(backlogged(wire));
-                let Some(wire) = wire else { continue };
-                // Frames the socket did not take at once wait here. A deadline ends the wait, so a client
-                // that reads nothing is still health-checked (and dropped once its pongs stop coming): the
-                // timer's branch, before this one, runs next, then the wait resumes.
-                let drained = async {
-                    tokio::select! {
-                        drained = poll_fn(|cx| wire.poll_drain(cx)) => drained.map(|()| true),
-                        _ = timer.as_mut(), if due.is_some() => Ok(false),
-                    }
-                };
-                match Box::pin(unless_stuck(drained, overflow.as_mut(), stop.as_mut(), None, shared)).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        wire.resume_drain();
+                    None => return lost(closing),
+                },
+                _ = std::future::ready(()), if !burst.is_empty() => burst.send(conn).await,
+                _ = &mut ready, if closing.is_none() => {
+                    ready.set(outbox.ready());
+                    let batch = outbox.take(MAX_FRAMES_PER_FLUSH);
+                    if batch.is_empty() {
                         continue;
                     }
-                    Err(gave_up) => return Box::pin(gave_up.ending(conn, closing)).await,
-                }
-                if stop.is_terminated() && closing.is_none() {
-                    Box::pin(start_close(ws, 1001, "Server stopping", &mut closing, shared)).await;
-                }
-            },
-            _ = &mut overflow => return Box::pin(GaveUp::Overflow.ending(conn, closing)).await,
-            _ = &mut stop, if closing.is_none() => {
-                // What the application queued before the stop (the last replies) still goes out first.
-                Box::pin(flush_queue(ws, outbox, &mut closing, &mut pings, shared)).await;
-                if closing.is_none() {
-                    Box::pin(start_close(ws, 1001, "Server stopping", &mut closing, shared)).await;
-                }
-            },
+                    let written = write(ws, outbox, batch, &mut closing, &mut pings, shared);
+                    // Over TLS the loop writes the batch itself, and nothing else runs until it is taken.
+                    let stall = if wire.is_none() { stall_limit(shared) } else { None };
+                    if let Err(gave_up) = Box::pin(unless_stuck(written, overflow.as_mut(), stop.as_mut(), stall, shared)).await {
+                        return Box::pin(gave_up.ending(conn, closing)).await;
+                    }
+                    if stop.is_terminated() && closing.is_none() {
+                        // The stop came while that write was in progress.
+                        Box::pin(start_close(ws, 1001, "Server stopping", &mut closing, shared)).await;
+                    }
+                },
+                _ = &mut timer, if due.is_some() => {
+                    armed = None;
+                    let now = Instant::now();
+                    // Worked out again rather than kept from before the wait: held across it, they would
+                    // size every connection's task.
+                    let Deadlines { close: close_deadline, health: health_deadline, idle: idle_deadline } =
+                        Deadlines::of(shared, &closing, health.as_ref(), last_heard);
+                    if close_deadline.is_some_and(|deadline| deadline <= now) {
+                        tracing::debug!(conn = %conn.id, "client did not answer the close frame");
+                        return lost(closing);
+                    }
+                    if idle_deadline.is_some_and(|deadline| deadline <= now) {
+                        tracing::debug!(conn = %conn.id, "idle, closing");
+                        let _ = Box::pin(conn.calls.send(call::limit(conn.key, "idle-timeout"))).await;
+                        conn.close(1001, "Idle timeout");
+                        continue;
+                    }
+                    let Some(health) = health.as_mut().filter(|_| health_deadline.is_some_and(|deadline| deadline <= now)) else {
+                        continue;
+                    };
+                    match health.due(now) {
+                        Due::Ping(id) => {
+                            // A ping that cannot even be written in time simply goes unanswered.
+                            let ping = health::payload(health::AUTO, id);
+                            let _ = Box::pin(ws.send_soon(PING, &ping, shared.config.close_timeout)).await;
+                        }
+                        Due::Missed(count) => {
+                            let _ = Box::pin(conn.calls.send(call::health(conn.key, "missed", Some(f64::from(count))))).await;
+                        }
+                        Due::Dead => {
+                            tracing::info!(conn = %conn.id, "no pong in time, dropping the connection");
+                            let _ = Box::pin(conn.calls.send(call::health(conn.key, "timeout", None))).await;
+                            return Ending::new(ABNORMAL, "Ping timeout");
+                        }
+                    }
+                },
+                _ = &mut backlog => {
+                    backlog.set(backlogged(wire));
+                    let Some(wire) = wire else { continue };
+                    // Frames the socket did not take at once wait here. A deadline ends the wait, so a client
+                    // that reads nothing is still health-checked (and dropped once its pongs stop coming): the
+                    // timer's branch, before this one, runs next, then the wait resumes.
+                    let drained = async {
+                        tokio::select! {
+                            drained = poll_fn(|cx| wire.poll_drain(cx)) => drained.map(|()| true),
+                            _ = timer.as_mut(), if due.is_some() => Ok(false),
+                        }
+                    };
+                    match Box::pin(unless_stuck(drained, overflow.as_mut(), stop.as_mut(), None, shared)).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            wire.resume_drain();
+                            continue;
+                        }
+                        Err(gave_up) => return Box::pin(gave_up.ending(conn, closing)).await,
+                    }
+                    if stop.is_terminated() && closing.is_none() {
+                        Box::pin(start_close(ws, 1001, "Server stopping", &mut closing, shared)).await;
+                    }
+                },
+                _ = &mut overflow => return Box::pin(GaveUp::Overflow.ending(conn, closing)).await,
+                _ = &mut stop, if closing.is_none() => {
+                    // What the application queued before the stop (the last replies) still goes out first.
+                    Box::pin(flush_queue(ws, outbox, &mut closing, &mut pings, shared)).await;
+                    if closing.is_none() {
+                        Box::pin(start_close(ws, 1001, "Server stopping", &mut closing, shared)).await;
+                    }
+                },
+            }
         }
+    }
+}
+
+/// When the connection's loop must next act on its own: the close it waits for, its health check, its
+/// idle timeout.
+struct Deadlines {
+    close: Option<Instant>,
+    health: Option<Instant>,
+    idle: Option<Instant>,
+}
+
+impl Deadlines {
+    /// Once a close has started, only its own deadline counts.
+    fn of(
+        shared: &Shared,
+        closing: &Option<(Instant, Ending)>,
+        health: Option<&Health>,
+        last_heard: Instant,
+    ) -> Self {
+        let open = closing.is_none();
+        Deadlines {
+            close: closing.as_ref().map(|(deadline, _)| *deadline),
+            health: health.filter(|_| open).map(Health::deadline),
+            idle: shared
+                .config
+                .idle_timeout
+                .filter(|_| open)
+                .map(|idle| last_heard + idle),
+        }
+    }
+
+    fn earliest(&self) -> Option<Instant> {
+        [self.close, self.health, self.idle]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 
@@ -720,7 +750,7 @@ fn pong(
     conn: &Connection,
     bytes: &[u8],
     health: Option<&mut Health>,
-    pings: &mut HashMap<u64, Instant>,
+    pings: &mut Pings,
     burst: &mut Burst,
 ) {
     let now = Instant::now();
@@ -749,7 +779,7 @@ async fn flush_queue(
     ws: &mut Socket,
     outbox: &Outbox,
     closing: &mut Option<(Instant, Ending)>,
-    pings: &mut HashMap<u64, Instant>,
+    pings: &mut Pings,
     shared: &Shared,
 ) {
     let flushed = async {
@@ -771,7 +801,7 @@ async fn write(
     outbox: &Outbox,
     batch: VecDeque<Outbound>,
     closing: &mut Option<(Instant, Ending)>,
-    pings: &mut HashMap<u64, Instant>,
+    pings: &mut Pings,
     shared: &Shared,
 ) -> std::io::Result<()> {
     for item in batch {
@@ -856,8 +886,9 @@ mod tests {
     use super::*;
 
     /// tokio puts a task's future in a cell with 104 bytes of its own, rounded up to 128-byte steps; a
-    /// future of at most this size keeps every connection's task in 1,792 bytes (see [`live`]).
-    const TASK_BUDGET: usize = 1792 - 104;
+    /// future of at most this size keeps every connection's task in the allocator's 1,536-byte class
+    /// (10,000 idle connections: 4.07 KiB each, against 4.34 in the 1,792-byte class).
+    const TASK_BUDGET: usize = 1536 - 104;
 
     #[tokio::test]
     async fn a_connection_task_stays_within_its_size_class() {
