@@ -386,7 +386,6 @@ fn turns<'a>(
             .config
             .health_check
             .map(|config| Health::new(config, Instant::now()));
-        // Application pings waiting for their pong, by id.
         let mut pings = Pings::default();
         let mut bucket = shared
             .config
