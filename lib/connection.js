@@ -209,15 +209,13 @@ class Connection {
   /** @internal the socket closed */
   _closed() {
     this.state = 'CLOSED';
-    const pings = this.#pings ?? [];
-    const pending = this.#pending ?? [];
-    this.#pings = null;
-    this.#pending = null;
-    for (const [, ping] of pings) {
+    for (const ping of this.#pings?.values() ?? []) {
       clearTimeout(ping.timer);
       ping.reject(closedError('ping', this));
     }
-    for (const [, request] of pending) request.reject(closedError(request.method, this));
+    this.#pings = null;
+    for (const pending of this.#pending?.values() ?? []) pending.reject(closedError(pending.method, this));
+    this.#pending = null;
   }
 }
 

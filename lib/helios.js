@@ -469,8 +469,7 @@ class Helios {
       return this.#reply(connection, requestId, failure);
     }
     // The response frame, written once here; the core sends it as is.
-    // Most clients number their requests; a number's JSON text is its string.
-    const id = typeof requestId === 'number' ? '' + requestId : JSON.stringify(requestId);
+    const id = JSON.stringify(requestId);
     this._outbox.frame(connection._key, `{"type":"response","id":${id},"status":${status},"${failed ? 'error' : 'data'}":${text}}`);
   }
 
