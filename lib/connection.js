@@ -12,7 +12,7 @@ function validCloseCode(code) {
 class Connection {
   #helios;
   #key;
-  // The three collections below are made on first use: most connections never need some of them, and
+  // The collections below are made on first use: most connections never need some of them, and
   // an idle connection should cost little.
   /** Pings waiting for their pong: id → {resolve, reject, timer}. */
   #pings = null;
@@ -20,6 +20,8 @@ class Connection {
   #pending = null;
   /** Topics of the rooms the connection is in, as the native core reported them. */
   #subscriptions = null;
+  /** The application's data, made on first use too. */
+  #data = null;
 
   constructor(helios, key, id, url, remoteAddress) {
     this.#helios = helios;
@@ -32,10 +34,13 @@ class Connection {
     this.remoteAddress = remoteAddress;
     /** Session id, when session recovery is on. */
     this.sessionId = null;
-    /** Application data attached to the connection. */
-    this.data = new Map();
     /** 'OPEN' | 'SUSPENDED' (its session waits for the client) | 'CLOSING' | 'CLOSED' */
     this.state = 'OPEN';
+  }
+
+  /** Application data attached to the connection. */
+  get data() {
+    return (this.#data ??= this.#helios._dataFor(this));
   }
 
   /** The topics of the rooms the connection is in (a copy). */

@@ -177,6 +177,11 @@ class Helios {
     return new Target(this, this.#cluster, connectionId);
   }
 
+  /** @internal a new connection's `data`: a Map, or in a cluster with sessions one that reports changes */
+  _dataFor(connection) {
+    return this.#cluster._dataFor(connection);
+  }
+
   /** @internal the open (or suspended) connection of this node with id `id` */
   _connectionById(id) {
     return this.#byId.get(id);
@@ -309,7 +314,6 @@ class Helios {
       const [, key, id, url, remoteAddress, data, restored] = call;
       const connection = new Connection(this, key, id, url, remoteAddress);
       if (this.options.sessionRecovery) connection.sessionId = id;
-      connection.data = this.#cluster._dataFor(connection);
       // A session of a dead node taken over here: it waits for its client.
       if (restored === 'suspended') connection._suspended();
       // The upgrade hook's data is in place before anyone hears of the connection.
