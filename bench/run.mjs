@@ -438,8 +438,10 @@ async function runOnce(job, name, o, progress) {
 
 /**
  * Connection scale: the server's RSS after a full GC, before connecting and again with `job.connections` idle
- * connections open and settled; RSS per connection is the difference over the connections still open. Every
- * server gets the same treatment: start, 1 s, GC, read; connect; --settle s, GC, 1 s, read.
+ * connections open and settled; RSS per connection is the difference over the connections still open. The
+ * same is read at half the connections, for the second half's cost per connection (the marginal cost). Every
+ * server gets the same treatment: start, 1 s, GC, read; connect half; --settle s, GC, 1 s, read; connect the
+ * rest; --settle s, GC, 1 s, read.
  */
 async function runIdle(job, name, o, progress) {
   const server = await startServer(name, o);
@@ -452,36 +454,57 @@ async function runIdle(job, name, o, progress) {
     await sleep(500);
     const baseKiB = rssKiB(pid);
     const finish = cpuMeter(pid);
-    let connected;
-    const gotConnected = new Promise((resolve) => (connected = resolve));
+    const events = { paused: deferred(), connected: deferred() };
+    const half = Math.floor(job.connections / 2);
     const args = [
       'idle', '--url', url, '--protocol', SERVERS[name].protocol, '--threads', o.threads,
       '--connections', job.connections, '--connect-concurrency', o['connect-concurrency'],
-      '--source-addresses', o['source-addresses'],
+      '--source-addresses', o['source-addresses'], '--pause-at', half,
     ].map(String);
-    const lg = startLoadgen(args, { progress, onEvent: (e) => e.event === 'connected' && connected(e) });
-    const first = await Promise.race([gotConnected, lg.result.then((r) => ({ early: r }))]);
-    if (first.early) {
-      result = first.early;
+    const lg = startLoadgen(args, { progress, onEvent: (e) => events[e.event]?.resolve(e) });
+    const early = lg.result.then((r) => ({ early: r }));
+    // Memory at half the connections too: the second half's cost per connection leaves out what the first
+    // connections cost once (code paged in, pools, tables), so it is what each further connection costs.
+    const paused = half > 0 ? await Promise.race([events.paused.promise, early]) : {};
+    let mid = null;
+    if (paused.early) {
+      result = paused.early;
     } else {
-      progress(`all open; settling ${o.settle} s, then GC and RSS`);
-      await sleep(o.settle * 1000);
-      const beforeGcKiB = rssKiB(pid);
-      const gcOpen = await server.gc();
-      await sleep(1000);
-      const openKiB = rssKiB(pid);
-      lg.release();
-      result = await lg.result;
-      finish(result);
-      const open = result.open ?? 0;
-      Object.assign(result, {
-        gc: gcBase && gcOpen,
-        rss_base_kib: baseKiB,
-        rss_open_before_gc_kib: beforeGcKiB,
-        rss_open_kib: openKiB,
-        rss_per_connection_kib: open > 0 && baseKiB !== null && openKiB !== null ? round((openKiB - baseKiB) / open, 2) : null,
-        throughput: result.connect_rate,
-      });
+      if (half > 0) {
+        progress(`${fmtInt(paused.connected)} open; settling ${o.settle} s, then GC and RSS`);
+        mid = { open: paused.connected, ...(await settledRss(server, pid, o.settle)) };
+        lg.child.stdin.write('\n');
+      }
+      const first = await Promise.race([events.connected.promise, early]);
+      if (first.early) {
+        result = first.early;
+      } else {
+        progress(`all open; settling ${o.settle} s, then GC and RSS`);
+        const { beforeGcKiB, gc: gcOpen, kib: openKiB } = await settledRss(server, pid, o.settle);
+        lg.release();
+        result = await lg.result;
+        finish(result);
+        const open = result.open ?? 0;
+        const perConnection = (from, fromOpen) =>
+          open > fromOpen && from !== null && openKiB !== null ? round((openKiB - from) / (open - fromOpen), 2) : null;
+        const marginal = mid && mid.gc ? perConnection(mid.kib, mid.open) : null;
+        Object.assign(result, {
+          gc: gcBase && gcOpen,
+          rss_base_kib: baseKiB,
+          rss_open_before_gc_kib: beforeGcKiB,
+          rss_open_kib: openKiB,
+          rss_per_connection_kib: perConnection(baseKiB, 0),
+          connections_mid: mid?.open ?? null,
+          rss_mid_kib: mid?.kib ?? null,
+          rss_marginal_kib: marginal,
+          // At 50,000 connections, with every connection past this run's costing the marginal figure.
+          rss_at_50k_kib:
+            marginal !== null && open < 50_000 && baseKiB !== null
+              ? round((openKiB - baseKiB + (50_000 - open) * marginal) / 50_000, 2)
+              : null,
+          throughput: result.connect_rate,
+        });
+      }
     }
   } catch (e) {
     result = { fatal: e.message };
@@ -489,6 +512,21 @@ async function runIdle(job, name, o, progress) {
   if (server.child.exitCode !== null) result.fatal ??= `server exited with ${server.child.exitCode}: ${server.stderr()}`;
   await stopServer(server);
   return result;
+}
+
+/** Waits `settle` seconds, asks for a full GC, waits 1 s and reads the RSS. */
+async function settledRss(server, pid, settle) {
+  await sleep(settle * 1000);
+  const beforeGcKiB = rssKiB(pid);
+  const gc = await server.gc();
+  await sleep(1000);
+  return { beforeGcKiB, gc, kib: rssKiB(pid) };
+}
+
+function deferred() {
+  let resolve;
+  const promise = new Promise((r) => (resolve = r));
+  return { promise, resolve };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -574,6 +612,8 @@ function summarize(job, runs, serverNames) {
       rss_base_kib: pick('rss_base_kib'),
       rss_open_kib: pick('rss_open_kib'),
       rss_per_connection_kib: pick('rss_per_connection_kib'),
+      rss_marginal_kib: pick('rss_marginal_kib'),
+      rss_at_50k_kib: pick('rss_at_50k_kib'),
       // resume
       resume_s: pick('resume_s'),
       resume_p50_us: pick('resume_p50_us'),
@@ -622,6 +662,8 @@ function printTable(job, title, rows) {
     idle: [
       ['open', (r) => fmtInt(r.open)],
       ['KiB RSS per conn', (r) => fmtKiB(r.rss_per_connection_kib)],
+      ['KiB 2nd half', (r) => fmtKiB(r.rss_marginal_kib)],
+      ['KiB est. 50k', (r) => fmtKiB(r.rss_at_50k_kib)],
       ['RSS MiB before', (r) => (r.rss_base_kib === null ? '—' : (r.rss_base_kib / 1024).toFixed(0))],
       ['RSS MiB open', (r) => (r.rss_open_kib === null ? '—' : (r.rss_open_kib / 1024).toFixed(0))],
       ['connects/s', (r) => fmtInt(r.connect_rate)],
@@ -695,7 +737,8 @@ function resultLine(job, result) {
     case 'idle':
       return (
         `${fmtInt(result.open)} open, ${fmtKiB(result.rss_per_connection_kib)} KiB RSS per connection ` +
-        `(${fmtInt(result.rss_base_kib / 1024)} → ${fmtInt(result.rss_open_kib / 1024)} MiB${result.gc ? ', after GC' : ', NO GC'}), ` +
+        `(${fmtInt(result.rss_base_kib / 1024)} → ${fmtInt(result.rss_open_kib / 1024)} MiB${result.gc ? ', after GC' : ', NO GC'}; ` +
+        `second half ${fmtKiB(result.rss_marginal_kib)} KiB each), ` +
         `${fmtInt(result.connect_rate)} connects/s${errors}${disturbed}`
       );
     default:

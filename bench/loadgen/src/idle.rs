@@ -4,11 +4,13 @@
 //! `connected` line when they are all open, holds them until told on stdin, then prints how many are still open.
 
 use std::net::IpAddr;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{stream, SinkExt, StreamExt};
+use hdrhistogram::Histogram;
 use serde_json::json;
 use tokio::io::AsyncBufReadExt;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -59,42 +61,34 @@ pub async fn run(args: &Args) -> Result<serde_json::Value, String> {
     let shared = Arc::new(Shared::default());
     // Idle sockets read almost nothing: a small read buffer keeps the load generator's own memory down.
     let config = WebSocketConfig::default().read_buffer_size(4 * 1024);
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
 
     let progress = tokio::spawn(report_progress(shared.clone(), count as u64));
     let handshakes = Arc::new(Mutex::new(histogram()));
-    let started = now_ns();
-    let mut last_done = AtomicU64::new(started);
-    stream::iter(0..count)
-        .for_each_concurrent(args.connect_concurrency.max(1), |i| {
-            let shared = shared.clone();
-            let handshakes = handshakes.clone();
-            let source = (!sources.is_empty()).then(|| sources[i % sources.len()]);
-            let last_done = &last_done;
-            async move {
-                let begin = now_ns();
-                match connect_from(&args.url, args.protocol, source, config).await {
-                    Ok(ws) => {
-                        let end = now_ns();
-                        last_done.fetch_max(end, Ordering::Relaxed);
-                        let _ = handshakes
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .record((end - begin).max(1));
-                        shared.connected.fetch_add(1, Ordering::Relaxed);
-                        tokio::spawn(hold(ws, args.protocol, shared));
-                    }
-                    Err(e) => {
-                        shared.failed.fetch_add(1, Ordering::Relaxed);
-                        shared.errors.note(e);
-                    }
-                }
-            }
-        })
-        .await;
+    // With a pause, the connections open in two steps; the connect rate counts the time spent connecting.
+    let pause = (args.pause_at > 0 && args.pause_at < count).then_some(args.pause_at);
+    let opening = Opening {
+        args,
+        sources: &sources,
+        config,
+        shared: &shared,
+        handshakes: &handshakes,
+    };
+    let mut connect_ns = 0;
+    let mut from = 0;
+    for until in pause.into_iter().chain([count]) {
+        connect_ns += opening.open(from..until).await;
+        if until < count {
+            let connected = shared.connected.load(Ordering::Relaxed);
+            println!("{}", json!({ "event": "paused", "connected": connected }));
+            let _ = stdin.read_line(&mut String::new()).await;
+        }
+        from = until;
+    }
     progress.abort();
     let connected = shared.connected.load(Ordering::Relaxed);
     let failed = shared.failed.load(Ordering::Relaxed);
-    let connect_s = (*last_done.get_mut() - started) as f64 / 1e9;
+    let connect_s = connect_ns as f64 / 1e9;
     let rate = if connect_s > 0.0 {
         (connected as f64 / connect_s).round()
     } else {
@@ -126,10 +120,7 @@ pub async fn run(args: &Args) -> Result<serde_json::Value, String> {
     if args.hold > 0.0 {
         tokio::time::sleep(Duration::from_secs_f64(args.hold)).await;
     } else {
-        let mut line = String::new();
-        let _ = tokio::io::BufReader::new(tokio::io::stdin())
-            .read_line(&mut line)
-            .await;
+        let _ = stdin.read_line(&mut String::new()).await;
     }
     let dropped = shared.dropped.load(Ordering::Relaxed);
     value["held_s"] = json!(round2((now_ns() - held) as f64 / 1e9));
@@ -138,6 +129,55 @@ pub async fn run(args: &Args) -> Result<serde_json::Value, String> {
     value["errors"] = json!(failed + dropped);
     shared.errors.report(&mut value);
     Ok(value)
+}
+
+/// What opening connections needs.
+struct Opening<'a> {
+    args: &'a Args,
+    sources: &'a [IpAddr],
+    config: WebSocketConfig,
+    shared: &'a Arc<Shared>,
+    handshakes: &'a Arc<Mutex<Histogram<u64>>>,
+}
+
+impl Opening<'_> {
+    /// Opens connections `range` (each then held by a task of its own); returns the nanoseconds until the
+    /// last one was open.
+    async fn open(&self, range: Range<usize>) -> u64 {
+        let started = now_ns();
+        let last_done = AtomicU64::new(started);
+        stream::iter(range)
+            .for_each_concurrent(self.args.connect_concurrency.max(1), |i| {
+                let shared = self.shared.clone();
+                let source =
+                    (!self.sources.is_empty()).then(|| self.sources[i % self.sources.len()]);
+                let last_done = &last_done;
+                async move {
+                    let begin = now_ns();
+                    match connect_from(&self.args.url, self.args.protocol, source, self.config)
+                        .await
+                    {
+                        Ok(ws) => {
+                            let end = now_ns();
+                            last_done.fetch_max(end, Ordering::Relaxed);
+                            let _ = self
+                                .handshakes
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .record((end - begin).max(1));
+                            shared.connected.fetch_add(1, Ordering::Relaxed);
+                            tokio::spawn(hold(ws, self.args.protocol, shared));
+                        }
+                        Err(e) => {
+                            shared.failed.fetch_add(1, Ordering::Relaxed);
+                            shared.errors.note(e);
+                        }
+                    }
+                }
+            })
+            .await;
+        last_done.into_inner() - started
+    }
 }
 
 /// Keeps one connection open and idle: reading is what answers WebSocket pings (tungstenite queues the pong

@@ -84,6 +84,7 @@ struct Args {
     connect_concurrency: usize,
     source_addresses: usize,
     hold: f64,
+    pause_at: usize,
     clients: usize,
     interval_ms: u64,
     before: f64,
@@ -106,10 +107,12 @@ options:
                            (default 2; 0 skips it)
   --connect-concurrency N  handshakes in flight while connecting (default 64)
   loadgen idle   --url ws://127.0.0.1:PORT [--protocol helios|plain|socketio] --connections N
-                 [--connect-concurrency 64] [--source-addresses 0] [--hold 0]
+                 [--connect-concurrency 64] [--source-addresses 0] [--hold 0] [--pause-at 0]
       opens --connections WebSocket connections (--connect-concurrency handshakes in flight), keeps them open and
       idle (answering pings), prints a `connected` JSON line, then holds them until a line or EOF on stdin
       (or --hold seconds when above 0) and prints the result: how many are still open.
+  --pause-at M             idle: once M are open, print a `paused` JSON line and wait for a line on stdin before
+                           opening the rest (the suite reads the server's memory at both counts; 0: no pause)
   --source-addresses N     spread client sockets over 127.0.0.2 .. 127.0.0.(N+1) (default 0: one address per
                            10,000 connections when the server is on a loopback address)
   loadgen resume --url ws://127.0.0.1:PORT --protocol helios|socketio [--clients 1000] [--interval-ms 20]
@@ -146,6 +149,7 @@ fn parse_args() -> Result<Args, String> {
         connect_concurrency: 64,
         source_addresses: 0,
         hold: 0.0,
+        pause_at: 0,
         clients: 1000,
         interval_ms: 20,
         before: 2.0,
@@ -191,6 +195,7 @@ fn parse_args() -> Result<Args, String> {
             "--connect-concurrency" => args.connect_concurrency = value.parse().map_err(bad)?,
             "--source-addresses" => args.source_addresses = value.parse().map_err(bad)?,
             "--hold" => args.hold = seconds(&flag, &value)?,
+            "--pause-at" => args.pause_at = value.parse().map_err(bad)?,
             "--clients" => args.clients = value.parse().map_err(bad)?,
             "--interval-ms" => args.interval_ms = value.parse().map_err(bad)?,
             "--before" => args.before = seconds(&flag, &value)?,
