@@ -399,7 +399,12 @@ impl Server {
             return;
         };
         let _ = running.closed.send(true);
+        // The flag first: a connection attached after the loop below has passed finds it set when its
+        // socket task starts.
         let _ = running.shutdown.send(true);
+        for conn in self.shared.connections.iter() {
+            conn.stop();
+        }
         // The dispatcher ends when the accept loop and every connection have dropped their senders.
         let _ = running.dispatcher.await;
         if let Some(cluster) = &self.shared.cluster {

@@ -249,6 +249,14 @@ impl Connection {
         }
     }
 
+    /// Tells the socket task, if there is one, that the server is stopping: it sends what is queued, then
+    /// closes with 1001.
+    pub(crate) fn stop(&self) {
+        if let Some(outbox) = &self.link().outbox {
+            outbox.stop();
+        }
+    }
+
     /// Asks for a ping to be sent now (for the application's `ping`).
     pub(crate) fn ping(&self, id: u64) {
         if let Some(outbox) = &self.link().outbox {

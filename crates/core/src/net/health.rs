@@ -35,19 +35,20 @@ pub(crate) enum Due {
     Dead,
 }
 
-/// The health state of one connection.
+/// The health state of one connection. It lives in every connection's task, so it borrows its settings and
+/// keeps only what changes.
 #[derive(Debug)]
-pub(crate) struct Health {
-    config: HealthCheck,
+pub(crate) struct Health<'a> {
+    config: &'a HealthCheck,
     next_ping: Instant,
-    /// The ping waiting for its pong: id and when it was sent.
-    outstanding: Option<(u64, Instant)>,
+    /// When the ping waiting for its pong was sent; that ping is always the latest, `next_id`.
+    outstanding: Option<Instant>,
     missed: u32,
     next_id: u64,
 }
 
-impl Health {
-    pub(crate) fn new(config: HealthCheck, now: Instant) -> Self {
+impl<'a> Health<'a> {
+    pub(crate) fn new(config: &'a HealthCheck, now: Instant) -> Self {
         Health {
             next_ping: now + config.interval,
             config,
@@ -60,14 +61,14 @@ impl Health {
     /// When [`Health::due`] must next be called.
     pub(crate) fn deadline(&self) -> Instant {
         match self.outstanding {
-            Some((_, sent)) => sent + self.config.timeout,
+            Some(sent) => sent + self.config.timeout,
             None => self.next_ping,
         }
     }
 
     /// Acts on the deadline: a ping to send, or an unanswered ping to count.
     pub(crate) fn due(&mut self, now: Instant) -> Due {
-        if let Some((_, sent)) = self.outstanding.take() {
+        if let Some(sent) = self.outstanding.take() {
             self.missed += 1;
             self.next_ping = (sent + self.config.interval).max(now);
             return if self.missed >= self.config.max_missed {
@@ -77,14 +78,14 @@ impl Health {
             };
         }
         self.next_id += 1;
-        self.outstanding = Some((self.next_id, now));
+        self.outstanding = Some(now);
         Due::Ping(self.next_id)
     }
 
     /// A pong to the ping `id` arrived: returns the round trip when it answers the outstanding ping.
     pub(crate) fn pong(&mut self, id: u64, now: Instant) -> Option<Duration> {
         match self.outstanding {
-            Some((expected, sent)) if expected == id => {
+            Some(sent) if id == self.next_id => {
                 self.outstanding = None;
                 self.missed = 0;
                 self.next_ping = sent + self.config.interval;
@@ -109,8 +110,8 @@ mod tests {
 
     #[test]
     fn pings_every_interval_and_measures_the_pong() {
-        let start = Instant::now();
-        let mut health = Health::new(config(), start);
+        let (config, start) = (config(), Instant::now());
+        let mut health = Health::new(&config, start);
         assert_eq!(health.deadline(), start + Duration::from_secs(30));
         let sent = health.deadline();
         assert_eq!(health.due(sent), Due::Ping(1));
@@ -129,8 +130,8 @@ mod tests {
 
     #[test]
     fn gives_up_after_max_missed_unanswered_pings() {
-        let start = Instant::now();
-        let mut health = Health::new(config(), start);
+        let (config, start) = (config(), Instant::now());
+        let mut health = Health::new(&config, start);
         let mut now = health.deadline();
         assert_eq!(health.due(now), Due::Ping(1));
         now = health.deadline();
@@ -143,8 +144,8 @@ mod tests {
 
     #[test]
     fn an_answer_resets_the_missed_count() {
-        let start = Instant::now();
-        let mut health = Health::new(config(), start);
+        let (config, start) = (config(), Instant::now());
+        let mut health = Health::new(&config, start);
         let now = health.deadline();
         health.due(now);
         health.due(health.deadline());

@@ -43,12 +43,13 @@ pub(crate) struct Outbox {
     /// A close was asked for: later frames are refused.
     closing: AtomicBool,
     queue: Mutex<Queue>,
-    /// Woken when the queue turns non-empty.
+    /// Wakes the socket task: the queue turned non-empty, the limit was passed, or the server is stopping.
+    /// One signal rather than one each: every wait the task keeps armed is in every connection's task.
     ready: Notify,
     queued: AtomicUsize,
     limit: usize,
     overflowed: AtomicBool,
-    overflow: Notify,
+    stopping: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -71,7 +72,7 @@ impl Outbox {
             queued: AtomicUsize::new(0),
             limit,
             overflowed: AtomicBool::new(false),
-            overflow: Notify::new(),
+            stopping: AtomicBool::new(false),
         }
     }
 
@@ -98,10 +99,16 @@ impl Outbox {
         true
     }
 
-    /// Resolves once something may have been queued since the last [`Outbox::take`]; the socket task keeps
+    /// Resolves once something may have been queued since the last [`Outbox::take`], the limit passed
+    /// ([`Outbox::overflowed`]) or the server started stopping ([`Outbox::stopping`]); the socket task keeps
     /// one armed at all times, so a push wakes it directly.
     pub(crate) fn ready(&self) -> Notified<'_> {
         self.ready.notified()
+    }
+
+    /// Wakes the socket task again, for a wake-up a wait of its own took (see [`Outbox::ready`]).
+    pub(crate) fn wake(&self) {
+        self.ready.notify_one();
     }
 
     /// Takes up to `max` queued items, oldest first; what remains wakes the task again.
@@ -175,7 +182,7 @@ impl Outbox {
                 limit = self.limit,
                 "outbound limit passed, dropping the connection"
             );
-            self.overflow.notify_one();
+            self.ready.notify_one();
         }
     }
 
@@ -195,10 +202,21 @@ impl Outbox {
         true
     }
 
-    /// Resolves once the byte limit has been passed; the socket task then drops the connection, since a
-    /// client that does not read would not read a close frame either.
-    pub(crate) fn overflowed(&self) -> Notified<'_> {
-        self.overflow.notified()
+    /// Whether the byte limit has been passed; the socket task then drops the connection, since a client
+    /// that does not read would not read a close frame either.
+    pub(crate) fn overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Acquire)
+    }
+
+    /// Tells the socket task that the server is stopping: it sends what is queued, then closes.
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.ready.notify_one();
+    }
+
+    /// Whether the server is stopping (see [`Outbox::stop`]).
+    pub(crate) fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
     }
 
     /// Records that a frame of `len` bytes has left the queue.
@@ -229,13 +247,29 @@ impl Outbox {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
+    /// Whether the socket task's wait ([`Outbox::ready`]) resolves, within a generous time.
+    fn woken(outbox: &Outbox) -> bool {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime")
+            .block_on(async { tokio::time::timeout(Duration::from_secs(5), outbox.ready()).await })
+            .is_ok()
+    }
+
     #[test]
-    fn passing_the_limit_refuses_every_later_frame_and_signals_once() {
+    fn passing_the_limit_refuses_every_later_frame_and_wakes_the_task() {
         let outbox = Outbox::new(10, None, Arc::default());
         assert!(outbox.push(Utf8Bytes::from("123456"), false));
+        assert!(woken(&outbox), "the first frame wakes the task");
+        assert!(!outbox.overflowed());
         assert!(!outbox.push(Utf8Bytes::from("123456"), false));
+        assert!(woken(&outbox), "passing the limit wakes the task");
+        assert!(outbox.overflowed());
         assert_eq!(outbox.queued(), 6);
         let batch = outbox.take(10);
         assert_eq!(batch.len(), 1);
@@ -245,10 +279,15 @@ mod tests {
             !outbox.push(Utf8Bytes::from("1"), false),
             "an overflowed connection takes nothing more"
         );
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime")
-            .block_on(outbox.overflowed());
+    }
+
+    #[test]
+    fn stopping_wakes_the_task() {
+        let outbox = Outbox::new(10, None, Arc::default());
+        assert!(!outbox.stopping());
+        outbox.stop();
+        assert!(outbox.stopping());
+        assert!(woken(&outbox));
     }
 
     #[test]
