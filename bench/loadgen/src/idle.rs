@@ -64,7 +64,7 @@ pub async fn run(args: &Args) -> Result<serde_json::Value, String> {
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
 
     let progress = tokio::spawn(report_progress(shared.clone(), count as u64));
-    let handshakes = Arc::new(Mutex::new(histogram()));
+    let handshakes = Mutex::new(histogram());
     // With a pause, the connections open in two steps; the connect rate counts the time spent connecting.
     let pause = (args.pause_at > 0 && args.pause_at < count).then_some(args.pause_at);
     let opening = Opening {
@@ -109,7 +109,7 @@ pub async fn run(args: &Args) -> Result<serde_json::Value, String> {
         "connect_s": round2(connect_s),
         "connect_rate": rate,
     });
-    let h = handshakes.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let h = handshakes.into_inner().unwrap_or_else(|p| p.into_inner());
     merge_percentiles(&mut value, "connect_", &h);
     let mut event = value.clone();
     event["event"] = json!("connected");
@@ -137,7 +137,7 @@ struct Opening<'a> {
     sources: &'a [IpAddr],
     config: WebSocketConfig,
     shared: &'a Arc<Shared>,
-    handshakes: &'a Arc<Mutex<Histogram<u64>>>,
+    handshakes: &'a Mutex<Histogram<u64>>,
 }
 
 impl Opening<'_> {

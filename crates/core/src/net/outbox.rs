@@ -153,7 +153,7 @@ impl Outbox {
     /// Writes a data frame to the socket now, under the same limit as the queue: the bytes the socket
     /// has not taken yet.
     fn write(&self, wire: &Arc<Wire>, opcode: u8, payload: &[u8], volatile: bool) -> bool {
-        if self.overflowed.load(Ordering::Acquire) || self.closing.load(Ordering::Acquire) {
+        if self.overflowed() || self.closing.load(Ordering::Acquire) {
             return false;
         }
         let (header, header_len) = frame::header(opcode, payload.len());
@@ -188,7 +188,7 @@ impl Outbox {
 
     /// Counts `len` more queued bytes, unless that passes the limit.
     fn admit(&self, len: usize, volatile: bool) -> bool {
-        if self.overflowed.load(Ordering::Acquire) {
+        if self.overflowed() {
             return false;
         }
         let before = self.queued.fetch_add(len, Ordering::AcqRel);
