@@ -27,9 +27,12 @@ class Helios {
   #handlers = [];
   /** Event handler ids by pattern, for `off`. */
   #eventHandlers = [];
+  /** The connections this side has heard of, by key: see `#hearOpens`. */
   #connections = new Map();
   /** The same connections by id, for `to()`. */
   #byId = new Map();
+  /** Whether the core reports every connection as it opens. */
+  #hearsOpens = false;
   #cluster;
   #requestIds = 0;
   #address = null;
@@ -47,6 +50,7 @@ class Helios {
     this.events = new Emitter((name) => {
       // Every pong crosses into JavaScript only while someone listens for it.
       if (name === 'pong-received') this.#native.reportPongs(this.events.listenerCount(name) > 0);
+      else if ((name === 'connection' || name === 'disconnection') && this.events.listenerCount(name) > 0) this.#hearOpens();
     });
     this.#native = new NativeServer({
       parseMode: this.options.parseMode,
@@ -78,6 +82,10 @@ class Helios {
     /** Who is in which room. */
     this.#cluster = new ClusterCalls(this, this.#native);
     this.rooms = new Rooms(this.#native, (key) => this.#connections.get(key), this.#cluster);
+    // Sessions and clusters follow every connection. Otherwise JavaScript hears of a connection with the
+    // first call about it, so one that stays silent costs no crossing and no object here.
+    if (this.options.sessionRecovery || this.options.cluster) this.#hearOpens();
+    else this.#native.reportOpens(false);
   }
 
   /** Registers a method clients can call. `name` may be a pattern (`user.*`, `gateway.**`). */
@@ -223,6 +231,7 @@ class Helios {
 
   /** Open connections by id. */
   get connections() {
+    if (!this.#hearsOpens) this.#introduce(this.#native.introduceAll());
     const byId = new Map();
     for (const connection of this.#connections.values()) byId.set(connection.id, connection);
     return byId;
@@ -278,6 +287,37 @@ class Helios {
     return this.#requestIds;
   }
 
+  /**
+   * From now on the core reports every connection as it opens (someone listens for `connection` or
+   * `disconnection`, or sessions are on). The connections open already are introduced now, without a
+   * `connection` event: they opened before anyone listened.
+   */
+  #hearOpens() {
+    if (this.#hearsOpens) return;
+    this.#hearsOpens = true;
+    this.#native.reportOpens(true);
+    this.#introduce(this.#native.introduceAll());
+  }
+
+  /** Takes in the connections of `batch`, the open calls of connections not heard of before. */
+  #introduce(batch) {
+    for (const call of JSON.parse(batch)) this.#opened(call);
+  }
+
+  /** Takes in the connection of open call `call`; returns it. */
+  #opened(call) {
+    const [, key, id, url, remoteAddress, data, restored] = call;
+    const connection = new Connection(this, key, id, url, remoteAddress);
+    if (this.options.sessionRecovery) connection.sessionId = id;
+    // A session of a dead node taken over here: it waits for its client.
+    if (restored === 'suspended') connection._suspended();
+    // The upgrade hook's data is in place before anyone hears of the connection.
+    if (data) for (const [name, value] of Object.entries(data)) connection.data.set(name, value);
+    this.#connections.set(key, connection);
+    this.#byId.set(id, connection);
+    return connection;
+  }
+
   #register(handler) {
     this.#handlers.push(handler);
     return this.#handlers.length - 1;
@@ -311,16 +351,9 @@ class Helios {
   #run(call) {
     const kind = call[0];
     if (kind === CALL.open) {
-      const [, key, id, url, remoteAddress, data, restored] = call;
-      const connection = new Connection(this, key, id, url, remoteAddress);
-      if (this.options.sessionRecovery) connection.sessionId = id;
-      // A session of a dead node taken over here: it waits for its client.
-      if (restored === 'suspended') connection._suspended();
-      // The upgrade hook's data is in place before anyone hears of the connection.
-      if (data) for (const [name, value] of Object.entries(data)) connection.data.set(name, value);
-      this.#connections.set(key, connection);
-      this.#byId.set(id, connection);
+      const connection = this.#opened(call);
       // Brought over from another node (cluster): set up already, so the application can skip its welcome.
+      const restored = call[6];
       this.events.emit('connection', restored ? { connection, helios: this, restored: true } : { connection, helios: this });
       return;
     }

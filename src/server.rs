@@ -355,6 +355,18 @@ impl NativeServer {
         self.server.report_pongs(report);
     }
 
+    /// Whether every connection is reported as it opens (call 0), or only with the first call about it.
+    #[napi]
+    pub fn report_opens(&self, report: bool) {
+        self.server.report_opens(report);
+    }
+
+    /// The open calls of the live connections not reported yet, as a JSON array; they are reported now.
+    #[napi]
+    pub fn introduce_all(&self) -> String {
+        self.server.introduce_all()
+    }
+
     /// The server's counters, as JSON text.
     #[napi]
     pub fn stats(&self) -> String {

@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     next_key: AtomicU64,
     /// Whether the application wants every pong reported (it listens to `pong-received`).
     report_pongs: AtomicBool,
+    /// Whether the application hears of every connection when it opens, rather than with its first call.
+    report_opens: AtomicBool,
     /// Connections admitted and not yet closed, handshakes included (for `max_connections`).
     pub(crate) admitted: AtomicUsize,
     /// Upgrades waiting for the application's verdict.
@@ -142,6 +144,10 @@ impl Shared {
         self.report_pongs.load(Ordering::Relaxed)
     }
 
+    pub(crate) fn reports_opens(&self) -> bool {
+        self.report_opens.load(Ordering::Acquire)
+    }
+
     pub(crate) fn next_key(&self) -> u64 {
         self.next_key.fetch_add(1, Ordering::Relaxed) + 1
     }
@@ -211,6 +217,7 @@ impl Server {
                 rooms,
                 next_key: AtomicU64::new(0),
                 report_pongs: AtomicBool::new(false),
+                report_opens: AtomicBool::new(true),
                 admitted: AtomicUsize::new(0),
                 upgrades: DashMap::new(),
                 stats: Arc::default(),
@@ -241,6 +248,30 @@ impl Server {
     /// connections cost no crossing.
     pub fn report_pongs(&self, report: bool) {
         self.shared.report_pongs.store(report, Ordering::Relaxed);
+    }
+
+    /// Whether the application hears of every connection as it opens (the default), or only of those that
+    /// do something, with the first call about each: a connection that stays silent then costs the
+    /// application nothing. Turning it on does not report connections opened before: see
+    /// [`Server::introduce_all`].
+    pub fn report_opens(&self, report: bool) {
+        self.shared.report_opens.store(report, Ordering::Release);
+    }
+
+    /// The open calls (as one batch, a JSON array) of every live connection the application has not heard
+    /// of yet; from now on it has, and hears of their closes.
+    pub fn introduce_all(&self) -> String {
+        let mut batch = String::from("[");
+        for conn in self.shared.connections.iter() {
+            if let Some(open) = conn.introduction.take() {
+                if batch.len() > 1 {
+                    batch.push(',');
+                }
+                batch.push_str(&open);
+            }
+        }
+        batch.push(']');
+        batch
     }
 
     /// The rooms: declarations, and queries of membership.

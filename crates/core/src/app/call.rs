@@ -22,6 +22,10 @@
 //! | 16   | `[16, ticket, node, [connectionIds]]`                   | cluster: one node's answer to a room query (op 10) |
 //!
 //! `conn` is the connection's numeric key, the one ops address.
+//!
+//! The open call (0) comes when the connection opens, or, when the application asked to hear of
+//! connections only as they do something ([`crate::Server::report_opens`]), just before the first call
+//! about it; a connection the application never heard of ends without a close call (1).
 
 use std::collections::BTreeMap;
 

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use serde_json::value::RawValue;
 use tokio::sync::watch;
 
 use crate::app::call;
@@ -50,11 +51,13 @@ fn resume_query(url: &str) -> Option<ResumeQuery<'_>> {
     })
 }
 
-/// Attaches a socket from `remote` that connected with `url` and writes to `outbox`.
+/// Attaches a socket from `remote` that connected with `url` and writes to `outbox`; `data` is what the
+/// upgrade hook gave a new connection.
 pub(crate) async fn attach(
     shared: &Arc<Shared>,
     url: &str,
     remote: &str,
+    data: Option<&RawValue>,
     outbox: Arc<Outbox>,
     calls: &tokio::sync::mpsc::Sender<String>,
 ) -> Attached {
@@ -95,9 +98,11 @@ pub(crate) async fn attach(
         .as_ref()
         .map(|sessions| Replay::new(sessions.buffer_messages, sessions.buffer_bytes));
     let id = uuid::Uuid::new_v4().to_string();
+    let open = call::open(key, &id, url, remote, data);
     let conn = Arc::new(Connection::new(
         key,
         id.clone(),
+        open,
         outbox,
         calls.clone(),
         shared.stats.clone(),
@@ -189,10 +194,7 @@ pub(crate) async fn detach(
     match conn.detach(outbox, keep_session) {
         Detach::Replaced => {}
         Detach::Suspended(suspension) => {
-            let _ = conn
-                .calls
-                .send(call::close(conn.key, code, reason, false))
-                .await;
+            conn.tell(call::close(conn.key, code, reason, false)).await;
             let ttl = shared
                 .config
                 .sessions
@@ -215,7 +217,8 @@ pub(crate) async fn detach(
     }
 }
 
-/// Ends a connection for good: out of the registry and every room, its pending requests dropped.
+/// Ends a connection for good: out of the registry and every room, its pending requests dropped. The
+/// application hears of the close if it heard of the connection.
 pub(crate) async fn end(shared: &Shared, conn: &Connection, code: u16, reason: &str) {
     conn.close_pending();
     shared.connections.remove(&conn.key);
@@ -224,10 +227,12 @@ pub(crate) async fn end(shared: &Shared, conn: &Connection, code: u16, reason: &
     // Every room at once; the application clears its view of them when it hears of the close.
     shared.rooms.close(conn.key);
     tracing::debug!(conn = %conn.id, code, "connection closed");
-    let _ = conn
-        .calls
-        .send(call::close(conn.key, code, reason, true))
-        .await;
+    if conn.introduction.end() {
+        let _ = conn
+            .calls
+            .send(call::close(conn.key, code, reason, true))
+            .await;
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
+use super::introduction::Introduction;
 use super::outbox::Outbox;
 use crate::protocol;
 use crate::session::Replay;
@@ -29,6 +30,8 @@ pub(crate) struct Connection {
     pub(crate) id: String,
     /// Carries calls to the application; held here so work started for this connection can report back.
     pub(crate) calls: mpsc::Sender<String>,
+    /// Whether the application has heard of the connection; see [`Connection::told`].
+    pub(crate) introduction: Introduction,
     link: Mutex<Link>,
     pending: Mutex<Waiting>,
     stats: Arc<Stats>,
@@ -130,10 +133,12 @@ pub(crate) struct Resumed {
 }
 
 impl Connection {
-    /// A connection on `outbox`; with `replay`, a session whose first token carries generation 0.
+    /// A connection on `outbox`, which the application hears of through `open`, its open call; with
+    /// `replay`, a session whose first token carries generation 0.
     pub(crate) fn new(
         key: u64,
         id: String,
+        open: String,
         outbox: Arc<Outbox>,
         calls: mpsc::Sender<String>,
         stats: Arc<Stats>,
@@ -143,7 +148,7 @@ impl Connection {
             outbox: Some(outbox),
             session: replay.map(|replay| SessionState::new(replay, 0, 0)),
         };
-        Connection::with_link(key, id, calls, stats, link)
+        Connection::with_link(key, id, Introduction::due(open), calls, stats, link)
     }
 
     /// A session brought over from another node, waiting for its client (suspension 1): `gen` is the
@@ -160,12 +165,13 @@ impl Connection {
             outbox: None,
             session: Some(SessionState::new(replay, gen, 1)),
         };
-        Connection::with_link(key, id, calls, stats, link)
+        Connection::with_link(key, id, Introduction::heard(), calls, stats, link)
     }
 
     fn with_link(
         key: u64,
         id: String,
+        introduction: Introduction,
         calls: mpsc::Sender<String>,
         stats: Arc<Stats>,
         link: Link,
@@ -174,6 +180,7 @@ impl Connection {
             key,
             id,
             calls,
+            introduction,
             link: Mutex::new(link),
             pending: Mutex::new(Waiting::default()),
             stats,
@@ -200,6 +207,18 @@ impl Connection {
         self.link
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// `call` as the application must get it: after the connection's open call when this is the first
+    /// call about a connection it has not heard of yet (see [`Introduction`]).
+    pub(crate) fn told(&self, call: String) -> String {
+        self.introduction.before(call)
+    }
+
+    /// Sends `call` to the application, introduced as [`Connection::told`] says; waits while the calls
+    /// channel is full, and does nothing once the application is gone.
+    pub(crate) async fn tell(&self, call: String) {
+        let _ = self.calls.send(self.told(call)).await;
     }
 
     /// Queues a text frame; false (and counted as dropped) when it could not be queued.

@@ -10,6 +10,7 @@ mod frame_properties;
 mod handshake;
 mod health;
 mod inbound;
+mod introduction;
 mod listener;
 mod outbox;
 mod rate;

@@ -154,7 +154,8 @@ struct Opened {
     /// The plain socket the outbox writes to; `None` over TLS.
     wire: Option<Arc<Wire>>,
     socket: Socket,
-    /// The first call the application hears about the connection.
+    /// The first call the application hears about the connection; empty when it hears of a new
+    /// connection only with its first call (see `Introduction`).
     told: String,
     /// The connection's place under the connection limit, held for its life.
     _slot: Slot,
@@ -193,8 +194,12 @@ fn live(mut opened: Opened) -> impl Future<Output = ()> {
         // The whole of `opened` is captured, not only the fields used below: the connection keeps its slot
         // under the connection limit until this block ends.
         let opened = &mut opened;
-        let told = std::mem::take(&mut opened.told);
-        let ending = if opened.calls.send(told).await.is_ok() {
+        // In a block of its own: `told`, not moved when empty, would otherwise be held across the loop.
+        let serving = {
+            let told = std::mem::take(&mut opened.told);
+            told.is_empty() || opened.calls.send(told).await.is_ok()
+        };
+        let ending = if serving {
             let mut burst = Burst::default();
             let ending = turns(
                 &opened.shared,
@@ -303,14 +308,27 @@ async fn open(
         shared.stats.clone(),
     ));
     let address = remote.to_string();
-    let (conn, told) = match attach::attach(&shared, &url, &address, outbox.clone(), &calls).await {
+    let attached = attach::attach(
+        &shared,
+        &url,
+        &address,
+        data.as_deref(),
+        outbox.clone(),
+        &calls,
+    );
+    let (conn, told) = match attached.await {
         Attached::New(conn) => {
-            let told = call::open(conn.key, &conn.id, &url, &address, data.as_deref());
-            (conn, told)
+            // Told now, or else with the first call about the connection.
+            let told = if shared.reports_opens() {
+                conn.introduction.take().map(String::from)
+            } else {
+                None
+            };
+            (conn, told.unwrap_or_default())
         }
         Attached::Restored(conn, told) => (conn, told),
         Attached::Resumed(conn, resumed) => {
-            let told = call::recovered(conn.key, resumed.replayed, resumed.gap);
+            let told = conn.told(call::recovered(conn.key, resumed.replayed, resumed.gap));
             (conn, told)
         }
     };
@@ -334,7 +352,9 @@ async fn open(
 struct Burst(String);
 
 impl Burst {
-    fn push(&mut self, call: String) {
+    /// Adds a call about `conn`, after its open call if the application has not heard of it yet.
+    fn push(&mut self, conn: &Connection, call: String) {
+        let call = conn.told(call);
         if self.0.is_empty() {
             self.0 = call;
         } else {
@@ -497,7 +517,7 @@ fn turns<'a>(
                     }
                     if idle_deadline.is_some_and(|deadline| deadline <= now) {
                         tracing::debug!(conn = %conn.id, "idle, closing");
-                        let _ = Box::pin(conn.calls.send(call::limit(conn.key, "idle-timeout"))).await;
+                        Box::pin(conn.tell(call::limit(conn.key, "idle-timeout"))).await;
                         conn.close(1001, "Idle timeout");
                         continue;
                     }
@@ -511,11 +531,11 @@ fn turns<'a>(
                             let _ = Box::pin(ws.send_soon(PING, &ping, shared.config.close_timeout)).await;
                         }
                         Due::Missed(count) => {
-                            let _ = Box::pin(conn.calls.send(call::health(conn.key, "missed", Some(f64::from(count))))).await;
+                            Box::pin(conn.tell(call::health(conn.key, "missed", Some(f64::from(count))))).await;
                         }
                         Due::Dead => {
                             tracing::info!(conn = %conn.id, "no pong in time, dropping the connection");
-                            let _ = Box::pin(conn.calls.send(call::health(conn.key, "timeout", None))).await;
+                            Box::pin(conn.tell(call::health(conn.key, "timeout", None))).await;
                             return Ending::new(ABNORMAL, "Ping timeout");
                         }
                     }
@@ -602,16 +622,13 @@ impl GaveUp {
     async fn ending(self, conn: &Connection, closing: Closing) -> Ending {
         match self {
             GaveUp::Overflow => {
-                let _ = conn.calls.send(call::limit(conn.key, "backpressure")).await;
+                conn.tell(call::limit(conn.key, "backpressure")).await;
                 Ending::new(TRY_AGAIN_LATER, "Backpressure limit exceeded")
             }
             GaveUp::Stopped => Ending::new(1001, "Server stopping"),
             GaveUp::Stalled => {
                 tracing::info!(conn = %conn.id, "the client reads nothing, dropping the connection");
-                let _ = conn
-                    .calls
-                    .send(call::health(conn.key, "timeout", None))
-                    .await;
+                conn.tell(call::health(conn.key, "timeout", None)).await;
                 Ending::new(ABNORMAL, "Ping timeout")
             }
             GaveUp::Failed(error) => {
@@ -708,7 +725,7 @@ fn receive(
             Admit::Allowed => None,
             Admit::Limited { first } => {
                 if first {
-                    burst.push(call::limit(conn.key, "rate-limited"));
+                    burst.push(conn, call::limit(conn.key, "rate-limited"));
                 }
                 Some(bucket.retry_after_ms())
             }
@@ -742,9 +759,9 @@ fn receive(
         Effect::Reply(frame) => {
             conn.send(frame);
         }
-        Effect::Call(call) => burst.push(call),
+        Effect::Call(call) => burst.push(conn, call),
         Effect::CallThenReply { call, reply } => {
-            burst.push(call);
+            burst.push(conn, call);
             return Some(reply);
         }
         Effect::Nothing => {}
@@ -804,7 +821,7 @@ fn pong(
         // Unsolicited pongs are allowed (RFC 6455 §5.5.3) and mean nothing.
         _ => return,
     };
-    burst.push(call);
+    burst.push(conn, call);
 }
 
 /// Writes what is queued now, within the close timeout: the last words before a close.
@@ -899,10 +916,7 @@ async fn fail(ws: &mut Socket, conn: &Connection, error: ReadError, closing: Clo
     let (code, reason) = (invalid.code(), invalid.reason());
     tracing::info!(conn = %conn.id, error = %invalid, code, "closing connection after bad input");
     if invalid == frame::Invalid::TooLarge {
-        let _ = conn
-            .calls
-            .send(call::limit(conn.key, "message-too-large"))
-            .await;
+        conn.tell(call::limit(conn.key, "message-too-large")).await;
     }
     // Best effort: the peer misbehaved, so do not wait long for it.
     let _ = timeout(Duration::from_secs(1), ws.close(code, reason)).await;

@@ -1,0 +1,127 @@
+//! When the application hears of a connection.
+//!
+//! An application that does not listen for every open (no `connection` listener, say) need not hear of a
+//! connection that never does anything: it hears of it with the first call that concerns it, the open
+//! call going just before, in the same item of the calls channel. A connection that stays silent costs
+//! the application nothing — no crossing, no object — and its close is not reported either.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+/// Whether the application has heard of a connection, and the open call it will hear first if not.
+#[derive(Debug)]
+pub(crate) struct Introduction {
+    /// Set once the open call is taken: the fast path of [`Introduction::before`].
+    heard: AtomicBool,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Not heard of yet: the open call to send first.
+    Due(Box<str>),
+    /// The application has the open call.
+    Heard,
+    /// The connection ended unheard of: the application never hears of it.
+    Forgotten,
+}
+
+impl Introduction {
+    /// A connection the application has not heard of; `open` is the call that introduces it.
+    pub(crate) fn due(open: String) -> Self {
+        Introduction {
+            heard: AtomicBool::new(false),
+            state: Mutex::new(State::Due(open.into_boxed_str())),
+        }
+    }
+
+    /// A connection the application knows already (a session brought over from another node).
+    pub(crate) fn heard() -> Self {
+        Introduction {
+            heard: AtomicBool::new(true),
+            state: Mutex::new(State::Heard),
+        }
+    }
+
+    /// `call`, with the open call in front of it (comma-joined, as the calls channel's items are) when
+    /// the application has not heard of the connection yet.
+    pub(crate) fn before(&self, call: String) -> String {
+        match self.take() {
+            None => call,
+            Some(open) => {
+                let mut both = String::with_capacity(open.len() + 1 + call.len());
+                both.push_str(&open);
+                both.push(',');
+                both.push_str(&call);
+                both
+            }
+        }
+    }
+
+    /// The open call, if the application has not heard of the connection yet; from now on it has.
+    pub(crate) fn take(&self) -> Option<Box<str>> {
+        if self.heard.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut state = self.state();
+        match std::mem::replace(&mut *state, State::Heard) {
+            State::Due(open) => {
+                self.heard.store(true, Ordering::Release);
+                Some(open)
+            }
+            // Nothing to take; the state stays what it was.
+            other => {
+                *state = other;
+                None
+            }
+        }
+    }
+
+    /// The connection ended: true when the application heard of it (and so must hear of the close).
+    /// One that was not heard of is never introduced afterwards.
+    pub(crate) fn end(&self) -> bool {
+        let mut state = self.state();
+        let heard = matches!(*state, State::Heard);
+        if !heard {
+            *state = State::Forgotten;
+        }
+        heard
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // Every update is a single assignment: a poisoned lock still holds a valid state.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_open_call_goes_before_the_first_call_only() {
+        let introduction = Introduction::due("[0,1]".to_owned());
+        assert_eq!(introduction.before("[2,1]".to_owned()), "[0,1],[2,1]");
+        assert_eq!(introduction.before("[3,1]".to_owned()), "[3,1]");
+        assert!(introduction.take().is_none());
+        assert!(introduction.end(), "heard of, so its close is reported");
+    }
+
+    #[test]
+    fn a_connection_that_ends_unheard_of_is_never_introduced() {
+        let introduction = Introduction::due("[0,1]".to_owned());
+        assert!(!introduction.end());
+        assert!(introduction.take().is_none());
+        assert_eq!(introduction.before("[9,1]".to_owned()), "[9,1]");
+    }
+
+    #[test]
+    fn taken_once() {
+        let introduction = Introduction::due("[0,7]".to_owned());
+        assert_eq!(introduction.take().as_deref(), Some("[0,7]"));
+        assert!(introduction.take().is_none());
+        assert!(Introduction::heard().end());
+    }
+}
