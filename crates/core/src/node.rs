@@ -102,7 +102,7 @@ impl Local for Node {
                 self.shared
                     .connections
                     .get(&key)
-                    .map(|conn| conn.id.clone())
+                    .map(|conn| conn.id.to_string())
             })
             .collect()
     }

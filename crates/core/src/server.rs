@@ -89,7 +89,7 @@ impl Shared {
     /// A connection was registered: in a cluster, other nodes can now reach it by id.
     pub(crate) fn hold(&self, conn: &Connection) {
         if let Some(cluster) = &self.cluster {
-            self.ids.insert(conn.id.clone(), conn.key);
+            self.ids.insert(conn.id.to_string(), conn.key);
             cluster.hold(&conn.id);
         }
     }
@@ -97,7 +97,7 @@ impl Shared {
     /// A connection ended for good (with its session, when it had one).
     pub(crate) fn release(&self, conn: &Connection, session: bool) {
         if let Some(cluster) = &self.cluster {
-            self.ids.remove_if(&conn.id, |_, key| *key == conn.key);
+            self.ids.remove_if(&*conn.id, |_, key| *key == conn.key);
             cluster.release(&conn.id);
             if session {
                 cluster.forget_session(&conn.id);
@@ -127,7 +127,7 @@ impl Shared {
                         result.targets += 1;
                         continue;
                     };
-                    if matches!(exclude, Exclude::Id(excluded) if excluded == conn.id) {
+                    if matches!(exclude, Exclude::Id(excluded) if excluded == &*conn.id) {
                         continue;
                     }
                     result.targets += 1;
@@ -301,7 +301,7 @@ impl Server {
                 self.shared
                     .connections
                     .get(&key)
-                    .map(|conn| conn.id.clone())
+                    .map(|conn| conn.id.to_string())
             });
             cluster.publish(&Envelope::Broadcast {
                 target: target.into(),
@@ -593,7 +593,8 @@ impl Server {
                 let outcome = match (allowed, error) {
                     (_, Some(message)) => Err(Denial::ValidatorFailed(message.into_owned())),
                     (false, None) => Err(Denial::PermissionDenied),
-                    (true, None) => match self.shared.rooms.join(conn_key, &topic) {
+                    (true, None) => match self.shared.rooms.join(conn_key, &topic, || conn.ended())
+                    {
                         // Closed meanwhile: nobody is left to answer.
                         Join::Closed => return,
                         Join::Joined | Join::Already => Ok(()),
@@ -611,7 +612,7 @@ impl Server {
                 if let (Some(cluster), Some(sessions)) =
                     (&self.shared.cluster, &self.shared.config.sessions)
                 {
-                    if self.shared.sessions.contains_key(&conn.id) {
+                    if self.shared.sessions.contains_key(&*conn.id) {
                         cluster.write_session_data(sessions.ttl, &conn.id, data.get());
                     }
                 }

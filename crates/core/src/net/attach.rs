@@ -119,7 +119,6 @@ pub(crate) async fn attach(
     }
     shared.connections.insert(key, conn.clone());
     shared.hold(&conn);
-    shared.rooms.open(key);
     Attached::New(conn)
 }
 
@@ -222,7 +221,7 @@ pub(crate) async fn detach(
 pub(crate) async fn end(shared: &Shared, conn: &Connection, code: u16, reason: &str) {
     conn.close_pending();
     shared.connections.remove(&conn.key);
-    let had_session = shared.sessions.remove(&conn.id).is_some();
+    let had_session = shared.sessions.remove(&*conn.id).is_some();
     shared.release(conn, had_session);
     // Every room at once; the application clears its view of them when it hears of the close.
     shared.rooms.close(conn.key);

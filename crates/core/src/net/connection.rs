@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,7 +28,7 @@ pub(crate) struct Connection {
     /// The numeric key calls and ops use.
     pub(crate) key: u64,
     /// The public id (a UUID), stable for the connection's life; also its session id.
-    pub(crate) id: String,
+    pub(crate) id: Box<str>,
     /// Carries calls to the application; held here so work started for this connection can report back.
     pub(crate) calls: mpsc::Sender<String>,
     /// Whether the application has heard of the connection; see [`Connection::told`].
@@ -48,11 +49,12 @@ pub(crate) enum Pending {
     Refused,
 }
 
-/// Server requests waiting for the client's answer, each with its timeout task.
+/// Server requests waiting for the client's answer, each with its timeout task. The ids are the server's
+/// own, so the map needs no random keys, and its hasher then takes no room in every connection.
 #[derive(Debug, Default)]
 struct Waiting {
     closed: bool,
-    timers: HashMap<u64, AbortHandle>,
+    timers: HashMap<u64, AbortHandle, BuildHasherDefault<DefaultHasher>>,
 }
 
 /// Where frames go: the current socket's queue, and the session's replay buffer.
@@ -60,7 +62,8 @@ struct Waiting {
 struct Link {
     /// The socket's queue; `None` while a session waits for its client.
     outbox: Option<Arc<Outbox>>,
-    session: Option<SessionState>,
+    /// Boxed: without session recovery (the default) every connection would carry its empty room.
+    session: Option<Box<SessionState>>,
 }
 
 /// The mutable part of a session.
@@ -146,7 +149,7 @@ impl Connection {
     ) -> Self {
         let link = Link {
             outbox: Some(outbox),
-            session: replay.map(|replay| SessionState::new(replay, 0, 0)),
+            session: replay.map(|replay| Box::new(SessionState::new(replay, 0, 0))),
         };
         Connection::with_link(key, id, Introduction::due(open), calls, stats, link)
     }
@@ -163,7 +166,7 @@ impl Connection {
     ) -> Self {
         let link = Link {
             outbox: None,
-            session: Some(SessionState::new(replay, gen, 1)),
+            session: Some(Box::new(SessionState::new(replay, gen, 1))),
         };
         Connection::with_link(key, id, Introduction::heard(), calls, stats, link)
     }
@@ -178,7 +181,7 @@ impl Connection {
     ) -> Self {
         Connection {
             key,
-            id,
+            id: id.into_boxed_str(),
             calls,
             introduction,
             link: Mutex::new(link),
@@ -459,6 +462,11 @@ impl Connection {
         self.pending().timers.remove(&id).is_some()
     }
 
+    /// Whether the connection has ended for good ([`Connection::close_pending`] ran).
+    pub(crate) fn ended(&self) -> bool {
+        self.pending().closed
+    }
+
     /// Drops every pending request at close; the application rejects them when it learns of the close.
     pub(crate) fn close_pending(&self) {
         let mut pending = self.pending();
@@ -466,5 +474,22 @@ impl Connection {
         for (_, timer) in pending.timers.drain() {
             timer.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The allocator's size class the record of every connection is kept in, with the two counts of its
+    /// `Arc`.
+    const RECORD_CLASS: usize = 160;
+
+    #[test]
+    fn a_connection_record_stays_within_its_size_class() {
+        let size = std::mem::size_of::<super::Connection>() + 2 * std::mem::size_of::<usize>();
+        assert!(
+            size <= RECORD_CLASS,
+            "a connection's record is {size} bytes, over {RECORD_CLASS}: every connection would take the \
+             allocator's next size class"
+        );
     }
 }

@@ -173,7 +173,7 @@ fn room_method(
             tracing::debug!(conn = %conn.id, %topic, "subscription to an undeclared topic refused");
             Effect::Reply(answer(Err(Denial::Undeclared)))
         }
-        Decision::Public => match shared.rooms.join(conn.key, topic) {
+        Decision::Public => match shared.rooms.join(conn.key, topic, || conn.ended()) {
             Join::Joined => Effect::CallThenReply {
                 call: call::room(conn.key, topic, true),
                 reply: answer(Ok(())),

@@ -5,41 +5,39 @@
 //! call going just before, in the same item of the calls channel. A connection that stays silent costs
 //! the application nothing — no crossing, no object — and its close is not reported either.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
+
+/// The application has not heard of the connection: the open call waits.
+const DUE: u8 = 0;
+/// The application has the open call.
+const HEARD: u8 = 1;
+/// The connection ended unheard of: the application never hears of it.
+const FORGOTTEN: u8 = 2;
 
 /// Whether the application has heard of a connection, and the open call it will hear first if not.
 #[derive(Debug)]
 pub(crate) struct Introduction {
-    /// Set once the open call is taken: the fast path of [`Introduction::before`].
-    heard: AtomicBool,
-    state: Mutex<State>,
-}
-
-#[derive(Debug)]
-enum State {
-    /// Not heard of yet: the open call to send first.
-    Due(Box<str>),
-    /// The application has the open call.
-    Heard,
-    /// The connection ended unheard of: the application never hears of it.
-    Forgotten,
+    /// `DUE`, `HEARD` or `FORGOTTEN`; changed only under the lock, read without it by the fast path.
+    state: AtomicU8,
+    /// The open call while it is due.
+    open: Mutex<Option<Box<str>>>,
 }
 
 impl Introduction {
     /// A connection the application has not heard of; `open` is the call that introduces it.
     pub(crate) fn due(open: String) -> Self {
         Introduction {
-            heard: AtomicBool::new(false),
-            state: Mutex::new(State::Due(open.into_boxed_str())),
+            state: AtomicU8::new(DUE),
+            open: Mutex::new(Some(open.into_boxed_str())),
         }
     }
 
     /// A connection the application knows already (a session brought over from another node).
     pub(crate) fn heard() -> Self {
         Introduction {
-            heard: AtomicBool::new(true),
-            state: Mutex::new(State::Heard),
+            state: AtomicU8::new(HEARD),
+            open: Mutex::new(None),
         }
     }
 
@@ -60,37 +58,29 @@ impl Introduction {
 
     /// The open call, if the application has not heard of the connection yet; from now on it has.
     pub(crate) fn take(&self) -> Option<Box<str>> {
-        if self.heard.load(Ordering::Acquire) {
+        if self.state.load(Ordering::Acquire) != DUE {
             return None;
         }
-        let mut state = self.state();
-        match std::mem::replace(&mut *state, State::Heard) {
-            State::Due(open) => {
-                self.heard.store(true, Ordering::Release);
-                Some(open)
-            }
-            // Nothing to take; the state stays what it was.
-            other => {
-                *state = other;
-                None
-            }
-        }
+        // The state changes under the lock, so `end` never sees the call taken and the state still due.
+        let mut open = self.open();
+        let taken = open.take()?;
+        self.state.store(HEARD, Ordering::Release);
+        Some(taken)
     }
 
     /// The connection ended: true when the application heard of it (and so must hear of the close).
     /// One that was not heard of is never introduced afterwards.
     pub(crate) fn end(&self) -> bool {
-        let mut state = self.state();
-        let heard = matches!(*state, State::Heard);
-        if !heard {
-            *state = State::Forgotten;
+        let mut open = self.open();
+        if open.take().is_some() {
+            self.state.store(FORGOTTEN, Ordering::Release);
         }
-        heard
+        self.state.load(Ordering::Acquire) == HEARD
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        // Every update is a single assignment: a poisoned lock still holds a valid state.
-        self.state
+    fn open(&self) -> std::sync::MutexGuard<'_, Option<Box<str>>> {
+        // Every update is a single assignment: a poisoned lock still holds a valid value.
+        self.open
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }

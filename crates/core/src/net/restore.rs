@@ -51,14 +51,14 @@ fn install(
     ));
     shared.connections.insert(key, conn.clone());
     shared.sessions.insert(id.to_owned(), key);
-    shared.rooms.open(key);
     let data = stored
         .data
         .as_deref()
         .and_then(|data| serde_json::from_str::<&RawValue>(data).ok());
     let mut told = opened(key, data);
     for topic in &stored.rooms {
-        shared.rooms.join(key, topic);
+        // Not registered for anyone else to end yet.
+        shared.rooms.join(key, topic, || false);
         told.push(',');
         told.push_str(&call::room(key, topic, true));
     }
@@ -71,7 +71,7 @@ fn uninstall(shared: &Shared, conn: &Connection) {
     shared.connections.remove(&conn.key);
     shared
         .sessions
-        .remove_if(&conn.id, |_, key| *key == conn.key);
+        .remove_if(&*conn.id, |_, key| *key == conn.key);
     shared.rooms.close(conn.key);
 }
 

@@ -17,14 +17,14 @@ pub(crate) enum Join {
     Joined,
     /// The connection was in the room already.
     Already,
-    /// The connection is not open (never opened, or closed): nothing changed.
+    /// The connection has ended: nothing changed.
     Closed,
     /// The connection is in as many rooms as it may be.
     Full,
 }
 
-/// Members by room and rooms by member. A connection can only join between `open` and `close`, so a
-/// join that races a close never leaves a member behind.
+/// Members by room and rooms by member. Only a connection in some room has an entry here: most
+/// connections are in none, and each entry is in every connection's cost.
 #[derive(Debug, Default)]
 pub(crate) struct Membership {
     members: HashMap<Arc<str>, HashSet<u64>>,
@@ -33,11 +33,6 @@ pub(crate) struct Membership {
 }
 
 impl Membership {
-    /// Registers an open connection, with no room yet.
-    pub(crate) fn open(&mut self, conn: u64) {
-        self.subscriptions.entry(conn).or_default();
-    }
-
     /// Removes a connection from every room at once; returns the rooms it was in.
     pub(crate) fn close(&mut self, conn: u64) -> Vec<Arc<str>> {
         let topics: Vec<Arc<str>> = self
@@ -52,11 +47,9 @@ impl Membership {
         topics
     }
 
-    /// Puts an open connection in the room `topic`.
+    /// Puts a connection in the room `topic`.
     pub(crate) fn join(&mut self, conn: u64, topic: &str, max_rooms: usize) -> Join {
-        let Some(topics) = self.subscriptions.get_mut(&conn) else {
-            return Join::Closed;
-        };
+        let topics = self.subscriptions.entry(conn).or_default();
         if topics.contains(topic) {
             return Join::Already;
         }
@@ -78,10 +71,13 @@ impl Membership {
 
     /// Takes a connection out of the room `topic`; false when it was not in it.
     pub(crate) fn leave(&mut self, conn: u64, topic: &str) -> bool {
-        let left = self
-            .subscriptions
-            .get_mut(&conn)
-            .is_some_and(|topics| topics.remove(topic));
+        let Some(topics) = self.subscriptions.get_mut(&conn) else {
+            return false;
+        };
+        let left = topics.remove(topic);
+        if topics.is_empty() {
+            self.subscriptions.remove(&conn);
+        }
         if left {
             self.remove_member(topic, conn);
         }
@@ -208,19 +204,22 @@ mod tests {
     }
 
     #[test]
-    fn only_open_connections_join() {
+    fn only_connections_in_rooms_have_an_entry() {
         let mut membership = Membership::default();
-        assert_eq!(membership.join(1, "lobby", usize::MAX), Join::Closed);
-        membership.open(1);
         assert_eq!(membership.join(1, "lobby", usize::MAX), Join::Joined);
         assert_eq!(membership.join(1, "lobby", usize::MAX), Join::Already);
+        assert_eq!(membership.join(1, "hall", usize::MAX), Join::Joined);
         assert_eq!(membership.members("lobby"), vec![1]);
-        assert_eq!(membership.close(1).len(), 1);
-        assert_eq!(
-            membership.join(1, "lobby", usize::MAX),
-            Join::Closed,
-            "a join after close is refused"
+        assert!(membership.leave(1, "lobby"));
+        assert!(membership.leave(1, "hall"));
+        assert!(!membership.leave(1, "hall"));
+        assert!(
+            membership.subscriptions.is_empty(),
+            "the last room left drops the entry"
         );
+        assert_eq!(membership.join(2, "lobby", usize::MAX), Join::Joined);
+        assert_eq!(membership.close(2).len(), 1);
+        assert!(membership.subscriptions.is_empty());
         assert_eq!(membership.room_count(), 0);
     }
 
@@ -228,7 +227,6 @@ mod tests {
     fn leaving_and_closing_empty_every_index() {
         let mut membership = Membership::default();
         for conn in 1..=3 {
-            membership.open(conn);
             membership.join(conn, "chat:a", usize::MAX);
             membership.join(conn, "chat:b:c", usize::MAX);
         }
@@ -246,7 +244,6 @@ mod tests {
     #[test]
     fn patterns_walk_only_matching_branches() {
         let mut membership = Membership::default();
-        membership.open(1);
         for topic in ["chat:a", "chat:b", "chat:a:x", "chat", "news:a", "a"] {
             membership.join(1, topic, usize::MAX);
         }
@@ -264,7 +261,6 @@ mod tests {
     #[test]
     fn a_pruned_branch_keeps_its_neighbours() {
         let mut membership = Membership::default();
-        membership.open(1);
         membership.join(1, "chat:a", usize::MAX);
         membership.join(1, "chat:a:x", usize::MAX);
         membership.leave(1, "chat:a");

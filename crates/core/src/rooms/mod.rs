@@ -98,11 +98,6 @@ impl Rooms {
         self.membership().room_count()
     }
 
-    /// Lets a newly open connection join rooms.
-    pub(crate) fn open(&self, conn: u64) {
-        self.membership().open(conn);
-    }
-
     /// Takes a closing connection out of every room; returns the rooms it was in.
     pub(crate) fn close(&self, conn: u64) -> Vec<Arc<str>> {
         self.membership().close(conn)
@@ -117,9 +112,15 @@ impl Rooms {
         }
     }
 
-    /// Puts an open connection in the room `topic`.
-    pub(crate) fn join(&self, conn: u64, topic: &str) -> Join {
-        self.membership().join(conn, topic, self.max_per_connection)
+    /// Puts a connection in the room `topic`, unless `ended` says it has ended. `ended` is asked under
+    /// the membership lock, and a connection is marked ended before [`Rooms::close`] takes that lock, so
+    /// a join that races a close never leaves a member behind.
+    pub(crate) fn join(&self, conn: u64, topic: &str, ended: impl FnOnce() -> bool) -> Join {
+        let mut membership = self.membership();
+        if ended() {
+            return Join::Closed;
+        }
+        membership.join(conn, topic, self.max_per_connection)
     }
 
     /// Takes a connection out of the room `topic`; false when it was not in it.
@@ -166,12 +167,9 @@ mod tests {
     #[test]
     fn recipients_group_members_by_room() {
         let rooms = Rooms::default();
-        for conn in 1..=3 {
-            rooms.open(conn);
-        }
-        rooms.join(1, "chat:a");
-        rooms.join(2, "chat:a");
-        rooms.join(3, "chat:b");
+        rooms.join(1, "chat:a", || false);
+        rooms.join(2, "chat:a", || false);
+        rooms.join(3, "chat:b", || false);
         let mut exact = rooms.recipients("chat:a").expect("valid");
         exact[0].1.sort_unstable();
         assert_eq!(exact, vec![(Arc::from("chat:a"), vec![1, 2])]);
@@ -193,10 +191,17 @@ mod tests {
     #[test]
     fn closing_leaves_every_room() {
         let rooms = Rooms::default();
-        rooms.open(7);
-        assert_eq!(rooms.join(7, "a"), Join::Joined);
-        assert_eq!(rooms.join(7, "b"), Join::Joined);
+        assert_eq!(rooms.join(7, "a", || false), Join::Joined);
+        assert_eq!(rooms.join(7, "b", || false), Join::Joined);
         assert_eq!(rooms.close(7).len(), 2);
+        assert_eq!(rooms.room_count(), 0);
+        assert!(rooms.subscriptions(7).is_empty());
+    }
+
+    #[test]
+    fn an_ended_connection_joins_nothing() {
+        let rooms = Rooms::default();
+        assert_eq!(rooms.join(7, "a", || true), Join::Closed);
         assert_eq!(rooms.room_count(), 0);
         assert!(rooms.subscriptions(7).is_empty());
     }
