@@ -47,7 +47,8 @@ pub(crate) struct Outbox {
     /// One signal rather than one each: every wait the task keeps armed is in every connection's task.
     ready: Notify,
     queued: AtomicUsize,
-    limit: usize,
+    /// 32 bits: with the flags beside it, the outbox stays in the allocator's 128-byte class.
+    limit: u32,
     overflowed: AtomicBool,
     stopping: AtomicBool,
 }
@@ -70,10 +71,15 @@ impl Outbox {
             queue: Mutex::default(),
             ready: Notify::new(),
             queued: AtomicUsize::new(0),
-            limit,
+            // Beyond 4 GiB unsent per connection there is no practical difference.
+            limit: u32::try_from(limit).unwrap_or(u32::MAX),
             overflowed: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
         }
+    }
+
+    fn limit(&self) -> usize {
+        self.limit as usize
     }
 
     fn queue(&self) -> MutexGuard<'_, Queue> {
@@ -157,7 +163,7 @@ impl Outbox {
             return false;
         }
         let (header, header_len) = frame::header(opcode, payload.len());
-        match wire.write(&header[..header_len], payload, cork::active(), self.limit) {
+        match wire.write(&header[..header_len], payload, cork::active(), self.limit()) {
             Ok(Held::Over(waiting)) => {
                 if !volatile {
                     self.overflow(waiting);
@@ -192,7 +198,7 @@ impl Outbox {
             return false;
         }
         let before = self.queued.fetch_add(len, Ordering::AcqRel);
-        if before > 0 && before + len > self.limit {
+        if before > 0 && before + len > self.limit() {
             self.queued.fetch_sub(len, Ordering::AcqRel);
             if !volatile {
                 self.overflow(before);
@@ -250,6 +256,16 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn an_outbox_stays_within_its_size_class() {
+        // Every connection has one, behind an `Arc` (two counts of 8 bytes).
+        let size = std::mem::size_of::<Outbox>() + 16;
+        assert!(
+            size <= 128,
+            "an outbox is {size} bytes, over the allocator's 128-byte class"
+        );
+    }
 
     /// Whether the socket task's wait ([`Outbox::ready`]) resolves, within a generous time.
     fn woken(outbox: &Outbox) -> bool {
