@@ -18,6 +18,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep_until, timeout, timeout_at, Duration, Instant};
 use tokio_rustls::TlsAcceptor;
+use tokio_tungstenite::tungstenite::Bytes;
 
 use crate::app::call;
 use crate::server::Shared;
@@ -108,9 +109,30 @@ impl Socket {
     }
 }
 
-/// Application pings waiting for their pong: id → when sent. The ids are the server's own, so the map
-/// needs no random keys, and its hasher then takes no room in every connection's task.
-type Pings = HashMap<u64, Instant, BuildHasherDefault<DefaultHasher>>;
+/// Application pings waiting for their pong: id → when sent. The map is made on first use, behind a
+/// pointer: most connections are never pinged by the application, and the loop's state is in every
+/// connection's task. The ids are the server's own, so the map needs no random keys.
+#[derive(Default)]
+#[allow(
+    clippy::box_collection,
+    reason = "the box keeps the map's header out of every connection's task"
+)]
+struct Pings(Option<Box<HashMap<u64, Instant, BuildHasherDefault<DefaultHasher>>>>);
+
+impl Pings {
+    /// Ping `id` is being sent now.
+    fn sent(&mut self, id: u64) {
+        let pings = self.0.get_or_insert_with(Box::default);
+        // Unanswered pings are forgotten after a while, so the map stays small.
+        pings.retain(|_, sent| sent.elapsed() < FORGET_PINGS_AFTER);
+        pings.insert(id, Instant::now());
+    }
+
+    /// When ping `id` was sent, if it waits for its pong.
+    fn answered(&mut self, id: u64) -> Option<Instant> {
+        self.0.as_mut()?.remove(&id)
+    }
+}
 
 /// The close we started: when we stop waiting for the client's, and how the connection then ends. Boxed:
 /// closes are rare, and the loop's state is in every connection's task.
@@ -433,50 +455,89 @@ fn turns<'a>(
         tokio::pin!(ready, backlog);
         let mut armed: Option<Instant> = None;
         loop {
-            let due = Deadlines::of(shared, &closing, health.as_ref(), last_heard).earliest();
-            if let Some(due) = due {
-                if armed.is_none_or(|armed| due < armed) {
-                    timer.as_mut().reset(due);
-                    armed = Some(due);
-                }
-            }
+            // Whether the timer is set for a deadline; a flag rather than the deadline, which is not needed
+            // past this point and would be held across every wait.
+            let timed =
+                match Deadlines::of(shared, &closing, health.as_ref(), last_heard).earliest() {
+                    Some(due) => {
+                        if armed.is_none_or(|armed| due < armed) {
+                            timer.as_mut().reset(due);
+                            armed = Some(due);
+                        }
+                        true
+                    }
+                    None => false,
+                };
             // Biased: messages first, then the burst they made is handed over once there is none left to read;
             // every other branch runs with the burst sent, so the application hears of things in order.
-            tokio::select! {
-                biased;
-                incoming = ws.next_message() => match incoming {
-                    Some(Ok(Message::Pong(bytes))) => pong(shared, conn, &bytes, health.as_mut(), &mut pings, burst),
-                    Some(Ok(Message::Ping(bytes))) => {
-                        if let Err(error) = Box::pin(ws.send_soon(PONG, &bytes, shared.config.close_timeout)).await {
-                            tracing::debug!(conn = %conn.id, %error, "pong not sent");
-                            return lost(closing);
-                        }
+            // What woke the loop is turned into a step in a block of its own, before any wait: a message held
+            // across a wait would size every connection's task.
+            let step = {
+                let woke = tokio::select! {
+                    biased;
+                    incoming = ws.next_message() => Woke::Message(incoming),
+                    _ = std::future::ready(()), if !burst.is_empty() => Woke::Burst,
+                    _ = &mut ready, if closing.is_none() => Woke::Outbox,
+                    _ = &mut timer, if timed => Woke::Timer,
+                    _ = &mut backlog => Woke::Backlog,
+                };
+                match woke {
+                    Woke::Message(Some(Ok(Message::Pong(bytes)))) => {
+                        pong(shared, conn, &bytes, health.as_mut(), &mut pings, burst);
+                        continue;
                     }
-                    Some(Ok(Message::Close(frame))) => return Box::pin(close_received(ws, frame, closing, shared)).await,
-                    Some(Ok(message)) => {
-                        if let Some(reply) = receive(shared, conn, message, bucket.as_deref_mut(), &mut last_heard, burst) {
-                            // The application hears of the change before the client can act on the answer.
-                            burst.send(conn).await;
-                            conn.send(reply);
-                        }
-                        // A client that never pauses still meets the backpressure of the calls channel.
-                        if burst.len() >= MAX_BURST {
-                            burst.send(conn).await;
-                        }
+                    Woke::Message(Some(Ok(Message::Ping(bytes)))) => Step::Pong(bytes),
+                    Woke::Message(Some(Ok(Message::Close(frame)))) => Step::Closed(frame),
+                    Woke::Message(Some(Ok(message))) => Step::Received(receive(
+                        shared,
+                        conn,
+                        message,
+                        bucket.as_deref_mut(),
+                        &mut last_heard,
+                        burst,
+                    )),
+                    Woke::Message(Some(Err(error))) => Step::Failed(error),
+                    Woke::Message(None) => return lost(closing),
+                    Woke::Burst => Step::Burst,
+                    Woke::Outbox => Step::Outbox,
+                    Woke::Timer => Step::Timer,
+                    Woke::Backlog => Step::Backlog,
+                }
+            };
+            match step {
+                Step::Pong(bytes) => {
+                    if let Err(error) =
+                        Box::pin(ws.send_soon(PONG, &bytes, shared.config.close_timeout)).await
+                    {
+                        tracing::debug!(conn = %conn.id, %error, "pong not sent");
+                        return lost(closing);
                     }
-                    Some(Err(error)) => {
-                        // Answers to the messages before the bad frame still go out, then the close.
-                        if closing.is_none() {
-                            Box::pin(flush_queue(ws, outbox, &mut closing, &mut pings, shared)).await;
-                        }
-                        return Box::pin(fail(ws, conn, error, closing)).await;
+                }
+                Step::Closed(frame) => {
+                    return Box::pin(close_received(ws, frame, closing, shared)).await
+                }
+                Step::Received(reply) => {
+                    if let Some(reply) = reply {
+                        // The application hears of the change before the client can act on the answer.
+                        burst.send(conn).await;
+                        conn.send(reply);
                     }
-                    None => return lost(closing),
-                },
-                _ = std::future::ready(()), if !burst.is_empty() => {
+                    // A client that never pauses still meets the backpressure of the calls channel.
+                    if burst.len() >= MAX_BURST {
+                        burst.send(conn).await;
+                    }
+                }
+                Step::Failed(error) => {
+                    // Answers to the messages before the bad frame still go out, then the close.
+                    if closing.is_none() {
+                        Box::pin(flush_queue(ws, outbox, &mut closing, &mut pings, shared)).await;
+                    }
+                    return Box::pin(fail(ws, conn, error, closing)).await;
+                }
+                Step::Burst => {
                     burst.send(conn).await;
                 }
-                _ = &mut ready, if closing.is_none() => {
+                Step::Outbox => {
                     ready.set(outbox.ready());
                     if outbox.overflowed() {
                         return Box::pin(GaveUp::Overflow.ending(conn, closing)).await;
@@ -485,62 +546,107 @@ fn turns<'a>(
                         // What the application queued before the stop (the last replies) still goes out first.
                         Box::pin(flush_queue(ws, outbox, &mut closing, &mut pings, shared)).await;
                         if closing.is_none() {
-                            Box::pin(start_close(ws, 1001, "Server stopping", &mut closing, shared)).await;
+                            Box::pin(start_close(
+                                ws,
+                                1001,
+                                "Server stopping",
+                                &mut closing,
+                                shared,
+                            ))
+                            .await;
                         }
                         continue;
                     }
-                    let batch = outbox.take(MAX_FRAMES_PER_FLUSH);
-                    if batch.is_empty() {
-                        continue;
-                    }
-                    let written = write(ws, outbox, batch, &mut closing, &mut pings, shared);
+                    // The batch in a block of its own, so that it is not held beside the write that took it.
+                    let written = {
+                        let batch = outbox.take(MAX_FRAMES_PER_FLUSH);
+                        if batch.is_empty() {
+                            continue;
+                        }
+                        write(ws, outbox, batch, &mut closing, &mut pings, shared)
+                    };
                     // Over TLS the loop writes the batch itself, and nothing else runs until it is taken.
-                    let stall = if wire.is_none() { stall_limit(shared) } else { None };
-                    if let Err(gave_up) = Box::pin(unless_stuck(written, outbox, ready.as_mut(), stall, shared)).await {
+                    let stall = if wire.is_none() {
+                        stall_limit(shared)
+                    } else {
+                        None
+                    };
+                    if let Err(gave_up) =
+                        Box::pin(unless_stuck(written, outbox, ready.as_mut(), stall, shared)).await
+                    {
                         return Box::pin(gave_up.ending(conn, closing)).await;
                     }
                     if outbox.stopping() && closing.is_none() {
                         // The stop came while that write was in progress.
-                        Box::pin(start_close(ws, 1001, "Server stopping", &mut closing, shared)).await;
+                        Box::pin(start_close(
+                            ws,
+                            1001,
+                            "Server stopping",
+                            &mut closing,
+                            shared,
+                        ))
+                        .await;
                     }
-                },
-                _ = &mut timer, if due.is_some() => {
+                }
+                Step::Timer => {
                     armed = None;
-                    let now = Instant::now();
-                    // Worked out again rather than kept from before the wait: held across it, they would
-                    // size every connection's task.
-                    let Deadlines { close: close_deadline, health: health_deadline, idle: idle_deadline } =
-                        Deadlines::of(shared, &closing, health.as_ref(), last_heard);
-                    if close_deadline.is_some_and(|deadline| deadline <= now) {
-                        tracing::debug!(conn = %conn.id, "client did not answer the close frame");
-                        return lost(closing);
-                    }
-                    if idle_deadline.is_some_and(|deadline| deadline <= now) {
-                        tracing::debug!(conn = %conn.id, "idle, closing");
-                        Box::pin(conn.tell(call::limit(conn.key, "idle-timeout"))).await;
-                        conn.close(1001, "Idle timeout");
-                        continue;
-                    }
-                    let Some(health) = health.as_mut().filter(|_| health_deadline.is_some_and(|deadline| deadline <= now)) else {
-                        continue;
+                    // Worked out in a block of its own: the time and the deadlines, held across the waits below,
+                    // would size every connection's task.
+                    let fired = {
+                        let now = Instant::now();
+                        let Deadlines {
+                            close,
+                            health: health_due,
+                            idle,
+                        } = Deadlines::of(shared, &closing, health.as_ref(), last_heard);
+                        if close.is_some_and(|deadline| deadline <= now) {
+                            Fired::CloseUnanswered
+                        } else if idle.is_some_and(|deadline| deadline <= now) {
+                            Fired::Idle
+                        } else {
+                            match health
+                                .as_mut()
+                                .filter(|_| health_due.is_some_and(|deadline| deadline <= now))
+                            {
+                                Some(health) => Fired::Health(health.due(now)),
+                                // Early: the client spoke since the timer was set.
+                                None => continue,
+                            }
+                        }
                     };
-                    match health.due(now) {
-                        Due::Ping(id) => {
+                    match fired {
+                        Fired::CloseUnanswered => {
+                            tracing::debug!(conn = %conn.id, "client did not answer the close frame");
+                            return lost(closing);
+                        }
+                        Fired::Idle => {
+                            tracing::debug!(conn = %conn.id, "idle, closing");
+                            Box::pin(conn.tell(call::limit(conn.key, "idle-timeout"))).await;
+                            conn.close(1001, "Idle timeout");
+                        }
+                        Fired::Health(Due::Ping(id)) => {
                             // A ping that cannot even be written in time simply goes unanswered.
                             let ping = health::payload(health::AUTO, id);
-                            let _ = Box::pin(ws.send_soon(PING, &ping, shared.config.close_timeout)).await;
+                            let _ =
+                                Box::pin(ws.send_soon(PING, &ping, shared.config.close_timeout))
+                                    .await;
                         }
-                        Due::Missed(count) => {
-                            Box::pin(conn.tell(call::health(conn.key, "missed", Some(f64::from(count))))).await;
+                        Fired::Health(Due::Missed(count)) => {
+                            Box::pin(conn.tell(call::health(
+                                conn.key,
+                                "missed",
+                                Some(f64::from(count)),
+                            )))
+                            .await;
                         }
-                        Due::Dead => {
+                        Fired::Health(Due::Dead) => {
                             tracing::info!(conn = %conn.id, "no pong in time, dropping the connection");
                             Box::pin(conn.tell(call::health(conn.key, "timeout", None))).await;
                             return Ending::new(ABNORMAL, "Ping timeout");
                         }
                     }
-                },
-                _ = &mut backlog => {
+                }
+                Step::Backlog => {
                     backlog.set(backlogged(wire));
                     let Some(wire) = wire else { continue };
                     // Frames the socket did not take at once wait here. A deadline ends the wait, so a client
@@ -549,10 +655,12 @@ fn turns<'a>(
                     let drained = async {
                         tokio::select! {
                             drained = poll_fn(|cx| wire.poll_drain(cx)) => drained.map(|()| true),
-                            _ = timer.as_mut(), if due.is_some() => Ok(false),
+                            _ = timer.as_mut(), if timed => Ok(false),
                         }
                     };
-                    match Box::pin(unless_stuck(drained, outbox, ready.as_mut(), None, shared)).await {
+                    match Box::pin(unless_stuck(drained, outbox, ready.as_mut(), None, shared))
+                        .await
+                    {
                         Ok(true) => {}
                         Ok(false) => {
                             wire.resume_drain();
@@ -561,12 +669,59 @@ fn turns<'a>(
                         Err(gave_up) => return Box::pin(gave_up.ending(conn, closing)).await,
                     }
                     if outbox.stopping() && closing.is_none() {
-                        Box::pin(start_close(ws, 1001, "Server stopping", &mut closing, shared)).await;
+                        Box::pin(start_close(
+                            ws,
+                            1001,
+                            "Server stopping",
+                            &mut closing,
+                            shared,
+                        ))
+                        .await;
                     }
-                },
+                }
             }
         }
     }
+}
+
+/// What woke the connection's loop.
+enum Woke {
+    /// A message, a read error, or the end of the stream (`None`).
+    Message(Option<Result<Message, ReadError>>),
+    /// Nothing more to read, and the burst holds calls.
+    Burst,
+    /// The outbox's signal: frames queued, the limit passed, or the server stopping.
+    Outbox,
+    /// A deadline (close, health, idle) may have passed.
+    Timer,
+    /// Bytes wait in the wire's backlog.
+    Backlog,
+}
+
+/// What the loop does about what woke it.
+enum Step {
+    /// Answer the client's ping.
+    Pong(Bytes),
+    /// The client sent its close frame.
+    Closed(Option<(u16, String)>),
+    /// A data message was taken in; with the frame to answer it with, if any.
+    Received(Option<String>),
+    /// The client's bytes broke the protocol, or the socket failed.
+    Failed(ReadError),
+    Burst,
+    Outbox,
+    Timer,
+    Backlog,
+}
+
+/// Which of the loop's deadlines passed.
+enum Fired {
+    /// The client did not answer our close frame in time.
+    CloseUnanswered,
+    /// The client was silent for the idle timeout.
+    Idle,
+    /// The health check's next step.
+    Health(Due),
 }
 
 /// When the connection's loop must next act on its own: the close it waits for, its health check, its
@@ -812,7 +967,7 @@ fn pong(
             }
             _ => return,
         },
-        Some((health::ON_DEMAND, id)) => match pings.remove(&id) {
+        Some((health::ON_DEMAND, id)) => match pings.answered(id) {
             Some(sent) => {
                 call::ping_result(conn.key, id, millis(now.saturating_duration_since(sent)))
             }
@@ -867,9 +1022,7 @@ async fn write(
                 shared.stats.sent(frame.len());
             }
             Outbound::Ping(id) => {
-                // Unanswered application pings are forgotten after a while, so the map stays small.
-                pings.retain(|_, sent: &mut Instant| sent.elapsed() < FORGET_PINGS_AFTER);
-                pings.insert(id, Instant::now());
+                pings.sent(id);
                 ws.send(PING, &health::payload(health::ON_DEMAND, id))
                     .await?;
             }
@@ -928,9 +1081,8 @@ mod tests {
     use super::*;
 
     /// tokio puts a task's future in a cell with 104 bytes of its own, rounded up to 128-byte steps; a
-    /// future of at most this size keeps every connection's task in the allocator's 1,024-byte class
-    /// (10,000 idle connections: 3.45-3.52 KiB each, against 3.66-3.73 in the 1,280-byte class).
-    const TASK_BUDGET: usize = 1024 - 104;
+    /// future of at most this size keeps every connection's task in the allocator's 896-byte class.
+    const TASK_BUDGET: usize = 896 - 104;
 
     #[tokio::test]
     async fn a_connection_task_stays_within_its_size_class() {
