@@ -545,16 +545,7 @@ fn turns<'a>(
                     if outbox.stopping() {
                         // What the application queued before the stop (the last replies) still goes out first.
                         Box::pin(flush_queue(ws, outbox, &mut closing, &mut pings, shared)).await;
-                        if closing.is_none() {
-                            Box::pin(start_close(
-                                ws,
-                                1001,
-                                "Server stopping",
-                                &mut closing,
-                                shared,
-                            ))
-                            .await;
-                        }
+                        Box::pin(close_for_stop(ws, &mut closing, shared)).await;
                         continue;
                     }
                     // The batch in a block of its own, so that it is not held beside the write that took it.
@@ -576,16 +567,9 @@ fn turns<'a>(
                     {
                         return Box::pin(gave_up.ending(conn, closing)).await;
                     }
-                    if outbox.stopping() && closing.is_none() {
+                    if outbox.stopping() {
                         // The stop came while that write was in progress.
-                        Box::pin(start_close(
-                            ws,
-                            1001,
-                            "Server stopping",
-                            &mut closing,
-                            shared,
-                        ))
-                        .await;
+                        Box::pin(close_for_stop(ws, &mut closing, shared)).await;
                     }
                 }
                 Step::Timer => {
@@ -668,15 +652,8 @@ fn turns<'a>(
                         }
                         Err(gave_up) => return Box::pin(gave_up.ending(conn, closing)).await,
                     }
-                    if outbox.stopping() && closing.is_none() {
-                        Box::pin(start_close(
-                            ws,
-                            1001,
-                            "Server stopping",
-                            &mut closing,
-                            shared,
-                        ))
-                        .await;
+                    if outbox.stopping() {
+                        Box::pin(close_for_stop(ws, &mut closing, shared)).await;
                     }
                 }
             }
@@ -712,6 +689,13 @@ enum Step {
     Outbox,
     Timer,
     Backlog,
+}
+
+/// Starts the close a server stop asks for, unless a close has started already.
+async fn close_for_stop(ws: &mut Socket, closing: &mut Closing, shared: &Shared) {
+    if closing.is_none() {
+        start_close(ws, 1001, "Server stopping", closing, shared).await;
+    }
 }
 
 /// Which of the loop's deadlines passed.
