@@ -263,7 +263,7 @@ impl Server {
     pub fn introduce_all(&self) -> String {
         let mut batch = String::from("[");
         for conn in self.shared.connections.iter() {
-            if let Some(open) = conn.introduction.take() {
+            if let Some(open) = conn.introduce() {
                 if batch.len() > 1 {
                     batch.push(',');
                 }

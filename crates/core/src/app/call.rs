@@ -39,15 +39,18 @@ fn to_text(value: &impl Serialize) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-/// A connection opened.
-pub(crate) fn open(
-    conn: u64,
-    id: &str,
-    url: &str,
-    remote: &str,
-    data: Option<&RawValue>,
-) -> String {
-    to_text(&(0, conn, id, url, remote, data))
+/// A connection opened; `origin` is what [`origin`] made of its url, address and data.
+pub(crate) fn open(conn: u64, id: &str, origin: &str) -> String {
+    format!("[0,{conn},{},{origin}]", to_text(&id))
+}
+
+/// The elements of a connection's open call after its key and id: its url, its address and the upgrade
+/// hook's data, as JSON text without the array's brackets. Kept by a connection the application has not
+/// heard of yet, which holds its key and id anyway.
+pub(crate) fn origin(url: &str, remote: &str, data: Option<&RawValue>) -> String {
+    let elements = to_text(&(url, remote, data));
+    // A tuple serializes as an array: `[` … `]`.
+    elements[1..elements.len() - 1].to_owned()
 }
 
 /// How a session brought over from another node opened here.
@@ -213,5 +216,28 @@ pub(crate) fn unparsed(conn: u64, frame: Unparsed<'_>) -> String {
         Unparsed::Binary(bytes) => {
             to_text(&(6, conn, "binary", data_encoding::BASE64.encode(bytes)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_open_call_made_from_its_origin_is_the_whole_array() {
+        let data = serde_json::from_str::<&RawValue>(r#"{"user":"ann \"a\""}"#).expect("json");
+        let made = open(
+            7,
+            "c0ffee",
+            &origin("/chat?x=1", "127.0.0.1:4000", Some(data)),
+        );
+        assert_eq!(
+            made,
+            r#"[0,7,"c0ffee","/chat?x=1","127.0.0.1:4000",{"user":"ann \"a\""}]"#
+        );
+        assert_eq!(
+            open(8, "id", &origin("/", "[::1]:9", None)),
+            r#"[0,8,"id","/","[::1]:9",null]"#
+        );
     }
 }

@@ -98,11 +98,10 @@ pub(crate) async fn attach(
         .as_ref()
         .map(|sessions| Replay::new(sessions.buffer_messages, sessions.buffer_bytes));
     let id = uuid::Uuid::new_v4().to_string();
-    let open = call::open(key, &id, url, remote, data);
     let conn = Arc::new(Connection::new(
         key,
         id.clone(),
-        open,
+        call::origin(url, remote, data),
         outbox,
         calls.clone(),
         shared.stats.clone(),

@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
 use super::introduction::Introduction;
 use super::outbox::Outbox;
+use crate::app::call;
 use crate::protocol;
 use crate::session::Replay;
 use crate::stats::Stats;
@@ -136,12 +137,12 @@ pub(crate) struct Resumed {
 }
 
 impl Connection {
-    /// A connection on `outbox`, which the application hears of through `open`, its open call; with
-    /// `replay`, a session whose first token carries generation 0.
+    /// A connection on `outbox`, which the application hears of with `origin` (see
+    /// [`call::origin`]); with `replay`, a session whose first token carries generation 0.
     pub(crate) fn new(
         key: u64,
         id: String,
-        open: String,
+        origin: String,
         outbox: Arc<Outbox>,
         calls: mpsc::Sender<String>,
         stats: Arc<Stats>,
@@ -151,7 +152,7 @@ impl Connection {
             outbox: Some(outbox),
             session: replay.map(|replay| Box::new(SessionState::new(replay, 0, 0))),
         };
-        Connection::with_link(key, id, Introduction::due(open), calls, stats, link)
+        Connection::with_link(key, id, Introduction::due(origin), calls, stats, link)
     }
 
     /// A session brought over from another node, waiting for its client (suspension 1): `gen` is the
@@ -212,10 +213,20 @@ impl Connection {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// `call` as the application must get it: after the connection's open call when this is the first
-    /// call about a connection it has not heard of yet (see [`Introduction`]).
+    /// `call` as the application must get it: after the connection's open call (comma-joined, as the
+    /// calls channel's items are) when this is the first call about a connection it has not heard of
+    /// yet (see [`Introduction`]).
     pub(crate) fn told(&self, call: String) -> String {
-        self.introduction.before(call)
+        match self.introduce() {
+            None => call,
+            Some(open) => open + "," + &call,
+        }
+    }
+
+    /// The open call, if the application has not heard of the connection yet; from now on it has.
+    pub(crate) fn introduce(&self) -> Option<String> {
+        let origin = self.introduction.take()?;
+        Some(call::open(self.key, &self.id, &origin))
     }
 
     /// Sends `call` to the application, introduced as [`Connection::told`] says; waits while the calls

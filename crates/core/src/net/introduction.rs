@@ -15,17 +15,18 @@ const HEARD: u8 = 1;
 /// The connection ended unheard of: the application never hears of it.
 const FORGOTTEN: u8 = 2;
 
-/// Whether the application has heard of a connection, and the open call it will hear first if not.
+/// Whether the application has heard of a connection, and what its open call will say if not (see
+/// [`crate::app::call::origin`]).
 #[derive(Debug)]
 pub(crate) struct Introduction {
     /// `DUE`, `HEARD` or `FORGOTTEN`; changed only under the lock, read without it by the fast path.
     state: AtomicU8,
-    /// The open call while it is due.
+    /// The open call's origin while the call is due.
     open: Mutex<Option<Box<str>>>,
 }
 
 impl Introduction {
-    /// A connection the application has not heard of; `open` is the call that introduces it.
+    /// A connection the application has not heard of; `open` is its open call's origin.
     pub(crate) fn due(open: String) -> Self {
         Introduction {
             state: AtomicU8::new(DUE),
@@ -41,22 +42,8 @@ impl Introduction {
         }
     }
 
-    /// `call`, with the open call in front of it (comma-joined, as the calls channel's items are) when
-    /// the application has not heard of the connection yet.
-    pub(crate) fn before(&self, call: String) -> String {
-        match self.take() {
-            None => call,
-            Some(open) => {
-                let mut both = String::with_capacity(open.len() + 1 + call.len());
-                both.push_str(&open);
-                both.push(',');
-                both.push_str(&call);
-                both
-            }
-        }
-    }
-
-    /// The open call, if the application has not heard of the connection yet; from now on it has.
+    /// The open call's origin, if the application has not heard of the connection yet; from now on it
+    /// has.
     pub(crate) fn take(&self) -> Option<Box<str>> {
         if self.state.load(Ordering::Acquire) != DUE {
             return None;
@@ -91,27 +78,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_open_call_goes_before_the_first_call_only() {
-        let introduction = Introduction::due("[0,1]".to_owned());
-        assert_eq!(introduction.before("[2,1]".to_owned()), "[0,1],[2,1]");
-        assert_eq!(introduction.before("[3,1]".to_owned()), "[3,1]");
+    fn the_open_call_is_taken_once_and_its_close_then_reported() {
+        let introduction = Introduction::due("\"/\",\"127.0.0.1:1\",null".to_owned());
+        assert_eq!(
+            introduction.take().as_deref(),
+            Some("\"/\",\"127.0.0.1:1\",null")
+        );
         assert!(introduction.take().is_none());
         assert!(introduction.end(), "heard of, so its close is reported");
     }
 
     #[test]
     fn a_connection_that_ends_unheard_of_is_never_introduced() {
-        let introduction = Introduction::due("[0,1]".to_owned());
+        let introduction = Introduction::due("\"/\",\"127.0.0.1:1\",null".to_owned());
         assert!(!introduction.end());
         assert!(introduction.take().is_none());
-        assert_eq!(introduction.before("[9,1]".to_owned()), "[9,1]");
-    }
-
-    #[test]
-    fn taken_once() {
-        let introduction = Introduction::due("[0,7]".to_owned());
-        assert_eq!(introduction.take().as_deref(), Some("[0,7]"));
-        assert!(introduction.take().is_none());
         assert!(Introduction::heard().end());
+        assert!(Introduction::heard().take().is_none());
     }
 }

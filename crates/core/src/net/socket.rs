@@ -342,7 +342,7 @@ async fn open(
         Attached::New(conn) => {
             // Told now, or else with the first call about the connection.
             let told = if shared.reports_opens() {
-                conn.introduction.take().map(String::from)
+                conn.introduce()
             } else {
                 None
             };
