@@ -470,25 +470,18 @@ fn turns<'a>(
                 };
             // Biased: messages first, then the burst they made is handed over once there is none left to read;
             // every other branch runs with the burst sent, so the application hears of things in order.
-            // What woke the loop is turned into a step in a block of its own, before any wait: a message held
-            // across a wait would size every connection's task.
-            let step = {
-                let woke = tokio::select! {
-                    biased;
-                    incoming = ws.next_message() => Woke::Message(incoming),
-                    _ = std::future::ready(()), if !burst.is_empty() => Woke::Burst,
-                    _ = &mut ready, if closing.is_none() => Woke::Outbox,
-                    _ = &mut timer, if timed => Woke::Timer,
-                    _ = &mut backlog => Woke::Backlog,
-                };
-                match woke {
-                    Woke::Message(Some(Ok(Message::Pong(bytes)))) => {
+            // The branches only work out the step and never wait: what woke the loop (a message) held across a
+            // wait would size every connection's task.
+            let step = tokio::select! {
+                biased;
+                incoming = ws.next_message() => match incoming {
+                    Some(Ok(Message::Pong(bytes))) => {
                         pong(shared, conn, &bytes, health.as_mut(), &mut pings, burst);
                         continue;
                     }
-                    Woke::Message(Some(Ok(Message::Ping(bytes)))) => Step::Pong(bytes),
-                    Woke::Message(Some(Ok(Message::Close(frame)))) => Step::Closed(frame),
-                    Woke::Message(Some(Ok(message))) => Step::Received(receive(
+                    Some(Ok(Message::Ping(bytes))) => Step::Pong(bytes),
+                    Some(Ok(Message::Close(frame))) => Step::Closed(frame),
+                    Some(Ok(message)) => Step::Received(receive(
                         shared,
                         conn,
                         message,
@@ -496,13 +489,13 @@ fn turns<'a>(
                         &mut last_heard,
                         burst,
                     )),
-                    Woke::Message(Some(Err(error))) => Step::Failed(error),
-                    Woke::Message(None) => return lost(closing),
-                    Woke::Burst => Step::Burst,
-                    Woke::Outbox => Step::Outbox,
-                    Woke::Timer => Step::Timer,
-                    Woke::Backlog => Step::Backlog,
-                }
+                    Some(Err(error)) => Step::Failed(error),
+                    None => return lost(closing),
+                },
+                _ = std::future::ready(()), if !burst.is_empty() => Step::Burst,
+                _ = &mut ready, if closing.is_none() => Step::Outbox,
+                _ = &mut timer, if timed => Step::Timer,
+                _ = &mut backlog => Step::Backlog,
             };
             match step {
                 Step::Pong(bytes) => {
@@ -661,21 +654,8 @@ fn turns<'a>(
     }
 }
 
-/// What woke the connection's loop.
-enum Woke {
-    /// A message, a read error, or the end of the stream (`None`).
-    Message(Option<Result<Message, ReadError>>),
-    /// Nothing more to read, and the burst holds calls.
-    Burst,
-    /// The outbox's signal: frames queued, the limit passed, or the server stopping.
-    Outbox,
-    /// A deadline (close, health, idle) may have passed.
-    Timer,
-    /// Bytes wait in the wire's backlog.
-    Backlog,
-}
-
-/// What the loop does about what woke it.
+/// What the loop does about what woke it: a message, the burst to hand over, the outbox's signal, the
+/// timer or the wire's backlog.
 enum Step {
     /// Answer the client's ping.
     Pong(Bytes),
