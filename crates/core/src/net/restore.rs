@@ -57,7 +57,7 @@ fn install(
         .and_then(|data| serde_json::from_str::<&RawValue>(data).ok());
     let mut told = opened(key, data);
     for topic in &stored.rooms {
-        // Not registered for anyone else to end yet.
+        // Just made: it has not ended.
         shared.rooms.join(key, topic, || false);
         told.push(',');
         told.push_str(&call::room(key, topic, true));
