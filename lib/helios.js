@@ -231,7 +231,9 @@ class Helios {
 
   /** Open connections by id. */
   get connections() {
-    if (!this.#hearsOpens) this.#introduce(this.#native.introduceAll());
+    // An application that lists its connections hears of every one from then on, so a later listing
+    // need not ask the core again.
+    this.#hearOpens();
     const byId = new Map();
     for (const connection of this.#connections.values()) byId.set(connection.id, connection);
     return byId;
@@ -289,19 +291,14 @@ class Helios {
 
   /**
    * From now on the core reports every connection as it opens (someone listens for `connection` or
-   * `disconnection`, or sessions are on). The connections open already are introduced now, without a
-   * `connection` event: they opened before anyone listened.
+   * `disconnection`, lists `connections`, or sessions are on). The connections open already are
+   * introduced now, without a `connection` event: they opened before anyone listened.
    */
   #hearOpens() {
     if (this.#hearsOpens) return;
     this.#hearsOpens = true;
     this.#native.reportOpens(true);
-    this.#introduce(this.#native.introduceAll());
-  }
-
-  /** Takes in the connections of `batch`, the open calls of connections not heard of before. */
-  #introduce(batch) {
-    for (const call of JSON.parse(batch)) this.#opened(call);
+    for (const call of JSON.parse(this.#native.introduceAll())) this.#opened(call);
   }
 
   /** Takes in the connection of open call `call`; returns it. */

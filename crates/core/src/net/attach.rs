@@ -226,10 +226,7 @@ pub(crate) async fn end(shared: &Shared, conn: &Connection, code: u16, reason: &
     shared.rooms.close(conn.key);
     tracing::debug!(conn = %conn.id, code, "connection closed");
     if conn.introduction.end() {
-        let _ = conn
-            .calls
-            .send(call::close(conn.key, code, reason, true))
-            .await;
+        conn.tell(call::close(conn.key, code, reason, true)).await;
     }
 }
 
