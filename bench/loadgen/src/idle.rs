@@ -204,7 +204,7 @@ async fn hold(mut ws: Ws, protocol: Protocol, shared: Arc<Shared>) {
             {
                 shared.errors.note(format!(
                     "server closed an idle connection: {}",
-                    truncate(&text)
+                    truncate(text.as_bytes())
                 ));
                 break;
             }

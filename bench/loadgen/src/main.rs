@@ -23,8 +23,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use futures_util::stream::{self, SplitSink, SplitStream};
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::stream;
+use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde_json::json;
 use tokio::net::{TcpSocket, TcpStream};
@@ -35,12 +35,13 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+mod client;
 mod idle;
 mod resume;
 
+use client::{field_u64, push_u64, Client, Outgoing};
+
 type Ws = WebSocketStream<TcpStream>;
-type Sink = SplitSink<Ws, Message>;
-type Source = SplitStream<Ws>;
 
 /// The small JSON payload of every RPC request.
 const RPC_PAYLOAD: &str = r#"{"name":"bench","n":42,"tags":["a","b"],"ok":true}"#;
@@ -321,16 +322,6 @@ fn host_port(url: &str) -> Result<String, String> {
     }
 }
 
-async fn connect(url: &str, protocol: Protocol) -> Result<Ws, String> {
-    connect_from(
-        url,
-        protocol,
-        None,
-        WebSocketConfig::default().read_buffer_size(8 * 1024),
-    )
-    .await
-}
-
 /// Opens a WebSocket (and, for Socket.IO, completes the Engine.IO and namespace handshakes). With `source`, the
 /// socket is bound to that local address first: one source address has only ~28k ephemeral ports, so the
 /// connection-scale scenario spreads its sockets over 127.0.0.2, 127.0.0.3, ...
@@ -436,7 +427,10 @@ async fn socketio_handshake(ws: &mut Ws) -> Result<(), String> {
         } else if text.starts_with("40") {
             return Ok(());
         } else if text.starts_with("44") {
-            return Err(format!("socket.io connect refused: {}", truncate(&text)));
+            return Err(format!(
+                "socket.io connect refused: {}",
+                truncate(text.as_bytes())
+            ));
         } else if text.as_str() == "2" {
             ws.send(Message::text("3"))
                 .await
@@ -445,33 +439,14 @@ async fn socketio_handshake(ws: &mut Ws) -> Result<(), String> {
     }
 }
 
-/// The integer a text starts with after `prefix`, and the rest (Socket.IO ack ids: `43<id>[...]`).
-fn after_prefix_u64<'a>(text: &'a str, prefix: &str) -> Option<(u64, &'a str)> {
-    let rest = text.strip_prefix(prefix)?;
-    let end = rest
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(rest.len());
-    Some((rest[..end].parse().ok()?, &rest[end..]))
-}
-
-async fn connect_many(args: &Args, count: usize) -> Result<Vec<Ws>, String> {
-    let results: Vec<Result<Ws, String>> = stream::iter(0..count)
-        .map(|_| connect(&args.url, args.protocol))
+/// Opens `count` connections, `--connect-concurrency` handshakes at a time.
+async fn open_clients(args: &Args, count: usize) -> Result<Vec<Client>, String> {
+    let results: Vec<Result<Client, String>> = stream::iter(0..count)
+        .map(|_| Client::open(&args.url, args.protocol))
         .buffer_unordered(args.connect_concurrency.max(1))
         .collect()
         .await;
     results.into_iter().collect()
-}
-
-/// Finds the unsigned integer after `"key":` in a JSON text (no full parse: the load generator must stay cheap).
-fn field_u64(text: &str, key: &str) -> Option<u64> {
-    let needle = format!("\"{key}\":");
-    let start = text.find(&needle)? + needle.len();
-    let digits = text[start..].trim_start();
-    let end = digits
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(digits.len());
-    digits[..end].parse().ok()
 }
 
 fn percentiles(h: &Histogram<u64>) -> serde_json::Value {
@@ -503,11 +478,28 @@ struct RpcOutcome {
     histogram: Histogram<u64>,
 }
 
-fn request_text(protocol: Protocol, id: u64) -> String {
-    match protocol {
-        Protocol::SocketIo => format!(r#"42{id}["echo",{RPC_PAYLOAD}]"#),
-        _ => format!(r#"{{"type":"request","id":{id},"method":"echo","payload":{RPC_PAYLOAD}}}"#),
-    }
+/// Queues request `id` (method `echo`, the small payload).
+fn queue_request(outgoing: &mut Outgoing, protocol: Protocol, id: u64) {
+    outgoing.text_with(|text| {
+        match protocol {
+            Protocol::SocketIo => {
+                text.extend_from_slice(b"42");
+                push_u64(text, id);
+                text.extend_from_slice(br#"["echo","#);
+            }
+            _ => {
+                text.extend_from_slice(br#"{"type":"request","id":"#);
+                push_u64(text, id);
+                text.extend_from_slice(br#","method":"echo","payload":"#);
+            }
+        }
+        text.extend_from_slice(RPC_PAYLOAD.as_bytes());
+        text.push(if protocol == Protocol::SocketIo {
+            b']'
+        } else {
+            b'}'
+        });
+    });
 }
 
 /// What a message means to the RPC scenario.
@@ -522,24 +514,31 @@ enum Reply {
     Other,
 }
 
-fn parse_reply(protocol: Protocol, text: &str) -> Reply {
+fn parse_reply(protocol: Protocol, text: &[u8]) -> Reply {
     match protocol {
         Protocol::SocketIo => {
-            if text == "2" {
+            if text == b"2" {
                 return Reply::Ping;
             }
-            match after_prefix_u64(text, "43") {
-                Some((id, rest)) => Reply::Response {
+            let Some(rest) = text.strip_prefix(b"43") else {
+                return Reply::Other;
+            };
+            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+            match std::str::from_utf8(&rest[..digits])
+                .ok()
+                .and_then(|d| d.parse().ok())
+            {
+                Some(id) => Reply::Response {
                     id,
-                    ok: rest.starts_with('['),
+                    ok: rest[digits..].starts_with(b"["),
                 },
                 None => Reply::Other,
             }
         }
-        _ => match field_u64(text, "id") {
+        _ => match field_u64(text, br#""id":"#) {
             Some(id) => Reply::Response {
                 id,
-                ok: field_u64(text, "status") == Some(200),
+                ok: field_u64(text, br#""status":"#) == Some(200),
             },
             None => Reply::Other,
         },
@@ -547,17 +546,17 @@ fn parse_reply(protocol: Protocol, text: &str) -> Reply {
 }
 
 async fn rpc(args: &Args) -> Result<serde_json::Value, String> {
-    let sockets = connect_many(args, args.connections).await?;
+    let clients = open_clients(args, args.connections).await?;
     let begin = now_ns();
     let window = Arc::new(RpcWindow {
         start_ns: begin + (args.warmup * 1e9) as u64,
         end_ns: begin + ((args.warmup + args.duration) * 1e9) as u64,
     });
-    let tasks: Vec<_> = sockets
+    let tasks: Vec<_> = clients
         .into_iter()
-        .map(|ws| {
+        .map(|client| {
             tokio::spawn(rpc_connection(
-                ws,
+                client,
                 args.protocol,
                 args.inflight,
                 window.clone(),
@@ -631,12 +630,11 @@ impl FirstError {
 }
 
 async fn rpc_connection(
-    ws: Ws,
+    mut client: Client,
     protocol: Protocol,
     inflight: usize,
     window: Arc<RpcWindow>,
 ) -> RpcOutcome {
-    let (mut sink, mut source) = ws.split();
     let mut outcome = RpcOutcome {
         completed: 0,
         errors: 0,
@@ -654,28 +652,22 @@ async fn rpc_connection(
 
     for _ in 0..inflight {
         pending.insert(next_id, now_ns());
-        if let Err(e) = sink
-            .feed(Message::text(request_text(protocol, next_id)))
-            .await
-        {
-            fail(&mut outcome, e.to_string());
-            return outcome;
-        }
+        queue_request(&mut client.outgoing, protocol, next_id);
         next_id += 1;
     }
-    if let Err(e) = sink.flush().await {
-        fail(&mut outcome, e.to_string());
-        return outcome;
-    }
-
     loop {
+        // Everything the last read answered goes out in one write.
+        if let Err(e) = client.flush().await {
+            fail(&mut outcome, e);
+            return outcome;
+        }
         // After the measured window, wait at most 5 s for the requests still out.
-        let item = if now_ns() >= window.end_ns {
+        let read = if now_ns() >= window.end_ns {
             if pending.is_empty() {
                 break;
             }
-            match tokio::time::timeout(Duration::from_secs(5), source.next()).await {
-                Ok(item) => item,
+            match tokio::time::timeout(Duration::from_secs(5), client.read()).await {
+                Ok(read) => read,
                 Err(_) => {
                     let n = pending.len();
                     fail(
@@ -687,97 +679,51 @@ async fn rpc_connection(
                 }
             }
         } else {
-            source.next().await
+            client.read().await
         };
-        let mut message = match item {
-            Some(Ok(m)) => m,
-            Some(Err(e)) => {
-                fail(&mut outcome, format!("read: {e}"));
-                break;
-            }
-            None => {
-                fail(&mut outcome, "connection closed".into());
-                break;
-            }
-        };
-        let mut wrote = false;
+        if let Err(e) = read {
+            fail(&mut outcome, e);
+            break;
+        }
+        let now = now_ns();
         loop {
-            match message {
-                Message::Text(text) => {
-                    let now = now_ns();
-                    let (id, ok) = match parse_reply(protocol, &text) {
-                        Reply::Response { id, ok } => (Some(id), ok),
-                        Reply::Ping => {
-                            if let Err(e) = sink.feed(Message::text("3")).await {
-                                fail(&mut outcome, format!("write: {e}"));
-                                return outcome;
-                            }
-                            wrote = true;
-                            (None, true)
-                        }
-                        Reply::Other => (None, false),
-                    };
-                    match id.and_then(|id| pending.remove(&id).map(|sent| (id, sent))) {
-                        _ if id.is_none() && ok => {}
-                        Some((_, sent)) => {
-                            if !ok {
-                                fail(&mut outcome, format!("bad response: {}", truncate(&text)));
-                            } else if sent >= window.start_ns && now <= window.end_ns {
-                                outcome.completed += 1;
-                                let _ = outcome.histogram.record((now - sent).max(1));
-                            }
-                            if now < window.end_ns {
-                                pending.insert(next_id, now);
-                                if let Err(e) = sink
-                                    .feed(Message::text(request_text(protocol, next_id)))
-                                    .await
-                                {
-                                    fail(&mut outcome, format!("write: {e}"));
-                                    return outcome;
-                                }
-                                next_id += 1;
-                                wrote = true;
-                            }
-                        }
-                        None => fail(
-                            &mut outcome,
-                            format!("unexpected message: {}", truncate(&text)),
-                        ),
+            let text = match client.incoming.next(&mut client.outgoing) {
+                Ok(Some(text)) => text,
+                Ok(None) => break,
+                Err(e) => {
+                    fail(&mut outcome, e);
+                    return outcome;
+                }
+            };
+            match parse_reply(protocol, text) {
+                Reply::Ping => client.outgoing.text(b"3"),
+                Reply::Response { id, ok } if pending.contains_key(&id) => {
+                    let sent = pending.remove(&id).unwrap_or(now);
+                    if !ok {
+                        fail(&mut outcome, format!("bad response: {}", truncate(text)));
+                    } else if sent >= window.start_ns && now <= window.end_ns {
+                        outcome.completed += 1;
+                        let _ = outcome.histogram.record((now - sent).max(1));
+                    }
+                    if now < window.end_ns {
+                        pending.insert(next_id, now);
+                        queue_request(&mut client.outgoing, protocol, next_id);
+                        next_id += 1;
                     }
                 }
-                Message::Close(frame) => {
-                    fail(&mut outcome, format!("server closed: {frame:?}"));
-                    return outcome;
-                }
-                _ => {}
-            }
-            // Handle every message already read before writing, so writes go out in batches.
-            match source.next().now_or_never() {
-                Some(Some(Ok(m))) => message = m,
-                Some(Some(Err(e))) => {
-                    fail(&mut outcome, format!("read: {e}"));
-                    return outcome;
-                }
-                Some(None) => {
-                    fail(&mut outcome, "connection closed".into());
-                    return outcome;
-                }
-                None => break,
-            }
-        }
-        if wrote {
-            if let Err(e) = sink.flush().await {
-                fail(&mut outcome, format!("write: {e}"));
-                return outcome;
+                _ => fail(
+                    &mut outcome,
+                    format!("unexpected message: {}", truncate(text)),
+                ),
             }
         }
     }
-    let _ = sink.close().await;
+    client.close().await;
     outcome
 }
 
-fn truncate(text: &str) -> String {
-    text.chars().take(200).collect()
+fn truncate(text: &[u8]) -> String {
+    String::from_utf8_lossy(text).chars().take(200).collect()
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -808,60 +754,70 @@ impl FanoutShared {
     }
 }
 
-async fn subscribe(ws: Ws, protocol: Protocol) -> Result<(Sink, Source), String> {
-    let (mut sink, mut source) = ws.split();
+/// Joins room 'bench' and waits for the answer.
+async fn subscribe(mut client: Client, protocol: Protocol) -> Result<Client, String> {
     let request = match protocol {
         Protocol::SocketIo => r#"421["subscribe","bench"]"#,
         _ => r#"{"type":"request","id":1,"method":"helios.subscribe","payload":{"topic":"bench"}}"#,
     };
-    sink.send(Message::text(request))
-        .await
-        .map_err(|e| format!("subscribe: {e}"))?;
+    client.outgoing.text(request.as_bytes());
     loop {
-        let reply = tokio::time::timeout(Duration::from_secs(10), source.next())
+        client
+            .flush()
             .await
-            .map_err(|_| "subscribe: no answer in 10 s".to_string())?;
-        match reply {
-            Some(Ok(Message::Text(text))) if protocol == Protocol::SocketIo => {
-                if text.as_str() == "2" {
-                    sink.send(Message::text("3"))
-                        .await
-                        .map_err(|e| format!("subscribe: {e}"))?;
-                } else if let Some((1, rest)) = after_prefix_u64(&text, "43") {
+            .map_err(|e| format!("subscribe: {e}"))?;
+        tokio::time::timeout(Duration::from_secs(10), client.read())
+            .await
+            .map_err(|_| "subscribe: no answer in 10 s".to_string())?
+            .map_err(|e| format!("subscribe: {e}"))?;
+        while let Some(text) = client
+            .incoming
+            .next(&mut client.outgoing)
+            .map_err(|e| format!("subscribe: {e}"))?
+        {
+            let answer: Option<serde_json::Value> = match protocol {
+                Protocol::SocketIo if text == b"2" => {
+                    client.outgoing.text(b"3");
+                    None
+                }
+                Protocol::SocketIo => match text.strip_prefix(b"431") {
+                    Some(rest) => {
+                        let value: serde_json::Value =
+                            serde_json::from_slice(rest).map_err(|e| format!("subscribe: {e}"))?;
+                        Some(value[0].clone())
+                    }
+                    None => None,
+                },
+                _ => {
                     let value: serde_json::Value =
-                        serde_json::from_str(rest).map_err(|e| format!("subscribe: {e}"))?;
-                    if value[0]["success"] == true {
-                        return Ok((sink, source));
-                    }
-                    return Err(format!("subscribe refused: {text}"));
+                        serde_json::from_slice(text).map_err(|e| format!("subscribe: {e}"))?;
+                    (value["type"] == "response" && value["id"] == 1).then(|| {
+                        if value["status"] == 200 {
+                            value["data"].clone()
+                        } else {
+                            serde_json::Value::Null
+                        }
+                    })
                 }
+            };
+            match answer {
+                Some(data) if data["success"] == true => return Ok(client),
+                Some(_) => return Err(format!("subscribe refused: {}", truncate(text))),
+                None => {}
             }
-            Some(Ok(Message::Text(text))) => {
-                let value: serde_json::Value =
-                    serde_json::from_str(&text).map_err(|e| format!("subscribe: {e}"))?;
-                if value["type"] == "response" && value["id"] == 1 {
-                    if value["status"] == 200 && value["data"]["success"] == true {
-                        return Ok((sink, source));
-                    }
-                    return Err(format!("subscribe refused: {text}"));
-                }
-            }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(format!("subscribe: {e}")),
-            None => return Err("subscribe: connection closed".into()),
         }
     }
 }
 
 async fn fanout(args: &Args) -> Result<serde_json::Value, String> {
-    let sockets = connect_many(args, args.subscribers).await?;
-    let subscribed: Vec<Result<(Sink, Source), String>> = stream::iter(sockets)
-        .map(|ws| subscribe(ws, args.protocol))
+    let clients = open_clients(args, args.subscribers).await?;
+    let subscribed: Vec<Result<Client, String>> = stream::iter(clients)
+        .map(|client| subscribe(client, args.protocol))
         .buffer_unordered(args.connect_concurrency.max(1))
         .collect()
         .await;
-    let subscribed: Vec<(Sink, Source)> = subscribed.into_iter().collect::<Result<_, _>>()?;
-    let publisher = connect(&args.url, args.protocol).await?;
+    let subscribed: Vec<Client> = subscribed.into_iter().collect::<Result<_, _>>()?;
+    let publisher = Client::open(&args.url, args.protocol).await?;
 
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let shared = Arc::new(FanoutShared {
@@ -877,12 +833,12 @@ async fn fanout(args: &Args) -> Result<serde_json::Value, String> {
         stop: AtomicBool::new(false),
     });
     let mut tasks = Vec::with_capacity(subscribed.len());
-    for (sink, source) in subscribed {
-        tasks.push(tokio::spawn(subscriber(sink, source, shared.clone())));
+    for client in subscribed {
+        tasks.push(tokio::spawn(subscriber(client, shared.clone())));
     }
 
     let mut publisher = Publisher {
-        ws: publisher,
+        client: publisher,
         protocol: args.protocol,
         done: done_rx,
         next_seq: 0,
@@ -909,7 +865,7 @@ async fn fanout(args: &Args) -> Result<serde_json::Value, String> {
     };
 
     shared.stop.store(true, Ordering::Relaxed);
-    let _ = publisher.ws.close(None).await;
+    publisher.client.close().await;
     for task in &tasks {
         task.abort();
     }
@@ -940,7 +896,7 @@ async fn fanout(args: &Args) -> Result<serde_json::Value, String> {
 }
 
 struct Publisher {
-    ws: Ws,
+    client: Client,
     protocol: Protocol,
     done: mpsc::UnboundedReceiver<u64>,
     next_seq: u64,
@@ -955,17 +911,26 @@ struct PhaseResult {
 }
 
 impl Publisher {
-    fn message(&mut self, shared: &FanoutShared) -> Message {
+    /// Queues the next broadcast, stamped with the time.
+    fn queue(&mut self, shared: &FanoutShared) {
         let seq = self.next_seq;
         self.next_seq += 1;
         shared.counts[(seq as usize) % RING].store(0, Ordering::Relaxed);
         let t = now_ns();
-        Message::text(match self.protocol {
-            Protocol::SocketIo => format!(r#"42["bench:publish",{{"t":{t},"seq":{seq}}}]"#),
-            _ => format!(
-                r#"{{"type":"event","topic":"bench:publish","data":{{"t":{t},"seq":{seq}}}}}"#
-            ),
-        })
+        let protocol = self.protocol;
+        self.client.outgoing.text_with(|text| {
+            text.extend_from_slice(match protocol {
+                Protocol::SocketIo => br#"42["bench:publish",{"t":"#.as_slice(),
+                _ => br#"{"type":"event","topic":"bench:publish","data":{"t":"#,
+            });
+            push_u64(text, t);
+            text.extend_from_slice(br#","seq":"#);
+            push_u64(text, seq);
+            text.extend_from_slice(match protocol {
+                Protocol::SocketIo => b"}]".as_slice(),
+                _ => b"}}",
+            });
+        });
     }
 
     /// Keeps `window` broadcasts in flight for `warmup + duration` seconds (or until `max` were published),
@@ -987,14 +952,13 @@ impl Publisher {
         let mut published: u64 = 0;
         let mut completed: u64 = 0;
         for _ in 0..(window as u64).min(max) {
-            let message = self.message(shared);
-            self.ws
-                .feed(message)
-                .await
-                .map_err(|e| format!("publish: {e}"))?;
+            self.queue(shared);
             published += 1;
         }
-        self.ws.flush().await.map_err(|e| format!("publish: {e}"))?;
+        self.client
+            .flush()
+            .await
+            .map_err(|e| format!("publish: {e}"))?;
         let mut stalled = None;
         while completed < published {
             match tokio::time::timeout(Duration::from_secs(5), self.done.recv()).await {
@@ -1011,9 +975,9 @@ impl Publisher {
             }
             completed += 1;
             if published < max && now_ns() < end_ns {
-                let message = self.message(shared);
-                self.ws
-                    .send(message)
+                self.queue(shared);
+                self.client
+                    .flush()
                     .await
                     .map_err(|e| format!("publish: {e}"))?;
                 published += 1;
@@ -1039,49 +1003,66 @@ impl Publisher {
     }
 }
 
-async fn subscriber(mut sink: Sink, mut source: Source, shared: Arc<FanoutShared>) {
-    while let Some(item) = source.next().await {
-        match item {
-            Ok(Message::Text(text)) => {
-                let now = now_ns();
-                if text.as_str() == "2" {
-                    // A Socket.IO ping.
-                    let _ = sink.send(Message::text("3")).await;
-                    continue;
+async fn subscriber(mut client: Client, shared: Arc<FanoutShared>) {
+    // Per read: the latencies to record and the broadcasts this delivery completed, shared once for the batch.
+    let mut latencies = Vec::new();
+    let mut completed = Vec::new();
+    loop {
+        let outcome = client.read().await;
+        let now = now_ns();
+        let (start_ns, end_ns) = (
+            shared.start_ns.load(Ordering::Relaxed),
+            shared.end_ns.load(Ordering::Relaxed),
+        );
+        let mut failed = outcome.err();
+        while failed.is_none() {
+            let text = match client.incoming.next(&mut client.outgoing) {
+                Ok(Some(text)) => text,
+                Ok(None) => break,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
                 }
-                let (Some(t), Some(seq)) = (field_u64(&text, "t"), field_u64(&text, "seq")) else {
-                    shared.fail(format!("unexpected message: {}", truncate(&text)));
-                    continue;
-                };
-                if t >= shared.start_ns.load(Ordering::Relaxed)
-                    && now <= shared.end_ns.load(Ordering::Relaxed)
-                {
-                    shared.deliveries.fetch_add(1, Ordering::Relaxed);
-                    let _ = shared
-                        .histogram
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .record(now.saturating_sub(t).max(1));
-                }
-                let slot = &shared.counts[(seq as usize) % RING];
-                if slot.fetch_add(1, Ordering::AcqRel) + 1 == shared.subscribers {
-                    let _ = shared.done.send(seq);
-                }
+            };
+            if text == b"2" {
+                // A Socket.IO ping.
+                client.outgoing.text(b"3");
+                continue;
             }
-            Ok(Message::Close(frame)) => {
-                if !shared.stop.load(Ordering::Relaxed) {
-                    shared.fail(format!("server closed a subscriber: {frame:?}"));
-                }
-                return;
+            let (Some(t), Some(seq)) = (field_u64(text, br#""t":"#), field_u64(text, br#""seq":"#))
+            else {
+                shared.fail(format!("unexpected message: {}", truncate(text)));
+                continue;
+            };
+            if t >= start_ns && now <= end_ns {
+                latencies.push(now.saturating_sub(t).max(1));
             }
-            Ok(_) => {}
-            Err(e) => {
-                if !shared.stop.load(Ordering::Relaxed) {
-                    shared.fail(format!("subscriber read: {e}"));
-                }
-                return;
+            let slot = &shared.counts[(seq as usize) % RING];
+            if slot.fetch_add(1, Ordering::AcqRel) + 1 == shared.subscribers {
+                completed.push(seq);
             }
         }
+        if !latencies.is_empty() {
+            shared
+                .deliveries
+                .fetch_add(latencies.len() as u64, Ordering::Relaxed);
+            let mut histogram = shared.histogram.lock().unwrap_or_else(|p| p.into_inner());
+            for latency in latencies.drain(..) {
+                let _ = histogram.record(latency);
+            }
+        }
+        // Counted before the publisher hears that the broadcast is complete, so its phase sees them.
+        for seq in completed.drain(..) {
+            let _ = shared.done.send(seq);
+        }
+        if failed.is_none() {
+            failed = client.flush().await.err();
+        }
+        if let Some(e) = failed {
+            if !shared.stop.load(Ordering::Relaxed) {
+                shared.fail(format!("subscriber: {e}"));
+            }
+            return;
+        }
     }
-    let _ = sink.close().await;
 }

@@ -146,8 +146,8 @@ impl Client {
 
     /// Records a broadcast's sequence number.
     fn record(&mut self, text: &str) -> Result<(), String> {
-        let seq = field_u64(text, "seq")
-            .ok_or_else(|| format!("broadcast without seq: {}", truncate(text)))?;
+        let seq = field_u64(text.as_bytes(), br#""seq":"#)
+            .ok_or_else(|| format!("broadcast without seq: {}", truncate(text.as_bytes())))?;
         if self.highest.is_some_and(|h| seq < h) {
             self.out_of_order += 1;
         }
@@ -207,7 +207,10 @@ impl Client {
             });
         }
         if text.starts_with("44") {
-            return Err(format!("socket.io connect refused: {}", truncate(text)));
+            return Err(format!(
+                "socket.io connect refused: {}",
+                truncate(text.as_bytes())
+            ));
         }
         if let Some(body) = text.strip_prefix("42") {
             let value: serde_json::Value =
@@ -308,7 +311,7 @@ async fn join(url: String, protocol: Protocol) -> Result<Client, String> {
         };
         if let Seen::Subscribed(ok) = client.handle(&text).await? {
             if !ok {
-                return Err(format!("subscribe refused: {}", truncate(&text)));
+                return Err(format!("subscribe refused: {}", truncate(text.as_bytes())));
             }
             if client.token.is_empty() {
                 return Err("no session: is the server started with session recovery?".into());
