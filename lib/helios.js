@@ -18,6 +18,9 @@ const { ClusterCalls, Target } = require('./cluster.js');
 /** Call kinds, as the core's `app::call` documents them. */
 const CALL = { open: 0, close: 1, request: 2, event: 3, response: 4, requestFailed: 5, unparsed: 6, room: 7, validate: 8, health: 9, pong: 10, upgrade: 11, limit: 12, session: 13, routedAnswer: 14, routedFailed: 15, roomAnswer: 16 };
 
+/** Most batches of calls taken at the end of a delivered one before returning to the event loop. */
+const MAX_TAKEN_BATCHES = 4;
+
 /** Servers that are serving, kept reachable so the garbage collector never stops one under its clients. */
 const serving = new Set();
 
@@ -321,6 +324,16 @@ class Helios {
   }
 
   #runBatch(text) {
+    this.#runCalls(text);
+    // Calls that queued meanwhile are taken here, a few batches at most so promises and timers get their turn.
+    for (let more = 0; more < MAX_TAKEN_BATCHES; more++) {
+      const taken = this.#native.takeCalls();
+      if (taken === null) break;
+      this.#runCalls(taken);
+    }
+  }
+
+  #runCalls(text) {
     let calls;
     try {
       calls = JSON.parse(text);

@@ -336,6 +336,12 @@ impl NativeServer {
         self.server.apply(&ops).map_err(to_js)
     }
 
+    /// The calls that queued while JavaScript ran a batch, as one more batch (JSON array text), or null.
+    #[napi]
+    pub fn take_calls(&self) -> Option<String> {
+        self.server.take_calls()
+    }
+
     /// Starts a turn: frames sent until `endTurn` are held and then written together, one write per
     /// connection. Called around each batch.
     #[napi]

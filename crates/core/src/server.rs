@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::app::op::{self, Op, OpError};
-use crate::app::{call, dispatch, App};
+use crate::app::{call, dispatch, App, Inbox};
 use crate::cluster::{Cluster, Envelope};
 use crate::config::Config;
 use crate::net::Verdict;
@@ -160,6 +160,8 @@ struct Running {
     /// Turns true to close every connection (stop).
     shutdown: watch::Sender<bool>,
     dispatcher: JoinHandle<()>,
+    /// The calls waiting for the application.
+    inbox: Arc<Inbox>,
     runtime: tokio::runtime::Handle,
     local_addr: SocketAddr,
 }
@@ -353,6 +355,7 @@ impl Server {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let local_addr = listener.local_addr()?;
         let (calls, calls_rx) = mpsc::channel(CALL_QUEUE);
+        let inbox = Arc::new(Inbox::new(calls_rx));
         let (closed, closed_rx) = watch::channel(false);
         let (shutdown, shutdown_rx) = watch::channel(false);
         self.shared.draining.store(false, Ordering::Release);
@@ -382,7 +385,8 @@ impl Server {
         *running = Some(Running {
             closed,
             shutdown,
-            dispatcher: tokio::spawn(dispatch(app, calls_rx)),
+            dispatcher: tokio::spawn(dispatch(app, inbox.clone())),
+            inbox,
             runtime: tokio::runtime::Handle::current(),
             local_addr,
         });
@@ -454,6 +458,14 @@ impl Server {
             }
         });
         Ok(())
+    }
+
+    /// The calls that queued while the application ran a batch, as one more batch (a JSON array of
+    /// [`call`]s); `None` when none wait. Taken by the application before it returns from a batch, they
+    /// skip the round trip through the dispatcher. Calls are delivered once, whichever way they go.
+    pub fn take_calls(&self) -> Option<String> {
+        let inbox = self.running().as_ref()?.inbox.clone();
+        inbox.take()
     }
 
     /// Starts a turn of the application on this thread: the frames it sends are held until

@@ -9,7 +9,7 @@ pub mod op;
 
 use std::future::Future;
 
-pub(crate) use dispatcher::dispatch;
+pub(crate) use dispatcher::{dispatch, Inbox};
 
 /// The application side: receives batches of calls.
 pub trait App: Send + Sync + 'static {
