@@ -90,7 +90,10 @@ mod tests {
                 let calls = self.calls.upgrade().expect("the test holds a sender");
                 calls.try_send("4".into()).expect("room in the queue");
                 let taken = self.inbox.take().expect("the call queued during the batch");
-                self.seen.lock().expect("seen").push(format!("taken {taken}"));
+                self.seen
+                    .lock()
+                    .expect("seen")
+                    .push(format!("taken {taken}"));
             }
         }
     }
