@@ -695,10 +695,16 @@ async fn rpc_connection(
                     return outcome;
                 }
             };
-            match parse_reply(protocol, text) {
-                Reply::Ping => client.outgoing.text(b"3"),
-                Reply::Response { id, ok } if pending.contains_key(&id) => {
-                    let sent = pending.remove(&id).unwrap_or(now);
+            let (sent, ok) = match parse_reply(protocol, text) {
+                Reply::Ping => {
+                    client.outgoing.text(b"3");
+                    continue;
+                }
+                Reply::Response { id, ok } => (pending.remove(&id), ok),
+                Reply::Other => (None, false),
+            };
+            match sent {
+                Some(sent) => {
                     if !ok {
                         fail(&mut outcome, format!("bad response: {}", truncate(text)));
                     } else if sent >= window.start_ns && now <= window.end_ns {
@@ -711,7 +717,7 @@ async fn rpc_connection(
                         next_id += 1;
                     }
                 }
-                _ => fail(
+                None => fail(
                     &mut outcome,
                     format!("unexpected message: {}", truncate(text)),
                 ),

@@ -15,6 +15,7 @@ pub(crate) use dispatcher::{dispatch, Inbox};
 pub trait App: Send + Sync + 'static {
     /// Hands over one batch: a JSON array whose items are [`call`]s. The returned future resolves once the
     /// application has run the batch's synchronous part; the next batch waits for it, so batches grow
-    /// while the application is busy instead of queueing one crossing per message.
+    /// while the application is busy instead of queueing one crossing per message. Before returning, the
+    /// application may take what queued meanwhile itself ([`crate::Server::take_calls`]).
     fn deliver(&self, batch: String) -> impl Future<Output = ()> + Send;
 }
