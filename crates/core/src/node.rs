@@ -57,7 +57,7 @@ impl Local for Node {
 
     fn emit(&self, conn: &str, topic: &str, volatile: bool, data: &RawValue) -> bool {
         match self.connection(conn) {
-            Some(conn) => conn.queue(protocol::event_frame(topic, data).into(), volatile),
+            Some(conn) => conn.queue(&protocol::event_frame(topic, data).into(), volatile),
             None => false,
         }
     }

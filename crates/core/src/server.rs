@@ -131,7 +131,7 @@ impl Shared {
                         continue;
                     }
                     result.targets += 1;
-                    if conn.queue(frame.clone(), volatile) {
+                    if conn.queue(&frame, volatile) {
                         result.sent += 1;
                     }
                 }
@@ -560,7 +560,7 @@ impl Server {
                 volatile,
                 ..
             } => {
-                conn.queue(protocol::event_frame(&topic, data).into(), volatile);
+                conn.queue(&protocol::event_frame(&topic, data).into(), volatile);
             }
             Op::Request {
                 id,

@@ -85,7 +85,7 @@ pub(crate) async fn attach(
                 let reason = missing.reason();
                 tracing::debug!(%reason, "resume refused");
                 outbox.push(
-                    session_frame(SessionEvent::RecoveryFailed { reason: &reason }).into(),
+                    &session_frame(SessionEvent::RecoveryFailed { reason: &reason }).into(),
                     false,
                 );
             }

@@ -237,21 +237,23 @@ impl Connection {
 
     /// Queues a text frame; false (and counted as dropped) when it could not be queued.
     pub(crate) fn send(&self, frame: impl Into<Utf8Bytes>) -> bool {
-        self.queue(frame.into(), false)
+        self.queue(&frame.into(), false)
     }
 
     /// Queues a frame; a `volatile` one is dropped (and counted) rather than close a slow connection.
     /// In a session every frame that is not dropped is numbered and kept for replay, also while the
     /// session waits for its client; a dropped volatile frame takes no number, so both ends count alike.
-    pub(crate) fn queue(&self, frame: Utf8Bytes, volatile: bool) -> bool {
+    /// Borrowed: a broadcast's recipients share one frame, copied to the socket or counted once more
+    /// only where it is kept.
+    pub(crate) fn queue(&self, frame: &Utf8Bytes, volatile: bool) -> bool {
         let mut link = self.link();
         let Link { outbox, session } = &mut *link;
         let written = outbox
             .as_ref()
-            .is_some_and(|outbox| outbox.push(frame.clone(), volatile));
+            .is_some_and(|outbox| outbox.push(frame, volatile));
         let kept = match session {
             Some(session) if !session.ended && (written || !volatile) => {
-                session.replay.push(frame);
+                session.replay.push(frame.clone());
                 true
             }
             _ => written,
@@ -278,7 +280,7 @@ impl Connection {
     /// Queues a session control frame: not numbered, not kept, only for the current socket.
     pub(crate) fn send_control(&self, frame: impl Into<Utf8Bytes>) {
         if let Some(outbox) = &self.link().outbox {
-            outbox.push(frame.into(), false);
+            outbox.push(&frame.into(), false);
         }
     }
 
@@ -385,7 +387,7 @@ impl Connection {
         }
         let since = session.replay.since(last_seq);
         for frame in &since.frames {
-            outbox.push(frame.clone(), false);
+            outbox.push(frame, false);
         }
         session.gen += 1;
         session.issued = Instant::now();
@@ -395,7 +397,7 @@ impl Connection {
             gen: session.gen,
             seq: session.replay.next_seq() - 1,
         };
-        outbox.push(recovered(&resumed).into(), false);
+        outbox.push(&recovered(&resumed).into(), false);
         *current = Some(outbox);
         Ok(resumed)
     }

@@ -141,10 +141,10 @@ impl Outbox {
     /// that finds the queue empty is always taken, so one large message never trips the limit alone.
     /// A `volatile` frame over the limit is only dropped: the connection stays, for messages that are
     /// worthless late (positions, typing indicators).
-    pub(crate) fn push(&self, frame: Utf8Bytes, volatile: bool) -> bool {
+    pub(crate) fn push(&self, frame: &Utf8Bytes, volatile: bool) -> bool {
         match &self.wire {
             Some(wire) => self.write(wire, TEXT, frame.as_bytes(), volatile),
-            None => self.admit(frame.len(), volatile) && self.send(Outbound::Frame(frame)),
+            None => self.admit(frame.len(), volatile) && self.send(Outbound::Frame(frame.clone())),
         }
     }
 
@@ -280,10 +280,10 @@ mod tests {
     #[test]
     fn passing_the_limit_refuses_every_later_frame_and_wakes_the_task() {
         let outbox = Outbox::new(10, None, Arc::default());
-        assert!(outbox.push(Utf8Bytes::from("123456"), false));
+        assert!(outbox.push(&Utf8Bytes::from("123456"), false));
         assert!(woken(&outbox), "the first frame wakes the task");
         assert!(!outbox.overflowed());
-        assert!(!outbox.push(Utf8Bytes::from("123456"), false));
+        assert!(!outbox.push(&Utf8Bytes::from("123456"), false));
         assert!(woken(&outbox), "passing the limit wakes the task");
         assert!(outbox.overflowed());
         assert_eq!(outbox.queued(), 6);
@@ -292,7 +292,7 @@ mod tests {
         assert!(matches!(batch[0], Outbound::Frame(_)));
         outbox.written(6);
         assert!(
-            !outbox.push(Utf8Bytes::from("1"), false),
+            !outbox.push(&Utf8Bytes::from("1"), false),
             "an overflowed connection takes nothing more"
         );
     }
@@ -309,25 +309,25 @@ mod tests {
     #[test]
     fn a_volatile_frame_over_the_limit_is_dropped_and_the_connection_kept() {
         let outbox = Outbox::new(10, None, Arc::default());
-        assert!(outbox.push(Utf8Bytes::from("123456"), false));
-        assert!(!outbox.push(Utf8Bytes::from("123456"), true));
+        assert!(outbox.push(&Utf8Bytes::from("123456"), false));
+        assert!(!outbox.push(&Utf8Bytes::from("123456"), true));
         let batch = outbox.take(10);
         assert_eq!(batch.len(), 1, "no close, no second frame");
         assert!(matches!(batch[0], Outbound::Frame(_)));
-        assert!(outbox.push(Utf8Bytes::from("1234"), false), "still open");
+        assert!(outbox.push(&Utf8Bytes::from("1234"), false), "still open");
     }
 
     #[test]
     fn a_large_frame_on_an_empty_queue_is_taken() {
         let outbox = Outbox::new(10, None, Arc::default());
-        assert!(outbox.push(Utf8Bytes::from("x".repeat(100)), false));
+        assert!(outbox.push(&Utf8Bytes::from("x".repeat(100)), false));
     }
 
     #[test]
     fn takes_in_order_up_to_max_and_refuses_once_shut() {
         let outbox = Outbox::new(1000, None, Arc::default());
         for n in 0..5 {
-            assert!(outbox.push(Utf8Bytes::from(n.to_string()), false));
+            assert!(outbox.push(&Utf8Bytes::from(n.to_string()), false));
         }
         let texts = |batch: VecDeque<Outbound>| -> Vec<String> {
             batch
@@ -342,7 +342,7 @@ mod tests {
         assert_eq!(texts(outbox.take(3)), ["3", "4"]);
         assert!(outbox.take(3).is_empty());
         outbox.shut();
-        assert!(!outbox.push(Utf8Bytes::from("late"), false));
+        assert!(!outbox.push(&Utf8Bytes::from("late"), false));
         assert!(outbox.take(3).is_empty());
     }
 
@@ -352,8 +352,8 @@ mod tests {
             .build()
             .expect("runtime");
         let outbox = Outbox::new(1000, None, Arc::default());
-        outbox.push(Utf8Bytes::from("a"), false);
-        outbox.push(Utf8Bytes::from("b"), false);
+        outbox.push(&Utf8Bytes::from("a"), false);
+        outbox.push(&Utf8Bytes::from("b"), false);
         runtime.block_on(outbox.ready());
         assert_eq!(outbox.take(1).len(), 1);
         runtime.block_on(outbox.ready());
