@@ -15,6 +15,7 @@ use crate::app::op::{self, Op, OpError};
 use crate::app::{call, dispatch, App, Inbox};
 use crate::cluster::{Cluster, Envelope};
 use crate::config::Config;
+use crate::net::keys::Keyed;
 use crate::net::Verdict;
 use crate::net::{self, Connection, Pending, TlsError, TlsIdentity};
 use crate::node::Node;
@@ -36,7 +37,7 @@ const CALL_QUEUE: usize = 8192;
 pub(crate) struct Shared {
     pub(crate) config: Config,
     router: RwLock<Router>,
-    pub(crate) connections: DashMap<u64, Arc<Connection>>,
+    pub(crate) connections: DashMap<u64, Arc<Connection>, Keyed>,
     pub(crate) rooms: Rooms,
     next_key: AtomicU64,
     /// Whether the application wants every pong reported (it listens to `pong-received`).
@@ -215,7 +216,7 @@ impl Server {
             shared: Arc::new(Shared {
                 config,
                 router: RwLock::new(Router::new()),
-                connections: DashMap::new(),
+                connections: DashMap::default(),
                 rooms,
                 next_key: AtomicU64::new(0),
                 report_pongs: AtomicBool::new(false),

@@ -11,6 +11,7 @@ mod handshake;
 mod health;
 mod inbound;
 mod introduction;
+pub(crate) mod keys;
 mod listener;
 mod outbox;
 mod rate;

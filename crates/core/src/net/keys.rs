@@ -1,0 +1,53 @@
+//! Hashing connection keys, the numbers this server hands out to connections in order.
+
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Builds [`KeyHasher`]s: for maps keyed by connection key.
+pub(crate) type Keyed = BuildHasherDefault<KeyHasher>;
+
+/// A key is never chosen by a client, so it needs none of SipHash's protection against chosen keys, which
+/// costs a broadcast a hash per recipient. A multiply by the golden ratio spreads consecutive keys over
+/// the map's buckets (low bits) and its shards and control bytes (high bits).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write_u64(&mut self, key: u64) {
+        self.0 = key.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    /// Only `u64` keys are hashed here; anything else still gets a sound (FNV-1a) hash.
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = self.0 ^ 0xCBF2_9CE4_8422_2325;
+        for byte in bytes {
+            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01B3);
+        }
+        self.0 = hash;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::hash::BuildHasher;
+
+    use super::*;
+
+    #[test]
+    fn consecutive_keys_spread_over_buckets_and_high_bits() {
+        let keys = 1..=4096u64;
+        let low: HashSet<u64> = keys
+            .clone()
+            .map(|key| Keyed::default().hash_one(key) & 4095)
+            .collect();
+        assert_eq!(low.len(), 4096, "one bucket each in a table of 4096");
+        let high: HashSet<u64> = keys
+            .map(|key| Keyed::default().hash_one(key) >> 57)
+            .collect();
+        assert_eq!(high.len(), 128, "every 7-bit control byte in use");
+    }
+}
