@@ -5,9 +5,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// Builds [`KeyHasher`]s: for maps keyed by connection key.
 pub(crate) type Keyed = BuildHasherDefault<KeyHasher>;
 
-/// A key is never chosen by a client, so it needs none of SipHash's protection against chosen keys, which
-/// costs a broadcast a hash per recipient. A multiply by the golden ratio spreads consecutive keys over
-/// the map's buckets (low bits) and its shards and control bytes (high bits).
+/// SipHash protects a map against keys chosen to collide, at a cost paid for every recipient of a
+/// broadcast; a connection key is never chosen by a client. A multiply by the golden ratio spreads
+/// consecutive keys over the map's buckets (low bits) and its shards and control bytes (high bits).
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct KeyHasher(u64);
 
