@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,6 +12,7 @@ use tokio::task::AbortHandle;
 use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
 use super::introduction::Introduction;
+use super::keys::Keyed;
 use super::outbox::Outbox;
 use crate::app::call;
 use crate::protocol;
@@ -51,11 +51,11 @@ pub(crate) enum Pending {
 }
 
 /// Server requests waiting for the client's answer, each with its timeout task. The ids are the server's
-/// own, so the map needs no random keys, and its hasher then takes no room in every connection.
+/// own, so the map needs no random keys (see [`Keyed`]), and its hasher takes no room in every connection.
 #[derive(Debug, Default)]
 struct Waiting {
     closed: bool,
-    timers: HashMap<u64, AbortHandle, BuildHasherDefault<DefaultHasher>>,
+    timers: HashMap<u64, AbortHandle, Keyed>,
 }
 
 /// Where frames go: the current socket's queue, and the session's replay buffer.

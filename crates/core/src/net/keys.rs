@@ -1,12 +1,12 @@
-//! Hashing connection keys, the numbers this server hands out to connections in order.
+//! Hashing the numbers this server hands out: connection keys, server request ids, ping ids.
 
 use std::hash::{BuildHasherDefault, Hasher};
 
-/// Builds [`KeyHasher`]s: for maps keyed by connection key.
+/// Builds [`KeyHasher`]s: for maps keyed by a number the server handed out.
 pub(crate) type Keyed = BuildHasherDefault<KeyHasher>;
 
 /// SipHash protects a map against keys chosen to collide, at a cost paid for every recipient of a
-/// broadcast; a connection key is never chosen by a client. A multiply by the golden ratio spreads
+/// broadcast; these numbers are never chosen by a client. A multiply by the golden ratio spreads
 /// consecutive keys over the map's buckets (low bits) and its shards and control bytes (high bits).
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct KeyHasher(u64);

@@ -2,7 +2,6 @@
 //! all in one loop so a connection's state has a single owner.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -28,6 +27,7 @@ use super::attach::{self, Attached};
 use super::frame::{self, Message, ReadError, Reader, BINARY, CLOSE, PING, PONG, TEXT};
 use super::health::{self, Due, Health};
 use super::inbound::{self, Effect};
+use super::keys::Keyed;
 use super::outbox::{Outbound, Outbox};
 use super::rate::{Admit, Bucket};
 use super::transport::Transport;
@@ -111,13 +111,13 @@ impl Socket {
 
 /// Application pings waiting for their pong: id → when sent. The map is made on first use, behind a
 /// pointer: most connections are never pinged by the application, and the loop's state is in every
-/// connection's task. The ids are the server's own, so the map needs no random keys.
+/// connection's task. The ids are the server's own, so the map needs no random keys (see [`Keyed`]).
 #[derive(Default)]
 #[allow(
     clippy::box_collection,
     reason = "the box keeps the map's header out of every connection's task"
 )]
-struct Pings(Option<Box<HashMap<u64, Instant, BuildHasherDefault<DefaultHasher>>>>);
+struct Pings(Option<Box<HashMap<u64, Instant, Keyed>>>);
 
 impl Pings {
     /// Ping `id` is being sent now.
