@@ -32,28 +32,16 @@ impl Client {
     /// Connects to `url` (`ws://host:port/path`), upgrades, and for Socket.IO also completes the Engine.IO and
     /// namespace handshakes.
     pub async fn open(url: &str, protocol: Protocol) -> Result<Client, String> {
-        let rest = url
+        let addr = crate::host_port(url)?;
+        let endpoint = crate::endpoint(url, protocol);
+        let rest = endpoint
             .strip_prefix("ws://")
             .ok_or("only ws:// URLs are supported")?;
         let (authority, path) = match rest.find(['/', '?']) {
+            Some(at) if rest[at..].starts_with('?') => (&rest[..at], format!("/{}", &rest[at..])),
             Some(at) => (&rest[..at], rest[at..].to_string()),
             None => (rest, "/".to_string()),
         };
-        let path = if protocol == Protocol::SocketIo {
-            let (base, query) = match path.split_once('?') {
-                Some((base, query)) => (base, format!("&{query}")),
-                None => (path.as_str(), String::new()),
-            };
-            format!(
-                "{}/socket.io/?EIO=4&transport=websocket{query}",
-                base.trim_end_matches('/')
-            )
-        } else if path.starts_with('?') {
-            format!("/{path}")
-        } else {
-            path
-        };
-        let addr = crate::host_port(url)?;
         let stream = TcpStream::connect(&addr)
             .await
             .map_err(|e| format!("connect {addr}: {e}"))?;

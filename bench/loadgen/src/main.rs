@@ -332,20 +332,8 @@ async fn connect_from(
     config: WebSocketConfig,
 ) -> Result<Ws, String> {
     let addr = host_port(url)?;
-    let socketio_url;
-    let url = if protocol == Protocol::SocketIo {
-        let (base, query) = match url.split_once('?') {
-            Some((base, query)) => (base, format!("&{query}")),
-            None => (url, String::new()),
-        };
-        socketio_url = format!(
-            "{}/socket.io/?EIO=4&transport=websocket{query}",
-            base.trim_end_matches('/')
-        );
-        socketio_url.as_str()
-    } else {
-        url
-    };
+    let url = endpoint(url, protocol);
+    let url = url.as_str();
     let tcp = match source {
         None => TcpStream::connect(&addr)
             .await
@@ -381,6 +369,21 @@ async fn connect_from(
         socketio_handshake(&mut ws).await?;
     }
     Ok(ws)
+}
+
+/// The URL a client opens: `url` itself, or for Socket.IO its Engine.IO endpoint under `url`.
+fn endpoint(url: &str, protocol: Protocol) -> String {
+    if protocol != Protocol::SocketIo {
+        return url.to_string();
+    }
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, format!("&{query}")),
+        None => (url, String::new()),
+    };
+    format!(
+        "{}/socket.io/?EIO=4&transport=websocket{query}",
+        base.trim_end_matches('/')
+    )
 }
 
 /// Asks Linux to pick the source port at `connect`, knowing the destination, rather than at `bind`: a
