@@ -4,6 +4,10 @@
 //! a frame) writes it to the socket at once, without waking the connection's task. Only what the socket
 //! cannot take right away waits in the backlog, in order, for the task to write when the socket drains;
 //! while anything waits, later frames join the backlog behind it, so frames never interleave.
+//!
+//! The lock is never held across a system call: one sender at a time is the wire's writer, and writes
+//! with the lock released; frames sent meanwhile join the backlog, and the writer takes them too before
+//! it stops. A broadcast walking a thousand connections thus never waits for a write in progress on one.
 
 use std::io::{self, IoSlice};
 use std::sync::{Mutex, MutexGuard};
@@ -28,6 +32,10 @@ struct Backlog {
     bytes: Vec<u8>,
     /// How much of `bytes` has been written.
     written: usize,
+    /// Bytes a writer took out of the backlog and is writing now, without the lock: they go before `bytes`.
+    taken: usize,
+    /// A writer is at work without the lock (see [`Wire::flush`]); others only append.
+    writing: bool,
     /// A write failed: the connection is lost and nothing more is written.
     broken: bool,
     /// The bytes are held by a cork (see [`super::cork`]), whose release writes them.
@@ -36,7 +44,7 @@ struct Backlog {
 
 impl Backlog {
     fn len(&self) -> usize {
-        self.bytes.len() - self.written
+        self.taken + self.bytes.len() - self.written
     }
 
     fn clear(&mut self) {
@@ -47,6 +55,20 @@ impl Backlog {
         } else {
             self.bytes.clear();
         }
+    }
+
+    /// Puts what was left of a frame written directly (`parts` past their first `skip` bytes) back in
+    /// front of the bytes appended while it was written.
+    fn put_back(&mut self, parts: [&[u8]; 2], mut skip: usize) {
+        let behind = self.bytes.split_off(self.written);
+        self.bytes.clear();
+        self.written = 0;
+        for part in parts {
+            let taken = skip.min(part.len());
+            skip -= taken;
+            self.bytes.extend_from_slice(&part[taken..]);
+        }
+        self.bytes.extend_from_slice(&behind);
     }
 }
 
@@ -61,6 +83,21 @@ pub(crate) enum Held {
     Again,
     /// Not taken: this many bytes wait already and the frame would pass the limit.
     Over(usize),
+}
+
+/// Where a [`Wire::flush`] left the backlog.
+#[derive(Debug)]
+enum Flushed {
+    /// Everything is written.
+    Empty,
+    /// Another sender is writing; it takes what waits before it stops.
+    Busy,
+    /// What waits is held by a cork, whose release writes it.
+    Held,
+    /// The socket takes no more now: bytes wait for it to drain.
+    Full,
+    /// A write failed.
+    Failed(io::Error),
 }
 
 impl Wire {
@@ -97,7 +134,6 @@ impl Wire {
         hold: bool,
         limit: usize,
     ) -> io::Result<Held> {
-        let parts = [head, body];
         let mut backlog = self.backlog();
         if backlog.broken {
             return Err(io::ErrorKind::BrokenPipe.into());
@@ -106,35 +142,37 @@ impl Wire {
         if !was_empty && backlog.len() + body.len() > limit {
             return Ok(Held::Over(backlog.len()));
         }
-        let mut skip = 0;
-        if was_empty && !hold {
-            skip = match self
-                .tcp
-                .try_write_vectored(&[IoSlice::new(head), IoSlice::new(body)])
-            {
-                Ok(written) => written,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => 0,
-                Err(error) => {
-                    backlog.broken = true;
-                    return Err(error);
-                }
-            };
-        }
-        for part in parts {
-            let taken = skip.min(part.len());
-            skip -= taken;
-            backlog.bytes.extend_from_slice(&part[taken..]);
-        }
         if hold {
+            backlog.bytes.extend_from_slice(head);
+            backlog.bytes.extend_from_slice(body);
             let first = !backlog.held;
             backlog.held = true;
             return Ok(if first { Held::First } else { Held::Again });
         }
-        let waiting = backlog.len() > 0;
-        let held = backlog.held;
-        drop(backlog);
-        // Bytes already waiting have their writer: the socket task, or the cork that holds them.
-        if was_empty && waiting && !held {
+        if !was_empty {
+            // Bytes already waiting have their writer: the socket task, the cork that holds them, or the
+            // sender writing now, which takes these too.
+            backlog.bytes.extend_from_slice(head);
+            backlog.bytes.extend_from_slice(body);
+            return Ok(Held::No);
+        }
+        let (mut backlog, sent) = self.send([head, body], backlog);
+        let written = match sent {
+            Ok(written) => written,
+            Err(error) => {
+                backlog.broken = true;
+                return Err(error);
+            }
+        };
+        let total = head.len() + body.len();
+        if written < total {
+            backlog.put_back([head, body], written);
+            drop(backlog);
+            self.waiting.notify_one();
+        } else if !matches!(
+            self.flush(backlog, true),
+            Flushed::Empty | Flushed::Busy | Flushed::Held
+        ) {
             self.waiting.notify_one();
         }
         Ok(Held::No)
@@ -144,28 +182,91 @@ impl Wire {
     pub(crate) fn release(&self) {
         let mut backlog = self.backlog();
         backlog.held = false;
-        if let Ok(true) = self.write_backlog(&mut backlog) {
-            return;
+        match self.flush(backlog, true) {
+            Flushed::Empty | Flushed::Busy | Flushed::Held => {}
+            // Bytes left, or a failed write: the socket task takes over (and, on failure, ends).
+            Flushed::Full | Flushed::Failed(_) => self.waiting.notify_one(),
         }
-        drop(backlog);
-        // Bytes left, or a failed write: the socket task takes over (and, on failure, ends).
-        self.waiting.notify_one();
     }
 
-    /// Writes the backlog as far as the socket takes it now; true once it is empty.
-    fn write_backlog(&self, backlog: &mut Backlog) -> io::Result<bool> {
-        while backlog.len() > 0 {
-            match self.tcp.try_write(&backlog.bytes[backlog.written..]) {
-                Ok(written) => backlog.written += written,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+    /// Writes `parts` as the wire's writer, with the lock released meanwhile: as much as the socket takes
+    /// now. Returns the lock again, and how many bytes went.
+    fn send<'a>(
+        &'a self,
+        parts: [&[u8]; 2],
+        mut backlog: MutexGuard<'a, Backlog>,
+    ) -> (MutexGuard<'a, Backlog>, io::Result<usize>) {
+        let total = parts[0].len() + parts[1].len();
+        backlog.writing = true;
+        backlog.taken = total;
+        drop(backlog);
+        let mut written = 0;
+        let mut result = Ok(());
+        while written < total {
+            let first = written.min(parts[0].len());
+            let slices = [
+                IoSlice::new(&parts[0][first..]),
+                IoSlice::new(&parts[1][written - first..]),
+            ];
+            match self.tcp.try_write_vectored(&slices) {
+                Ok(0) => break,
+                Ok(sent) => written += sent,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
                 Err(error) => {
-                    backlog.broken = true;
-                    return Err(error);
+                    result = Err(error);
+                    break;
                 }
             }
         }
-        backlog.clear();
-        Ok(true)
+        let mut backlog = self.backlog();
+        backlog.writing = false;
+        backlog.taken = 0;
+        (backlog, result.map(|()| written))
+    }
+
+    /// Writes the backlog as far as the socket takes it now, taking in turn what is appended meanwhile;
+    /// with `respect_hold`, held bytes are left to their release.
+    fn flush<'a>(&'a self, mut backlog: MutexGuard<'a, Backlog>, respect_hold: bool) -> Flushed {
+        loop {
+            if backlog.broken {
+                return Flushed::Failed(io::ErrorKind::BrokenPipe.into());
+            }
+            if backlog.writing {
+                return Flushed::Busy;
+            }
+            if backlog.len() == 0 {
+                backlog.clear();
+                return Flushed::Empty;
+            }
+            if respect_hold && backlog.held {
+                return Flushed::Held;
+            }
+            let start = std::mem::take(&mut backlog.written);
+            let mut chunk = std::mem::take(&mut backlog.bytes);
+            let (guard, sent) = self.send([&chunk[start..], &[]], backlog);
+            backlog = guard;
+            match sent {
+                Ok(written) if start + written == chunk.len() => {
+                    // Nothing appended meanwhile: the buffer is kept for the next frames.
+                    if backlog.bytes.is_empty() && chunk.capacity() <= 1024 {
+                        chunk.clear();
+                        backlog.bytes = chunk;
+                    }
+                }
+                Ok(written) => {
+                    // The rest stays where it is, in front of what was appended meanwhile (a short copy):
+                    // a long backlog is never moved.
+                    chunk.extend_from_slice(&backlog.bytes[backlog.written..]);
+                    backlog.bytes = chunk;
+                    backlog.written = start + written;
+                    return Flushed::Full;
+                }
+                Err(error) => {
+                    backlog.broken = true;
+                    return Flushed::Failed(error);
+                }
+            }
+        }
     }
 
     /// Resolves once bytes may be waiting; the connection's task keeps one armed and then calls
@@ -179,19 +280,19 @@ impl Wire {
         self.waiting.notify_one();
     }
 
-    /// Writes the backlog out; ready once it is empty.
+    /// Writes the backlog out, held bytes included; ready once it is empty.
     pub(crate) fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
-            {
-                let mut backlog = self.backlog();
-                if backlog.broken {
-                    return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+            match self.flush(self.backlog(), false) {
+                Flushed::Empty => return Poll::Ready(Ok(())),
+                Flushed::Failed(error) => return Poll::Ready(Err(error)),
+                // Another thread is in the middle of a write: look again in a moment.
+                Flushed::Busy | Flushed::Held => {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
                 }
-                if self.write_backlog(&mut backlog)? {
-                    return Poll::Ready(Ok(()));
-                }
+                Flushed::Full => ready!(self.tcp.poll_write_ready(cx))?,
             }
-            ready!(self.tcp.poll_write_ready(cx))?;
         }
     }
 
@@ -240,13 +341,18 @@ mod tests {
     use tokio::io::AsyncReadExt;
 
     async fn pair() -> (Wire, TcpStream) {
+        let (server, client) = streams().await;
+        (Wire::new(server), client)
+    }
+
+    async fn streams() -> (TcpStream, TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let address = listener.local_addr().expect("address");
         let client = TcpStream::connect(address).await.expect("connect");
         let (server, _) = listener.accept().await.expect("accept");
-        (Wire::new(server), client)
+        (server, client)
     }
 
     #[tokio::test]
@@ -279,6 +385,67 @@ mod tests {
             );
             assert!(record[1..].iter().all(|byte| *byte == 7));
         }
+    }
+
+    /// Senders on several threads (as the JavaScript thread and I/O threads are), some holding frames and
+    /// releasing them: every frame arrives whole, and each sender's in its order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn frames_from_many_threads_arrive_whole_and_in_order() {
+        const SENDERS: u8 = 4;
+        const FRAMES: u32 = 2_000;
+        const RECORD: usize = 1_000;
+        let (server, mut client) = streams().await;
+        // Small socket buffers and a slow reader: writes are often cut short while others append.
+        socket2::SockRef::from(&server)
+            .set_send_buffer_size(32 * 1024)
+            .expect("send buffer");
+        socket2::SockRef::from(&client)
+            .set_recv_buffer_size(32 * 1024)
+            .expect("receive buffer");
+        server.set_nodelay(true).expect("no delay");
+        let wire = std::sync::Arc::new(Wire::new(server));
+        let total = usize::from(SENDERS) * FRAMES as usize * RECORD;
+        let reader = tokio::spawn(async move {
+            let mut received = vec![0u8; total];
+            for piece in received.chunks_mut(8 * 1024) {
+                client.read_exact(piece).await.expect("read");
+            }
+            received
+        });
+        let senders: Vec<_> = (0..SENDERS)
+            .map(|sender| {
+                let wire = wire.clone();
+                std::thread::spawn(move || {
+                    for seq in 0..FRAMES {
+                        let mut head = [sender; 5];
+                        head[1..].copy_from_slice(&seq.to_le_bytes());
+                        let hold = seq % 3 == 0;
+                        wire.write(&head, &[sender; RECORD - 5], hold, usize::MAX)
+                            .expect("write");
+                        if hold {
+                            wire.release();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for sender in senders {
+            sender.join().expect("sender");
+        }
+        // What the socket did not take waits, as for the socket task.
+        std::future::poll_fn(|cx| wire.poll_drain(cx))
+            .await
+            .expect("drain");
+        let received = reader.await.expect("reader");
+        let mut next = [0u32; SENDERS as usize];
+        for record in received.chunks(RECORD) {
+            let sender = record[0];
+            assert!(record[5..].iter().all(|byte| *byte == sender), "whole");
+            let seq = u32::from_le_bytes(record[1..5].try_into().expect("4 bytes"));
+            assert_eq!(seq, next[usize::from(sender)], "in order");
+            next[usize::from(sender)] += 1;
+        }
+        assert_eq!(next, [FRAMES; SENDERS as usize]);
     }
 
     #[tokio::test]
