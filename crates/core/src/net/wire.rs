@@ -30,10 +30,10 @@ pub(crate) struct Wire {
 #[derive(Debug, Default)]
 struct Backlog {
     bytes: Vec<u8>,
-    /// How much of `bytes` has been written.
-    written: usize,
-    /// Bytes a writer took out of the backlog and is writing now, without the lock: they go before `bytes`.
-    taken: usize,
+    /// While no one writes, how much of `bytes` has been written. While a writer is at work (`writing`),
+    /// how many bytes it took out to write: they go before `bytes`, none of which is written then. One
+    /// field for both keeps the wire in its allocator class.
+    mark: usize,
     /// A writer is at work without the lock (see [`Wire::flush`]); others only append.
     writing: bool,
     /// A write failed: the connection is lost and nothing more is written.
@@ -44,11 +44,15 @@ struct Backlog {
 
 impl Backlog {
     fn len(&self) -> usize {
-        self.taken + self.bytes.len() - self.written
+        if self.writing {
+            self.mark + self.bytes.len()
+        } else {
+            self.bytes.len() - self.mark
+        }
     }
 
     fn clear(&mut self) {
-        self.written = 0;
+        self.mark = 0;
         // A buffer grown by a burst is given back: idle connections should cost little.
         if self.bytes.capacity() > 1024 {
             self.bytes = Vec::new();
@@ -60,9 +64,9 @@ impl Backlog {
     /// Puts what was left of a frame written directly (`parts` past their first `skip` bytes) back in
     /// front of the bytes appended while it was written.
     fn put_back(&mut self, parts: [&[u8]; 2], mut skip: usize) {
-        let behind = self.bytes.split_off(self.written);
+        let behind = self.bytes.split_off(self.mark);
         self.bytes.clear();
-        self.written = 0;
+        self.mark = 0;
         for part in parts {
             let taken = skip.min(part.len());
             skip -= taken;
@@ -156,6 +160,7 @@ impl Wire {
             backlog.bytes.extend_from_slice(body);
             return Ok(Held::No);
         }
+        backlog.clear();
         let (mut backlog, sent) = self.send([head, body], backlog);
         let written = match sent {
             Ok(written) => written,
@@ -198,7 +203,7 @@ impl Wire {
     ) -> (MutexGuard<'a, Backlog>, io::Result<usize>) {
         let total = parts[0].len() + parts[1].len();
         backlog.writing = true;
-        backlog.taken = total;
+        backlog.mark = total;
         drop(backlog);
         let mut written = 0;
         let mut result = Ok(());
@@ -220,7 +225,7 @@ impl Wire {
         }
         let mut backlog = self.backlog();
         backlog.writing = false;
-        backlog.taken = 0;
+        backlog.mark = 0;
         (backlog, result.map(|()| written))
     }
 
@@ -241,7 +246,7 @@ impl Wire {
             if respect_hold && backlog.held {
                 return Flushed::Held;
             }
-            let start = std::mem::take(&mut backlog.written);
+            let start = std::mem::take(&mut backlog.mark);
             let mut chunk = std::mem::take(&mut backlog.bytes);
             let (guard, sent) = self.send([&chunk[start..], &[]], backlog);
             backlog = guard;
@@ -256,9 +261,9 @@ impl Wire {
                 Ok(written) => {
                     // The rest stays where it is, in front of what was appended meanwhile (a short copy):
                     // a long backlog is never moved.
-                    chunk.extend_from_slice(&backlog.bytes[backlog.written..]);
+                    chunk.extend_from_slice(&backlog.bytes);
                     backlog.bytes = chunk;
-                    backlog.written = start + written;
+                    backlog.mark = start + written;
                     return Flushed::Full;
                 }
                 Err(error) => {
@@ -286,7 +291,8 @@ impl Wire {
             match self.flush(self.backlog(), false) {
                 Flushed::Empty => return Poll::Ready(Ok(())),
                 Flushed::Failed(error) => return Poll::Ready(Err(error)),
-                // Another thread is in the middle of a write: look again in a moment.
+                // Another thread is in the middle of a write: look again in a moment. (Held bytes are
+                // written here, so `Held` does not come back.)
                 Flushed::Busy | Flushed::Held => {
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
@@ -339,6 +345,16 @@ impl Wire {
 mod tests {
     use super::*;
     use tokio::io::AsyncReadExt;
+
+    #[test]
+    fn a_wire_stays_within_its_size_class() {
+        // Every plain connection has one, behind an `Arc` (two counts of 8 bytes).
+        let size = std::mem::size_of::<Wire>() + 16;
+        assert!(
+            size <= 128,
+            "a wire is {size} bytes, over the allocator's 128-byte class"
+        );
+    }
 
     async fn pair() -> (Wire, TcpStream) {
         let (server, client) = streams().await;
@@ -395,7 +411,7 @@ mod tests {
         const FRAMES: u32 = 2_000;
         const RECORD: usize = 1_000;
         let (server, mut client) = streams().await;
-        // Small socket buffers and a slow reader: writes are often cut short while others append.
+        // Small socket buffers: writes are often cut short while others append.
         socket2::SockRef::from(&server)
             .set_send_buffer_size(32 * 1024)
             .expect("send buffer");
