@@ -146,19 +146,16 @@ impl Wire {
         if !was_empty && backlog.len() + body.len() > limit {
             return Ok(Held::Over(backlog.len()));
         }
-        if hold {
+        if hold || !was_empty {
+            // Held for a cork's release; or behind bytes that have their writer already (the socket task,
+            // the cork that holds them, or the sender writing now, which takes these too).
             backlog.bytes.extend_from_slice(head);
             backlog.bytes.extend_from_slice(body);
-            let first = !backlog.held;
-            backlog.held = true;
+            if !hold {
+                return Ok(Held::No);
+            }
+            let first = !std::mem::replace(&mut backlog.held, true);
             return Ok(if first { Held::First } else { Held::Again });
-        }
-        if !was_empty {
-            // Bytes already waiting have their writer: the socket task, the cork that holds them, or the
-            // sender writing now, which takes these too.
-            backlog.bytes.extend_from_slice(head);
-            backlog.bytes.extend_from_slice(body);
-            return Ok(Held::No);
         }
         backlog.clear();
         let (mut backlog, sent) = self.send([head, body], backlog);
@@ -174,11 +171,9 @@ impl Wire {
             backlog.put_back([head, body], written);
             drop(backlog);
             self.waiting.notify_one();
-        } else if !matches!(
-            self.flush(backlog, true),
-            Flushed::Empty | Flushed::Busy | Flushed::Held
-        ) {
-            self.waiting.notify_one();
+        } else {
+            // Frames appended while this one was written are this sender's to write.
+            self.write_waiting(backlog);
         }
         Ok(Held::No)
     }
@@ -187,10 +182,14 @@ impl Wire {
     pub(crate) fn release(&self) {
         let mut backlog = self.backlog();
         backlog.held = false;
-        match self.flush(backlog, true) {
-            Flushed::Empty | Flushed::Busy | Flushed::Held => {}
-            // Bytes left, or a failed write: the socket task takes over (and, on failure, ends).
-            Flushed::Full | Flushed::Failed(_) => self.waiting.notify_one(),
+        self.write_waiting(backlog);
+    }
+
+    /// Writes what waits, held bytes left to their release; bytes the socket does not take now, or a failed
+    /// write, are the socket task's to deal with (on failure, it ends).
+    fn write_waiting(&self, backlog: MutexGuard<'_, Backlog>) {
+        if let Flushed::Full | Flushed::Failed(_) = self.flush(backlog, true) {
+            self.waiting.notify_one();
         }
     }
 
