@@ -479,11 +479,11 @@ impl Server {
     /// Ends the turn [`Server::begin_turn`] started: one task on an I/O thread writes what it held, so the
     /// application's thread makes no system call and wakes no connection's task.
     pub fn end_turn(&self) {
-        net::cork::release(|wires| match self.runtime() {
+        net::cork::release(|held| match self.runtime() {
             Some(runtime) => {
-                runtime.spawn(net::cork::write(wires));
+                runtime.spawn(net::cork::write(held));
             }
-            None => net::cork::write_now(wires),
+            None => net::cork::write_now(held),
         });
     }
 

@@ -3,19 +3,19 @@
 //! The application thread sends in bursts: a flush of a batch's replies, a broadcast to a thousand
 //! members. Writing each frame at once would put a system call per frame on the application's thread;
 //! waking each connection's task would cost a wake-up per frame. Instead the call holds its frames in
-//! each socket's backlog, then hands the list of sockets to one task on an I/O thread ([`release`], then
-//! [`write`]). Frames to one connection held before that task reaches it (several broadcasts in a row)
+//! each socket's backlog, then hands the list of their outboxes to one task on an I/O thread
+//! ([`release`], then [`write`]). Frames to one connection held before that task reaches it (several broadcasts in a row)
 //! leave in one write, much as uWebSockets corks a socket. Frames sent outside a hold go out at once.
 
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use super::wire::Wire;
+use super::outbox::Outbox;
 
 #[derive(Default)]
 struct Cork {
     active: bool,
-    held: Vec<Arc<Wire>>,
+    held: Vec<Arc<Outbox>>,
 }
 
 thread_local! {
@@ -32,14 +32,14 @@ pub(crate) fn active() -> bool {
     CORK.with_borrow(|cork| cork.active)
 }
 
-/// Remembers a wire that holds frames, to write it at [`release`].
-pub(crate) fn held(wire: Arc<Wire>) {
-    CORK.with_borrow_mut(|cork| cork.held.push(wire));
+/// Remembers an outbox whose wire holds frames, to write them at [`release`].
+pub(crate) fn held(outbox: Arc<Outbox>) {
+    CORK.with_borrow_mut(|cork| cork.held.push(outbox));
 }
 
-/// Ends the hold; `write_later` receives the wires that hold frames (never an empty list) and must see
-/// that [`write`] (or [`write_now`]) runs on them.
-pub(crate) fn release(write_later: impl FnOnce(Vec<Arc<Wire>>)) {
+/// Ends the hold; `write_later` receives the outboxes whose wires hold frames (never an empty list) and
+/// must see that [`write`] (or [`write_now`]) runs on them.
+pub(crate) fn release(write_later: impl FnOnce(Vec<Arc<Outbox>>)) {
     let held = CORK.with_borrow_mut(|cork| {
         cork.active = false;
         std::mem::take(&mut cork.held)
@@ -49,26 +49,26 @@ pub(crate) fn release(write_later: impl FnOnce(Vec<Arc<Wire>>)) {
     }
 }
 
-/// Wires the writer releases between two yields to its I/O thread.
+/// Connections the writer releases between two yields to its I/O thread.
 ///
 /// A broadcast to a large room is thousands of system calls. Written in one go they would keep the
 /// thread from every other socket it serves; in slices, the thread reads in between, and frames the
 /// application sends meanwhile join the wires this writer has not reached yet (more frames per write).
 const SLICE: usize = 64;
 
-/// Writes what each wire holds, yielding to the runtime every [`SLICE`] wires.
-pub(crate) async fn write(wires: Vec<Arc<Wire>>) {
-    for (index, wire) in wires.iter().enumerate() {
+/// Writes what each wire holds, yielding to the runtime every [`SLICE`] connections.
+pub(crate) async fn write(held: Vec<Arc<Outbox>>) {
+    for (index, outbox) in held.iter().enumerate() {
         if index > 0 && index % SLICE == 0 {
             tokio::task::yield_now().await;
         }
-        wire.release();
+        outbox.release();
     }
 }
 
 /// Writes what each wire holds, now (no runtime to hand the work to).
-pub(crate) fn write_now(wires: Vec<Arc<Wire>>) {
-    for wire in wires {
-        wire.release();
+pub(crate) fn write_now(held: Vec<Arc<Outbox>>) {
+    for outbox in held {
+        outbox.release();
     }
 }

@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
 use super::cork;
 use super::frame::{self, BINARY, TEXT};
-use super::wire::{Held, Wire};
+use super::wire::{Sent, Wire};
 use crate::stats::Stats;
 
 /// What the socket task writes next.
@@ -43,8 +43,9 @@ pub(crate) struct Outbox {
     /// A close was asked for: later frames are refused.
     closing: AtomicBool,
     queue: Mutex<Queue>,
-    /// Wakes the socket task: the queue turned non-empty, the limit was passed, or the server is stopping.
-    /// One signal rather than one each: every wait the task keeps armed is in every connection's task.
+    /// Wakes the socket task: the queue turned non-empty, the limit was passed, the server is stopping, or
+    /// bytes were left in the wire's backlog for the task to write. One signal rather than one each: every
+    /// wait the task keeps armed is in every connection's task.
     ready: Notify,
     queued: AtomicUsize,
     /// 32 bits: with the flags beside it, the outbox stays in the allocator's 128-byte class.
@@ -106,8 +107,9 @@ impl Outbox {
     }
 
     /// Resolves once something may have been queued since the last [`Outbox::take`], the limit passed
-    /// ([`Outbox::overflowed`]) or the server started stopping ([`Outbox::stopping`]); the socket task keeps
-    /// one armed at all times, so a push wakes it directly.
+    /// ([`Outbox::overflowed`]), the server started stopping ([`Outbox::stopping`]) or bytes were left in
+    /// the wire's backlog ([`Wire::stranded`]); the socket task keeps one armed at all times, so a push
+    /// wakes it directly.
     pub(crate) fn ready(&self) -> Notified<'_> {
         self.ready.notified()
     }
@@ -141,7 +143,7 @@ impl Outbox {
     /// that finds the queue empty is always taken, so one large message never trips the limit alone.
     /// A `volatile` frame over the limit is only dropped: the connection stays, for messages that are
     /// worthless late (positions, typing indicators).
-    pub(crate) fn push(&self, frame: &Utf8Bytes, volatile: bool) -> bool {
+    pub(crate) fn push(self: &Arc<Self>, frame: &Utf8Bytes, volatile: bool) -> bool {
         match &self.wire {
             Some(wire) => self.write(wire, TEXT, frame.as_bytes(), volatile),
             None => self.admit(frame.len(), volatile) && self.send(Outbound::Frame(frame.clone())),
@@ -149,7 +151,7 @@ impl Outbox {
     }
 
     /// Queues a binary frame, under the same limit.
-    pub(crate) fn push_binary(&self, frame: Bytes) -> bool {
+    pub(crate) fn push_binary(self: &Arc<Self>, frame: Bytes) -> bool {
         match &self.wire {
             Some(wire) => self.write(wire, BINARY, &frame, false),
             None => self.admit(frame.len(), false) && self.send(Outbound::Binary(frame)),
@@ -158,26 +160,36 @@ impl Outbox {
 
     /// Writes a data frame to the socket now, under the same limit as the queue: the bytes the socket
     /// has not taken yet.
-    fn write(&self, wire: &Arc<Wire>, opcode: u8, payload: &[u8], volatile: bool) -> bool {
+    fn write(self: &Arc<Self>, wire: &Wire, opcode: u8, payload: &[u8], volatile: bool) -> bool {
         if self.overflowed() || self.closing.load(Ordering::Acquire) {
             return false;
         }
         let (header, header_len) = frame::header(opcode, payload.len());
-        match wire.write(&header[..header_len], payload, cork::active(), self.limit()) {
-            Ok(Held::Over(waiting)) => {
+        let sent = match wire.write(&header[..header_len], payload, cork::active(), self.limit()) {
+            Ok(Sent::Over(waiting)) => {
                 if !volatile {
                     self.overflow(waiting);
                 }
-                false
+                return false;
             }
-            Ok(held) => {
-                if held == Held::First {
-                    cork::held(wire.clone());
-                }
-                self.stats.sent(payload.len());
-                true
+            Ok(sent) => sent,
+            Err(_) => return false,
+        };
+        match sent {
+            Sent::Held { first: true } => cork::held(self.clone()),
+            Sent::Stranded => self.ready.notify_one(),
+            _ => {}
+        }
+        self.stats.sent(payload.len());
+        true
+    }
+
+    /// Writes what a cork held in the wire; what the socket does not take now is the socket task's.
+    pub(crate) fn release(&self) {
+        if let Some(wire) = &self.wire {
+            if wire.release() == Sent::Stranded {
+                self.ready.notify_one();
             }
-            Err(_) => false,
         }
     }
 
@@ -279,7 +291,7 @@ mod tests {
 
     #[test]
     fn passing_the_limit_refuses_every_later_frame_and_wakes_the_task() {
-        let outbox = Outbox::new(10, None, Arc::default());
+        let outbox = Arc::new(Outbox::new(10, None, Arc::default()));
         assert!(outbox.push(&Utf8Bytes::from("123456"), false));
         assert!(woken(&outbox), "the first frame wakes the task");
         assert!(!outbox.overflowed());
@@ -299,7 +311,7 @@ mod tests {
 
     #[test]
     fn stopping_wakes_the_task() {
-        let outbox = Outbox::new(10, None, Arc::default());
+        let outbox = Arc::new(Outbox::new(10, None, Arc::default()));
         assert!(!outbox.stopping());
         outbox.stop();
         assert!(outbox.stopping());
@@ -308,7 +320,7 @@ mod tests {
 
     #[test]
     fn a_volatile_frame_over_the_limit_is_dropped_and_the_connection_kept() {
-        let outbox = Outbox::new(10, None, Arc::default());
+        let outbox = Arc::new(Outbox::new(10, None, Arc::default()));
         assert!(outbox.push(&Utf8Bytes::from("123456"), false));
         assert!(!outbox.push(&Utf8Bytes::from("123456"), true));
         let batch = outbox.take(10);
@@ -319,13 +331,13 @@ mod tests {
 
     #[test]
     fn a_large_frame_on_an_empty_queue_is_taken() {
-        let outbox = Outbox::new(10, None, Arc::default());
+        let outbox = Arc::new(Outbox::new(10, None, Arc::default()));
         assert!(outbox.push(&Utf8Bytes::from("x".repeat(100)), false));
     }
 
     #[test]
     fn takes_in_order_up_to_max_and_refuses_once_shut() {
-        let outbox = Outbox::new(1000, None, Arc::default());
+        let outbox = Arc::new(Outbox::new(1000, None, Arc::default()));
         for n in 0..5 {
             assert!(outbox.push(&Utf8Bytes::from(n.to_string()), false));
         }
@@ -351,7 +363,7 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
-        let outbox = Outbox::new(1000, None, Arc::default());
+        let outbox = Arc::new(Outbox::new(1000, None, Arc::default()));
         outbox.push(&Utf8Bytes::from("a"), false);
         outbox.push(&Utf8Bytes::from("b"), false);
         runtime.block_on(outbox.ready());

@@ -47,8 +47,11 @@ const ABNORMAL: u16 = 1006;
 struct Socket {
     transport: Transport,
     reader: Reader,
-    /// Bytes of the socket task's own frames (pongs, pings, closes) that may wait unwritten.
-    limit: usize,
+    /// Bytes of the socket task's own frames (pongs, pings, closes) that may wait unwritten; 32 bits, so
+    /// that the flag beside it takes no room of its own.
+    limit: u32,
+    /// One of those frames was left in the wire's backlog, for the loop to drain.
+    stranded: bool,
 }
 
 impl Socket {
@@ -64,7 +67,9 @@ impl Socket {
 
     /// Sends one frame; see [`Socket::flush`].
     async fn send(&mut self, opcode: u8, payload: &[u8]) -> std::io::Result<()> {
-        self.transport.send(opcode, payload, self.limit).await
+        let limit = self.limit as usize;
+        self.stranded |= self.transport.send(opcode, payload, limit).await?;
+        Ok(())
     }
 
     /// Writes out what waits: the wire's backlog, or the TLS session's records.
@@ -176,9 +181,10 @@ struct Opened {
     /// The plain socket the outbox writes to; `None` over TLS.
     wire: Option<Arc<Wire>>,
     socket: Socket,
-    /// The first call the application hears about the connection; empty when it hears of a new
-    /// connection only with its first call (see `Introduction`).
-    told: String,
+    /// Calls waiting to be handed over; at first, the first call the application hears about the
+    /// connection, or nothing when it hears of a new connection only with its first call (see
+    /// `Introduction`). Kept here for the loop's use, rather than a second buffer beside an emptied one.
+    burst: Burst,
     /// The connection's place under the connection limit, held for its life.
     _slot: Slot,
 }
@@ -218,11 +224,10 @@ fn live(mut opened: Opened) -> impl Future<Output = ()> {
         let opened = &mut opened;
         // In a block of its own: `told`, not moved when empty, would otherwise be held across the loop.
         let serving = {
-            let told = std::mem::take(&mut opened.told);
+            let told = std::mem::take(&mut opened.burst.0);
             told.is_empty() || opened.calls.send(told).await.is_ok()
         };
         let ending = if serving {
-            let mut burst = Burst::default();
             let ending = turns(
                 &opened.shared,
                 &opened.conn,
@@ -230,11 +235,11 @@ fn live(mut opened: Opened) -> impl Future<Output = ()> {
                 opened.wire.as_deref(),
                 &mut opened.socket,
                 &opened.shutdown,
-                &mut burst,
+                &mut opened.burst,
             )
             .await;
             // The calls of the last messages reach the application before it hears of the close.
-            burst.send(&opened.conn).await;
+            opened.burst.send(&opened.conn).await;
             ending
         } else {
             Ending::new(1001, "Server stopping")
@@ -322,7 +327,9 @@ async fn open(
     let socket = Socket {
         transport,
         reader: Reader::new(shared.config.max_message_size, &early),
-        limit: shared.config.max_backpressure,
+        // Beyond 4 GiB unsent per connection there is no practical difference.
+        limit: u32::try_from(shared.config.max_backpressure).unwrap_or(u32::MAX),
+        stranded: false,
     };
     let outbox = Arc::new(Outbox::new(
         shared.config.max_backpressure,
@@ -362,7 +369,7 @@ async fn open(
         outbox,
         wire,
         socket,
-        told,
+        burst: Burst(told),
         _slot: slot,
     })
 }
@@ -411,7 +418,7 @@ impl Burst {
 /// The connection's loop; returns how it ended.
 ///
 /// A socket task wakes for every frame it writes, so one turn of this loop must cost little: the timer and
-/// the outbox's and the wire's signals are armed once and kept across turns, not rebuilt each turn.
+/// the outbox's signal are armed once and kept across turns, not rebuilt each turn.
 /// Written as a function returning an `async move` block rather than an `async fn`, which would hold
 /// each argument twice in the task (see [`live`]).
 #[allow(
@@ -451,18 +458,19 @@ fn turns<'a>(
         // Boxed: tokio's timer is 112 bytes, and held inline it would take the task to the next size class.
         let mut timer = Box::pin(sleep_until(Instant::now()));
         let ready = outbox.ready();
-        let backlog = backlogged(wire);
-        tokio::pin!(ready, backlog);
-        let mut armed: Option<Instant> = None;
+        tokio::pin!(ready);
+        // Whether the timer is set for a deadline that has not fired yet; the deadline itself is the
+        // timer's, not a copy held across every wait.
+        let mut armed = false;
         loop {
             // Whether the timer is set for a deadline; a flag rather than the deadline, which is not needed
             // past this point and would be held across every wait.
             let timed =
                 match Deadlines::of(shared, &closing, health.as_ref(), last_heard).earliest() {
                     Some(due) => {
-                        if armed.is_none_or(|armed| due < armed) {
+                        if !armed || due < timer.deadline() {
                             timer.as_mut().reset(due);
-                            armed = Some(due);
+                            armed = true;
                         }
                         true
                     }
@@ -493,9 +501,9 @@ fn turns<'a>(
                     None => return lost(closing),
                 },
                 _ = std::future::ready(()), if !burst.is_empty() => Step::Burst,
-                _ = &mut ready, if closing.is_none() => Step::Outbox,
+                _ = &mut ready => Step::Outbox,
                 _ = &mut timer, if timed => Step::Timer,
-                _ = &mut backlog => Step::Backlog,
+                _ = std::future::ready(()), if ws.stranded => Step::Backlog,
             };
             match step {
                 Step::Pong(bytes) => {
@@ -532,6 +540,12 @@ fn turns<'a>(
                 }
                 Step::Outbox => {
                     ready.set(outbox.ready());
+                    // The signal also comes for bytes a sender left in the wire's backlog: drained next.
+                    ws.stranded |= wire.is_some_and(Wire::stranded);
+                    if closing.is_some() {
+                        // Only the client's close is waited for now.
+                        continue;
+                    }
                     if outbox.overflowed() {
                         return Box::pin(GaveUp::Overflow.ending(conn, closing)).await;
                     }
@@ -566,7 +580,7 @@ fn turns<'a>(
                     }
                 }
                 Step::Timer => {
-                    armed = None;
+                    armed = false;
                     // Worked out in a block of its own: the time and the deadlines, held across the waits below,
                     // would size every connection's task.
                     let fired = {
@@ -624,7 +638,7 @@ fn turns<'a>(
                     }
                 }
                 Step::Backlog => {
-                    backlog.set(backlogged(wire));
+                    ws.stranded = false;
                     let Some(wire) = wire else { continue };
                     // Frames the socket did not take at once wait here. A deadline ends the wait, so a client
                     // that reads nothing is still health-checked (and dropped once its pongs stop coming): the
@@ -640,7 +654,7 @@ fn turns<'a>(
                     {
                         Ok(true) => {}
                         Ok(false) => {
-                            wire.resume_drain();
+                            ws.stranded = true;
                             continue;
                         }
                         Err(gave_up) => return Box::pin(gave_up.ending(conn, closing)).await,
@@ -814,14 +828,6 @@ fn stall_limit(shared: &Shared) -> Option<Duration> {
         .config
         .health_check
         .map(|health| health.interval * health.max_missed.max(1) + health.timeout)
-}
-
-/// Resolves once bytes wait in the wire's backlog; never without a wire (TLS).
-async fn backlogged(wire: Option<&Wire>) {
-    match wire {
-        Some(wire) => wire.backlogged().await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Acts on one data message; returns a frame to send back once the burst's calls are handed over.
@@ -1045,8 +1051,8 @@ mod tests {
     use super::*;
 
     /// tokio puts a task's future in a cell with 104 bytes of its own, rounded up to 128-byte steps; a
-    /// future of at most this size keeps every connection's task in the allocator's 896-byte class.
-    const TASK_BUDGET: usize = 896 - 104;
+    /// future of at most this size keeps every connection's task in the allocator's 768-byte class.
+    const TASK_BUDGET: usize = 768 - 104;
 
     #[tokio::test]
     async fn a_connection_task_stays_within_its_size_class() {

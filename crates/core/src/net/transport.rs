@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
 use super::frame;
-use super::wire::{Held, Wire};
+use super::wire::{Sent, Wire};
 
 /// A client's stream, encrypted or not.
 #[derive(Debug)]
@@ -40,25 +40,26 @@ impl Transport {
     }
 
     /// Sends one final frame. Over plain TCP it is written at once, or waits in the wire's backlog, which
-    /// refuses it past `limit` bytes; over TLS it waits in the session until a flush.
+    /// refuses it past `limit` bytes; over TLS it waits in the session until a flush. True when bytes were
+    /// left in the wire's backlog: the caller must see that it is drained.
     pub(crate) async fn send(
         &mut self,
         opcode: u8,
         payload: &[u8],
         limit: usize,
-    ) -> io::Result<()> {
+    ) -> io::Result<bool> {
         let (header, used) = frame::header(opcode, payload.len());
         match self {
             Transport::Plain(wire) => match wire.write(&header[..used], payload, false, limit)? {
-                Held::Over(_) => Err(io::Error::other("outbound limit passed")),
-                _ => Ok(()),
+                Sent::Over(_) => Err(io::Error::other("outbound limit passed")),
+                sent => Ok(sent == Sent::Stranded),
             },
             Transport::Tls(stream) => {
                 // One write, so the frame goes out as one TLS record rather than its header in a record alone.
                 let mut frame = Vec::with_capacity(used + payload.len());
                 frame.extend_from_slice(&header[..used]);
                 frame.extend_from_slice(payload);
-                stream.write_all(&frame).await
+                stream.write_all(&frame).await.map(|()| false)
             }
         }
     }

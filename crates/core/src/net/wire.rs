@@ -3,7 +3,9 @@
 //! Whoever sends a frame (the JavaScript thread answering a batch or broadcasting, an I/O thread answering
 //! a frame) writes it to the socket at once, without waking the connection's task. Only what the socket
 //! cannot take right away waits in the backlog, in order, for the task to write when the socket drains;
-//! while anything waits, later frames join the backlog behind it, so frames never interleave.
+//! while anything waits, later frames join the backlog behind it, so frames never interleave. The wire
+//! has no signal of its own: a sender that leaves bytes for the task is told so ([`Sent::Stranded`]) and
+//! wakes it through the connection's outbox, whose signal the task waits on anyway.
 //!
 //! The lock is never held across a system call: one sender at a time is the wire's writer, and writes
 //! with the lock released; frames sent meanwhile join the backlog, and the writer takes them too before
@@ -15,15 +17,12 @@ use std::task::{ready, Context, Poll};
 
 use tokio::io::Interest;
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 
 /// The socket and what waits to be written to it.
 #[derive(Debug)]
 pub(crate) struct Wire {
     tcp: TcpStream,
     backlog: Mutex<Backlog>,
-    /// Woken when bytes start waiting.
-    waiting: Notify,
 }
 
 /// Bytes the socket has not taken yet.
@@ -76,15 +75,17 @@ impl Backlog {
     }
 }
 
-/// Whether [`Wire::write`] held the bytes for a cork.
+/// What became of the bytes given to [`Wire::write`].
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Held {
-    /// Written, or waiting for the socket task.
-    No,
-    /// Held, and the first bytes held since the last release: the caller must release the wire.
-    First,
-    /// Held behind bytes held already.
-    Again,
+pub(crate) enum Sent {
+    /// Written, or queued behind bytes that have their writer already.
+    Out,
+    /// Left in the backlog for the socket task, which the caller must wake: the socket took only part,
+    /// or a write failed.
+    Stranded,
+    /// Held for a cork; `first` when no bytes were held since the last release: the caller must then
+    /// arrange that release.
+    Held { first: bool },
     /// Not taken: this many bytes wait already and the frame would pass the limit.
     Over(usize),
 }
@@ -109,7 +110,6 @@ impl Wire {
         Wire {
             tcp,
             backlog: Mutex::default(),
-            waiting: Notify::new(),
         }
     }
 
@@ -128,23 +128,22 @@ impl Wire {
 
     /// Writes `head` then `body` (a frame's header and payload, or raw bytes and nothing) after whatever
     /// waits, without blocking: what the socket does not take now joins the backlog. With `hold`, nothing
-    /// is written yet: the bytes wait for [`Wire::release`], and `Held::First` tells the caller to arrange
-    /// it. Refused (`Held::Over`) when bytes wait and `body` would take them past `limit`; fails once a
-    /// write has failed.
+    /// is written yet: the bytes wait for [`Wire::release`]. Refused (`Sent::Over`) when bytes wait and
+    /// `body` would take them past `limit`; fails once a write has failed.
     pub(crate) fn write(
         &self,
         head: &[u8],
         body: &[u8],
         hold: bool,
         limit: usize,
-    ) -> io::Result<Held> {
+    ) -> io::Result<Sent> {
         let mut backlog = self.backlog();
         if backlog.broken {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
         let was_empty = backlog.len() == 0;
         if !was_empty && backlog.len() + body.len() > limit {
-            return Ok(Held::Over(backlog.len()));
+            return Ok(Sent::Over(backlog.len()));
         }
         if hold || !was_empty {
             // Held for a cork's release; or behind bytes that have their writer already (the socket task,
@@ -152,10 +151,10 @@ impl Wire {
             backlog.bytes.extend_from_slice(head);
             backlog.bytes.extend_from_slice(body);
             if !hold {
-                return Ok(Held::No);
+                return Ok(Sent::Out);
             }
             let first = !std::mem::replace(&mut backlog.held, true);
-            return Ok(if first { Held::First } else { Held::Again });
+            return Ok(Sent::Held { first });
         }
         backlog.clear();
         let (mut backlog, sent) = self.send([head, body], backlog);
@@ -169,28 +168,34 @@ impl Wire {
         let total = head.len() + body.len();
         if written < total {
             backlog.put_back([head, body], written);
-            drop(backlog);
-            self.waiting.notify_one();
-        } else {
-            // Frames appended while this one was written are this sender's to write.
-            self.write_waiting(backlog);
+            return Ok(Sent::Stranded);
         }
-        Ok(Held::No)
+        // Frames appended while this one was written are this sender's to write.
+        Ok(self.write_waiting(backlog))
     }
 
-    /// Writes what a cork held, as far as the socket takes it now; the rest waits for the socket task.
-    pub(crate) fn release(&self) {
+    /// Writes what a cork held, as far as the socket takes it now; the rest waits for the socket task,
+    /// which the caller must wake when told `Sent::Stranded`.
+    pub(crate) fn release(&self) -> Sent {
         let mut backlog = self.backlog();
         backlog.held = false;
-        self.write_waiting(backlog);
+        self.write_waiting(backlog)
     }
 
     /// Writes what waits, held bytes left to their release; bytes the socket does not take now, or a failed
     /// write, are the socket task's to deal with (on failure, it ends).
-    fn write_waiting(&self, backlog: MutexGuard<'_, Backlog>) {
-        if let Flushed::Full | Flushed::Failed(_) = self.flush(backlog, true) {
-            self.waiting.notify_one();
+    fn write_waiting(&self, backlog: MutexGuard<'_, Backlog>) -> Sent {
+        match self.flush(backlog, true) {
+            Flushed::Full | Flushed::Failed(_) => Sent::Stranded,
+            Flushed::Empty | Flushed::Busy | Flushed::Held => Sent::Out,
         }
+    }
+
+    /// Whether bytes wait that only the socket task will write: no other sender is writing them and no
+    /// cork holds them; or a write failed, which the task must learn.
+    pub(crate) fn stranded(&self) -> bool {
+        let backlog = self.backlog();
+        backlog.broken || (!backlog.writing && !backlog.held && backlog.len() > 0)
     }
 
     /// Writes `parts` as the wire's writer, with the lock released meanwhile: as much as the socket takes
@@ -273,17 +278,6 @@ impl Wire {
         }
     }
 
-    /// Resolves once bytes may be waiting; the connection's task keeps one armed and then calls
-    /// [`Wire::poll_drain`].
-    pub(crate) fn backlogged(&self) -> tokio::sync::futures::Notified<'_> {
-        self.waiting.notified()
-    }
-
-    /// Wakes the backlog's writer again, for a drain it left unfinished.
-    pub(crate) fn resume_drain(&self) {
-        self.waiting.notify_one();
-    }
-
     /// Writes the backlog out, held bytes included; ready once it is empty.
     pub(crate) fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
@@ -347,8 +341,8 @@ mod tests {
 
     #[test]
     fn the_backlog_keeps_the_wire_within_its_size_class() {
-        // Every plain connection has a wire, behind an `Arc`: 112 bytes in a release build, 128 with the
-        // Arc's counts, the allocator's class (tokio's socket takes a little more in a debug build). Of it,
+        // Every plain connection has a wire, behind an `Arc`: 80 bytes in a release build, 96 with the
+        // Arc's counts, an allocator class (tokio's socket takes a little more in a debug build). Of it,
         // the backlog is what this module decides.
         let size = std::mem::size_of::<Backlog>();
         assert!(
@@ -486,19 +480,19 @@ mod tests {
         let (wire, mut client) = pair().await;
         assert_eq!(
             wire.write(b"a", b"b", true, usize::MAX).expect("hold"),
-            Held::First
+            Sent::Held { first: true }
         );
         assert_eq!(
             wire.write(b"cd", &[], true, usize::MAX).expect("hold"),
-            Held::Again
+            Sent::Held { first: false }
         );
         assert_eq!(wire.waiting(), 4, "nothing is written while held");
         // A sender that does not hold (another thread) queues behind the held bytes.
         assert_eq!(
             wire.write(b"e", b"f", false, usize::MAX).expect("write"),
-            Held::No
+            Sent::Out
         );
-        super::super::cork::write_now(vec![std::sync::Arc::new(wire)]);
+        assert_eq!(wire.release(), Sent::Out, "the socket took it all");
         let mut received = [0u8; 6];
         client.read_exact(&mut received).await.expect("read");
         assert_eq!(&received, b"abcdef");
@@ -507,13 +501,19 @@ mod tests {
     #[tokio::test]
     async fn a_frame_past_the_limit_behind_waiting_bytes_is_refused() {
         let (wire, _client) = pair().await;
-        assert_eq!(wire.write(b"ab", &[], true, 4).expect("hold"), Held::First);
+        assert_eq!(
+            wire.write(b"ab", &[], true, 4).expect("hold"),
+            Sent::Held { first: true }
+        );
         assert_eq!(
             wire.write(&[], b"xyz", true, 4).expect("refused"),
-            Held::Over(2)
+            Sent::Over(2)
         );
         assert_eq!(wire.waiting(), 2, "a refused frame leaves nothing behind");
-        assert_eq!(wire.write(&[], b"xy", true, 4).expect("hold"), Held::Again);
+        assert_eq!(
+            wire.write(&[], b"xy", true, 4).expect("hold"),
+            Sent::Held { first: false }
+        );
     }
 
     #[tokio::test]
@@ -521,7 +521,7 @@ mod tests {
         let (wire, mut client) = pair().await;
         assert_eq!(
             wire.write(b"a", b"b", true, usize::MAX).expect("hold"),
-            Held::First
+            Sent::Held { first: true }
         );
         wire.release();
         assert_eq!(wire.waiting(), 0);
@@ -530,7 +530,7 @@ mod tests {
         assert_eq!(&received, b"ab");
         assert_eq!(
             wire.write(b"g", &[], true, usize::MAX).expect("hold"),
-            Held::First,
+            Sent::Held { first: true },
             "a release ends the hold"
         );
     }
