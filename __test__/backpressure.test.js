@@ -100,6 +100,28 @@ describe('backpressure', () => {
     expect(outcome).toBe('stopped');
   }, 10000);
 
+  test('a client that pauses reading gets every frame, in order, once it reads again', async () => {
+    // Far more than the socket buffers hold, well under the limit: what the socket does not take waits in
+    // the server until the client reads again.
+    const { helios, port } = startServer({ maxBackpressure: 64 * 1024 * 1024 }, () => {});
+    const connected = connectionAt(helios, '/paused');
+    const client = await tcpSocket(port, '/paused');
+    const connection = await connected;
+    client.pause();
+    const chunk = 'z'.repeat(1_000_000);
+    for (let n = 0; n < 20; n++) {
+      expect(await connection.emit('seq', { n, chunk })).toBe(true);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    client.resume();
+    const events = () => client.frames.filter((frame) => frame.opcode === 1);
+    await waitFor(() => events().length === 20, { timeout: 8000, message: '20 events' });
+    expect(events().map((frame) => JSON.parse(frame.payload.toString()).data.n)).toEqual(
+      Array.from({ length: 20 }, (_, n) => n)
+    );
+    expect(connection.state).toBe('OPEN');
+  }, 15000);
+
   test('a client that keeps up is never closed, and receives everything in order', async () => {
     const { helios, url } = startServer({ maxBackpressure: 256 * 1024 }, () => {});
     const { starling, connection } = await connectWithConnection(helios, url);

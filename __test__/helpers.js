@@ -302,7 +302,8 @@ export async function upgradeByHand(socket) {
 /**
  * A WebSocket client written by hand over TCP, to send frames a WebSocket library refuses to send (and to
  * stop reading). `sendFrame(opcode, payload, { mask })` writes one final frame; `frames` collects the
- * server's frames as `{ opcode, payload }`; `nextFrame(opcode)` waits for one; `closeCode` resolves with
+ * server's frames as `{ opcode, payload }`; `nextFrame(opcode)` waits for one; `pause()` and `resume()`
+ * stop and restart reading; `closeCode` resolves with
  * the code of the server's close frame (or null when the TCP connection ends without one); `head` is the
  * handshake response. `path` is the request path, `headers` extra request header lines.
  */
@@ -396,6 +397,10 @@ export async function tcpSocket(port, path = '/', headers = []) {
     /** Stops reading from the socket: the server's writes back up. */
     pause() {
       socket.pause();
+    },
+    /** Reads from the socket again. */
+    resume() {
+      socket.resume();
     },
     sendFrame(opcode, payload, { mask = true } = {}) {
       const bytes = Buffer.from(payload);

@@ -289,6 +289,57 @@ mod tests {
             .is_ok()
     }
 
+    /// A frame the socket does not take whole waits in the wire's backlog for the socket task, which the
+    /// outbox's signal wakes; frames sent meanwhile queue behind it, and the task's drain writes them all,
+    /// whole and in order.
+    #[tokio::test]
+    async fn bytes_the_socket_does_not_take_wake_the_task_and_leave_in_order() {
+        const SIZE: usize = 60_000;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().expect("address"))
+            .await
+            .expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        let wire = Arc::new(Wire::new(server));
+        let outbox = Arc::new(Outbox::new(usize::MAX, Some(wire.clone()), Arc::default()));
+        let frame =
+            |n: usize| Utf8Bytes::from(char::from(b'a' + (n % 26) as u8).to_string().repeat(SIZE));
+        let mut sent = 0;
+        while !wire.stranded() {
+            assert!(outbox.push(&frame(sent), false));
+            sent += 1;
+            assert!(sent < 10_000, "the socket's buffers never filled");
+        }
+        tokio::time::timeout(Duration::from_secs(5), outbox.ready())
+            .await
+            .expect("the socket task is woken");
+        for _ in 0..3 {
+            assert!(outbox.push(&frame(sent), false));
+            sent += 1;
+        }
+        let reader = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut received = vec![0u8; sent * (4 + SIZE)];
+            client.read_exact(&mut received).await.expect("read");
+            received
+        });
+        std::future::poll_fn(|cx| wire.poll_drain(cx))
+            .await
+            .expect("drain");
+        assert!(!wire.stranded());
+        let received = reader.await.expect("reader");
+        for (n, record) in received.chunks(4 + SIZE).enumerate() {
+            assert_eq!(record[..2], [0x81, 126], "frame {n} starts with its header");
+            let fill = b'a' + (n % 26) as u8;
+            assert!(
+                record[4..].iter().all(|byte| *byte == fill),
+                "frame {n} is whole and in its place"
+            );
+        }
+    }
+
     #[test]
     fn passing_the_limit_refuses_every_later_frame_and_wakes_the_task() {
         let outbox = Arc::new(Outbox::new(10, None, Arc::default()));
