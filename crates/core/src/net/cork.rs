@@ -4,8 +4,9 @@
 //! members. Writing each frame at once would put a system call per frame on the application's thread;
 //! waking each connection's task would cost a wake-up per frame. Instead the call holds its frames in
 //! each socket's backlog, then hands the list of their outboxes to one task on an I/O thread
-//! ([`release`], then [`write`]). Frames to one connection held before that task reaches it (several broadcasts in a row)
-//! leave in one write, much as uWebSockets corks a socket. Frames sent outside a hold go out at once.
+//! ([`release`], then [`write`]). Frames to one connection held before that task reaches it (several
+//! broadcasts in a row) leave in one write, much as uWebSockets corks a socket. Frames sent outside a
+//! hold go out at once.
 
 use std::cell::RefCell;
 use std::sync::Arc;
