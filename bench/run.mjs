@@ -42,6 +42,7 @@ const defaults = {
   'idle-wait': 60,
   retries: 2,
   out: '',
+  'addon-b': '',
 };
 
 /** What --quick changes: a smoke run of every scenario in about two minutes; later options still apply. */
@@ -99,6 +100,9 @@ options (default in brackets):
   --idle-wait S            before each run, wait up to S seconds for the machine to be idle [${defaults['idle-wait']}]
   --retries N              run again a run that other processes disturbed, up to N times [${defaults.retries}]
   --out FILE               where the JSON goes [bench/results/<time>.json]
+  comparing two builds of Helios:
+  --addon-b FILE           another build of the addon (a .node file), run as the servers helios-bun-b and
+                           helios-node-b; each table is then followed by the per-round ratios of A over B
   --help                   this text`;
 
 function parseArgs(argv) {
@@ -145,6 +149,31 @@ const SERVERS = {
   'socketio-node': { label: 'Socket.IO 4 on Node', cmd: node, args: ['--expose-gc', 'servers/socketio-node.mjs'], protocol: 'socketio', resume: true },
 };
 const BASELINE = 'bun-plain';
+
+/** Adds helios-bun-b and helios-node-b: the same servers on the addon in `file`, through the override the napi
+ * loader reads (NAPI_RS_NATIVE_LIBRARY_PATH). */
+function addBuildB(file) {
+  const addon = path.resolve(file);
+  if (!existsSync(addon)) throw new Error(`--addon-b: no such file ${addon}`);
+  for (const a of ['helios-bun', 'helios-node']) {
+    SERVERS[`${a}-b`] = { ...SERVERS[a], label: `${SERVERS[a].label} (B)`, env: { NAPI_RS_NATIVE_LIBRARY_PATH: addon } };
+  }
+  return addon;
+}
+
+/** Each round's `measure` of `a` over `b`'s in the same round; by default throughput (connects/s for idle). */
+function pairedRatios(job, runs, a, b, measure = (result) => result.throughput) {
+  const ratios = [];
+  for (const run of runs) {
+    if (run.job !== job.key || run.server !== a || run.result.fatal || !(measure(run.result) > 0)) continue;
+    const other = runs.find((x) => x.job === job.key && x.server === b && x.round === run.round);
+    if (other && !other.result.fatal && measure(other.result) > 0) ratios.push(measure(run.result) / measure(other.result));
+  }
+  return ratios;
+}
+
+/** Server CPU per operation (round trip, delivery, connect), in µs: a change in cost, as against in waiting. */
+const cpuPerOp = (result) => (result.server_cpu_cores > 0 && result.throughput > 0 ? (result.server_cpu_cores / result.throughput) * 1e6 : null);
 
 function version(cmd) {
   return new Promise((resolve) => {
@@ -267,7 +296,7 @@ async function startServer(name, o, env = {}) {
   const spec = SERVERS[name];
   const child = spawn('sh', ['-c', RAISE_FDS, spec.cmd, ...spec.args], {
     cwd: here,
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', ...env },
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', ...spec.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
@@ -629,15 +658,7 @@ function summarize(job, runs, serverNames) {
   });
   // Ratios are paired: each round's throughput over the baseline's in the same round, then the median of those,
   // so a round that ran while the machine was slower counts against every server alike.
-  for (const row of rows) {
-    const ratios = [];
-    for (const run of runs) {
-      if (run.job !== job.key || run.server !== row.server || run.result.fatal || !run.result.throughput) continue;
-      const base = runs.find((b) => b.job === job.key && b.server === BASELINE && b.round === run.round);
-      if (base && !base.result.fatal && base.result.throughput > 0) ratios.push(run.result.throughput / base.result.throughput);
-    }
-    row.vs_bun_plain = round(median(ratios), 2);
-  }
+  for (const row of rows) row.vs_bun_plain = round(median(pairedRatios(job, runs, row.server, BASELINE)), 2);
   return rows;
 }
 
@@ -750,10 +771,35 @@ function resultLine(job, result) {
   }
 }
 
+/** With --addon-b: prints and returns, per runtime, the per-round ratios of build A over build B. */
+function compareBuilds(job, runs, serverNames) {
+  let compared = null;
+  for (const a of ['helios-bun', 'helios-node']) {
+    if (!serverNames.includes(a) || !serverNames.includes(`${a}-b`)) continue;
+    const ratios = pairedRatios(job, runs, a, `${a}-b`);
+    if (!ratios.length) continue;
+    const cpu = pairedRatios(job, runs, a, `${a}-b`, cpuPerOp);
+    (compared ??= {})[a] = {
+      ratios: ratios.map((x) => round(x, 3)),
+      median: round(median(ratios), 3),
+      cpu_per_op_ratios: cpu.map((x) => round(x, 3)),
+      cpu_per_op_median: round(median(cpu), 3),
+    };
+    const list = (xs) => xs.map((x) => `${x.toFixed(2)}×`).join(', ');
+    console.log(
+      `${SERVERS[a].label}, A over B per round: ${list(ratios)} (median ${median(ratios).toFixed(2)}×, ahead in ` +
+        `${ratios.filter((x) => x > 1).length} of ${ratios.length}); server CPU per operation ${list(cpu)} ` +
+        `(median ${median(cpu).toFixed(2)}×)`,
+    );
+  }
+  return compared;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));
+  const addonB = o['addon-b'] ? addBuildB(o['addon-b']) : null;
   const serverNames = o.servers.split(',').map((s) => s.trim()).filter(Boolean);
   for (const name of serverNames) {
     if (!SERVERS[name]) throw new Error(`unknown server '${name}'; known: ${Object.keys(SERVERS).join(', ')}`);
@@ -774,11 +820,13 @@ async function main() {
     bun: await version(bun),
     helios_commit: gitDescribe(),
     addon: addonInfo(),
+    addon_b: addonB,
     fd_hard_limit: fdLimit === Infinity ? 'unlimited' : fdLimit,
   };
   console.log(`machine: ${machine.cores} cores, ${machine.cpu}, ${machine.memory_gib} GiB, ${machine.os}`);
   console.log(`runtimes: node ${machine.node}, bun ${machine.bun}; load generator: ${o.threads} thread(s); open files: ${machine.fd_hard_limit}`);
   console.log(`helios: commit ${machine.helios_commit ?? '?'}, addon ${machine.addon ? `${machine.addon.file} (${machine.addon.mib} MiB)` : 'not built'}`);
+  if (addonB) console.log(`helios B: addon ${addonB}`);
   if (machine.addon?.build !== 'release' && serverNames.some((n) => n.startsWith('helios'))) {
     console.log('warning: the addon looks like a debug build; `npm run build` makes the release build the numbers are for');
   }
@@ -836,6 +884,8 @@ async function main() {
   }
 
   const summary = {};
+  // Build A over build B, per scenario and runtime (with --addon-b).
+  const ab = {};
   console.log(`\nmedians over ${o.rounds} round(s); machine: ${machine.cores} cores (${machine.cpu}); suite took ${clock(performance.now() - t0)}`);
   const disturbed = runs.filter((r) => r.result.disturbed).length;
   if (disturbed) console.log(`warning: ${disturbed} run(s) stayed disturbed by other processes (see "other CPU")`);
@@ -852,6 +902,8 @@ async function main() {
         `${o['resume-interval']} ms, ${o['resume-away']} s away; lost and duplicated summed over rounds)`,
     }[job.scenario];
     printTable(job, title, summary[job.key]);
+    const compared = compareBuilds(job, runs, serverNames);
+    if (compared) ab[job.key] = compared;
   }
   console.log(
     `CPU columns: cores busy during the run (1.00 = one core; the machine has ${machine.cores}); ` +
@@ -860,7 +912,7 @@ async function main() {
 
   const out = o.out || path.join(here, 'results', `${started.toISOString().replace(/[:.]/g, '-')}.json`);
   mkdirSync(path.dirname(out), { recursive: true });
-  writeFileSync(out, JSON.stringify({ started: started.toISOString(), machine, options: o, jobs, summary, runs }, null, 2) + '\n');
+  writeFileSync(out, JSON.stringify({ started: started.toISOString(), machine, options: o, jobs, summary, ab, runs }, null, 2) + '\n');
   console.log(`\nwrote ${path.relative(process.cwd(), out)}`);
 }
 
