@@ -68,6 +68,24 @@ describe('methods return data', () => {
     expect(response).toEqual({ type: 'response', id: 'abc-1', status: 200, data: { x: [1, 'two', null] } });
   });
 
+  test('ids, topics and method names that need escaping reach the client exactly', async () => {
+    const names = ['q"uote', 'back\\slash', 'line\nbreak', 'tab\t\u0001', 'é€\u2028', '🌍', 'plain-1'];
+    const { url, helios } = startServer((helios) => helios.method('echo', (context) => context.payload));
+    const raw = await rawSocket(url);
+    for (const id of [...names, 0, 9007199254740991]) {
+      expect(await raw.request(id, 'echo', id)).toEqual({ type: 'response', id, status: 200, data: id });
+    }
+    const [connection] = helios.connections.values();
+    for (const topic of names) await connection.emit(topic, topic);
+    for (const topic of names) expect(await raw.next((message) => message.type === 'event' && message.topic === topic)).toHaveProperty('data', topic);
+    const asked = names.map((method) => connection.request(method, null, { timeout: 2000 }));
+    for (const method of names) {
+      const request = await raw.next((message) => message.type === 'request' && message.method === method);
+      raw.send({ type: 'response', id: request.id, status: 200, data: method });
+    }
+    expect((await Promise.all(asked)).map((response) => response.data)).toEqual(names);
+  });
+
   test('unicode and escapes survive the round trip', async () => {
     const { url } = startServer((helios) => {
       helios.method('echo', (context) => context.payload);

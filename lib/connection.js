@@ -69,7 +69,7 @@ class Connection {
     } catch (error) {
       return Promise.reject(new TypeError(`data of event '${topic}' is not serializable: ${error.message}`));
     }
-    this.#helios._outbox.push(`[${OP.emit},${this.#key},${JSON.stringify(topic)},${body},${options.volatile === true}]`);
+    this.#helios._outbox.push(`[${OP.emit},${this.#key},${jsonScalar(topic)},${body},${options.volatile === true}]`);
     return Promise.resolve(true);
   }
 
@@ -105,7 +105,7 @@ class Connection {
     const id = this.#helios._nextRequestId();
     return new Promise((resolve, reject) => {
       (this.#pending ??= new Map()).set(id, { resolve, reject, method, timeout });
-      this.#helios._outbox.push(`[${OP.request},${this.#key},${id},${JSON.stringify(method)},${body},${Math.ceil(timeout)}]`);
+      this.#helios._outbox.push(`[${OP.request},${this.#key},${id},${jsonScalar(method)},${body},${Math.ceil(timeout)}]`);
     });
   }
 
@@ -235,4 +235,17 @@ function json(value) {
   return JSON.stringify(value) ?? 'null';
 }
 
-module.exports = { Connection, json };
+/** Characters a JSON string holds as they are: no quote, backslash, control character or lone surrogate. */
+const VERBATIM = /^[^"\\\u0000-\u001f\ud800-\udfff]*$/;
+
+/**
+ * JSON text of a request id, topic or method name: the same as `JSON.stringify`, which costs more than
+ * the rest of a reply for such small values. Integers and plain strings are written directly.
+ */
+function jsonScalar(value) {
+  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : 'null';
+  if (typeof value === 'string' && VERBATIM.test(value)) return `"${value}"`;
+  return json(value);
+}
+
+module.exports = { Connection, json, jsonScalar };

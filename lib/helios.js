@@ -4,7 +4,7 @@
 // through one outbox.
 
 const { NativeServer } = require('./native.js');
-const { Connection, json } = require('./connection.js');
+const { Connection, json, jsonScalar } = require('./connection.js');
 const { RequestContext, EventContext } = require('./context.js');
 const { Emitter } = require('./emitter.js');
 const { Namespace } = require('./namespace.js');
@@ -516,7 +516,7 @@ class Helios {
       return this.#reply(connection, requestId, failure);
     }
     // The response frame, written once here; the core sends it as is.
-    const id = JSON.stringify(requestId);
+    const id = jsonScalar(requestId);
     this._outbox.frame(connection._key, `{"type":"response","id":${id},"status":${status},"${failed ? 'error' : 'data'}":${text}}`);
   }
 
