@@ -239,8 +239,8 @@ function json(value) {
 const VERBATIM = /^[^"\\\u0000-\u001f\ud800-\udfff]*$/;
 
 /**
- * JSON text of a request id, topic or method name: the same as `JSON.stringify`, which costs more than
- * the rest of a reply for such small values. Integers and plain strings are written directly.
+ * JSON text of a request id, topic or method name, as `JSON.stringify` writes it; that call costs more than
+ * the rest of a reply for such small values, so numbers and strings with nothing to escape are written here.
  */
 function jsonScalar(value) {
   if (typeof value === 'number') return Number.isFinite(value) ? String(value) : 'null';
