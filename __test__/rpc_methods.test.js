@@ -77,7 +77,10 @@ describe('methods return data', () => {
     }
     const [connection] = helios.connections.values();
     for (const topic of names) await connection.emit(topic, topic);
-    for (const topic of names) expect(await raw.next((message) => message.type === 'event' && message.topic === topic)).toHaveProperty('data', topic);
+    for (const topic of names) {
+      const event = await raw.next((message) => message.type === 'event' && message.topic === topic);
+      expect(event.data).toBe(topic);
+    }
     const asked = names.map((method) => connection.request(method, null, { timeout: 2000 }));
     for (const method of names) {
       const request = await raw.next((message) => message.type === 'request' && message.method === method);
