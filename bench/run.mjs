@@ -149,6 +149,8 @@ const SERVERS = {
   'socketio-node': { label: 'Socket.IO 4 on Node', cmd: node, args: ['--expose-gc', 'servers/socketio-node.mjs'], protocol: 'socketio', resume: true },
 };
 const BASELINE = 'bun-plain';
+/** The second yardstick of RPC and fan-out. */
+const SOCKETIO = 'socketio-node';
 
 /** Adds helios-bun-b and helios-node-b: the same servers on the addon in `file`, through the override the napi
  * loader reads (NAPI_RS_NATIVE_LIBRARY_PATH). */
@@ -572,7 +574,7 @@ function median(values) {
 
 const fmtInt = (x) => (x === null ? '—' : Math.round(x).toLocaleString('en-US'));
 const fmtMs = (us) => (us === null ? '—' : (us / 1000).toFixed(us < 10_000 ? 2 : 1));
-const fmtRatio = (x) => (x === null ? '—' : `${x.toFixed(2)}×`);
+const fmtRatio = (x, digits = 2) => (x === null || x === undefined ? '—' : `${x.toFixed(digits)}×`);
 const fmtNum = (x, d = 2) => (x === null ? '—' : x.toFixed(d));
 
 /** One table of the suite: a scenario, and for `idle` one connection count. */
@@ -659,6 +661,10 @@ function summarize(job, runs, serverNames) {
   // Ratios are paired: each round's throughput over the baseline's in the same round, then the median of those,
   // so a round that ran while the machine was slower counts against every server alike.
   for (const row of rows) row.vs_bun_plain = round(median(pairedRatios(job, runs, row.server, BASELINE)), 2);
+  // The issue's other yardstick for RPC and fan-out: the server Node users pick most.
+  if (job.scenario === 'rpc' || job.scenario === 'fanout') {
+    for (const row of rows) row.vs_socketio = round(median(pairedRatios(job, runs, row.server, SOCKETIO)), 1);
+  }
   return rows;
 }
 
@@ -670,12 +676,14 @@ function printTable(job, title, rows) {
     rpc: [
       ['round trips/s', (r) => fmtInt(r.throughput)],
       ['vs Bun.serve', (r) => fmtRatio(r.vs_bun_plain)],
+      ['vs Socket.IO', (r) => fmtRatio(r.vs_socketio, 1)],
       ['p50 ms', (r) => fmtMs(r.p50_us)],
       ['p99 ms', (r) => fmtMs(r.p99_us)],
     ],
     fanout: [
       ['deliveries/s', (r) => fmtInt(r.throughput)],
       ['vs Bun.serve', (r) => fmtRatio(r.vs_bun_plain)],
+      ['vs Socket.IO', (r) => fmtRatio(r.vs_socketio, 1)],
       ['p99 ms loaded', (r) => fmtMs(r.p99_us)],
       ['p50 ms 1-by-1', (r) => fmtMs(r.latency_p50_us)],
       ['p99 ms 1-by-1', (r) => fmtMs(r.latency_p99_us)],
