@@ -149,7 +149,7 @@ const SERVERS = {
   'socketio-node': { label: 'Socket.IO 4 on Node', cmd: node, args: ['--expose-gc', 'servers/socketio-node.mjs'], protocol: 'socketio', resume: true },
 };
 const BASELINE = 'bun-plain';
-/** The second yardstick of RPC and fan-out. */
+/** What RPC and fan-out are also compared with (the "vs Socket.IO" column). */
 const SOCKETIO = 'socketio-node';
 
 /** Adds helios-bun-b and helios-node-b: the same servers on the addon in `file`, through the override the napi
@@ -661,7 +661,7 @@ function summarize(job, runs, serverNames) {
   // Ratios are paired: each round's throughput over the baseline's in the same round, then the median of those,
   // so a round that ran while the machine was slower counts against every server alike.
   for (const row of rows) row.vs_bun_plain = round(median(pairedRatios(job, runs, row.server, BASELINE)), 2);
-  // The issue's other yardstick for RPC and fan-out: the server Node users pick most.
+  // The second yardstick of RPC and fan-out: the server Node users pick most.
   if (job.scenario === 'rpc' || job.scenario === 'fanout') {
     for (const row of rows) row.vs_socketio = round(median(pairedRatios(job, runs, row.server, SOCKETIO)), 1);
   }
