@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::app::call;
 use crate::cluster::Local;
@@ -57,7 +58,10 @@ impl Local for Node {
 
     fn emit(&self, conn: &str, topic: &str, volatile: bool, data: &RawValue) -> bool {
         match self.connection(conn) {
-            Some(conn) => conn.queue(&protocol::event_frame(topic, data).into(), volatile),
+            Some(conn) => conn.queue(
+                &Utf8Bytes::from(protocol::event_frame(topic, data)),
+                volatile,
+            ),
             None => false,
         }
     }

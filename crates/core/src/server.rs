@@ -17,7 +17,7 @@ use crate::cluster::{Cluster, Envelope};
 use crate::config::Config;
 use crate::net::keys::Keyed;
 use crate::net::Verdict;
-use crate::net::{self, Connection, Pending, TlsError, TlsIdentity};
+use crate::net::{self, Connection, Pending, Text, TlsError, TlsIdentity};
 use crate::node::Node;
 use crate::pattern::PatternError;
 use crate::protocol::{self, ErrorCode};
@@ -553,7 +553,7 @@ impl Server {
         };
         match op {
             Op::Frame { frame, .. } => {
-                conn.send(frame.to_owned());
+                conn.queue(Text::Borrowed(frame), false);
             }
             Op::Emit {
                 topic,
@@ -561,7 +561,10 @@ impl Server {
                 volatile,
                 ..
             } => {
-                conn.queue(&protocol::event_frame(&topic, data).into(), volatile);
+                conn.queue(
+                    &Utf8Bytes::from(protocol::event_frame(&topic, data)),
+                    volatile,
+                );
             }
             Op::Request {
                 id,

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
 use super::introduction::Introduction;
 use super::keys::Keyed;
-use super::outbox::Outbox;
+use super::outbox::{Outbox, Text};
 use crate::app::call;
 use crate::protocol;
 use crate::session::Replay;
@@ -243,20 +243,28 @@ impl Connection {
     /// Queues a frame; a `volatile` one is dropped (and counted) rather than close a slow connection.
     /// In a session every frame that is not dropped is numbered and kept for replay, also while the
     /// session waits for its client; a dropped volatile frame takes no number, so both ends count alike.
-    /// Borrowed: a broadcast's recipients share one frame, copied to the socket or counted once more
-    /// only where it is kept.
-    pub(crate) fn queue(&self, frame: &Utf8Bytes, volatile: bool) -> bool {
+    /// Borrowed (see [`Text`]): a broadcast's recipients share one frame, and an answer stays in the
+    /// application's flush; either is copied to the socket, and counted once more or copied only where
+    /// it is kept.
+    pub(crate) fn queue<'a>(&self, frame: impl Into<Text<'a>>, volatile: bool) -> bool {
         let mut link = self.link();
         let Link { outbox, session } = &mut *link;
-        let written = outbox
-            .as_ref()
-            .is_some_and(|outbox| outbox.push(frame, volatile));
+        let push = |frame: Text<'_>| {
+            outbox
+                .as_ref()
+                .is_some_and(|outbox| outbox.push(frame, volatile))
+        };
         let kept = match session {
-            Some(session) if !session.ended && (written || !volatile) => {
-                session.replay.push(frame.clone());
-                true
+            Some(session) if !session.ended => {
+                // Kept for replay whatever the socket does: made shared once, for both.
+                let frame = frame.into().to_shared();
+                let kept = push(Text::Shared(&frame)) || !volatile;
+                if kept {
+                    session.replay.push(frame);
+                }
+                kept
             }
-            _ => written,
+            _ => push(frame.into()),
         };
         if !kept {
             self.stats.dropped();

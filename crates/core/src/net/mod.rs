@@ -26,6 +26,7 @@ pub(crate) use attach::end;
 pub(crate) use connection::{Connection, Pending};
 pub(crate) use listener::accept;
 pub use listener::bind;
+pub(crate) use outbox::Text;
 pub(crate) use restore::adopt;
 pub use tls::{TlsError, TlsIdentity};
 

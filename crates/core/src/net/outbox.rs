@@ -14,6 +14,40 @@ use super::frame::{self, BINARY, TEXT};
 use super::wire::{Sent, Wire};
 use crate::stats::Stats;
 
+/// A text frame to send, as its sender has it. The application's answers come borrowed from the text of
+/// its flush: a plain socket takes them as they stand, and they are copied into shared bytes only where a
+/// frame is kept (a TLS connection's queue, a session's replay buffer).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Text<'a> {
+    /// Text the sender keeps.
+    Borrowed(&'a str),
+    /// A frame that may be kept as it is: one broadcast frame serves every recipient.
+    Shared(&'a Utf8Bytes),
+}
+
+impl Text<'_> {
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Text::Borrowed(text) => text.as_bytes(),
+            Text::Shared(frame) => frame.as_bytes(),
+        }
+    }
+
+    /// The frame as bytes to keep: a copy of borrowed text, another count of a shared frame.
+    pub(crate) fn to_shared(self) -> Utf8Bytes {
+        match self {
+            Text::Borrowed(text) => Utf8Bytes::from(text.to_owned()),
+            Text::Shared(frame) => frame.clone(),
+        }
+    }
+}
+
+impl<'a> From<&'a Utf8Bytes> for Text<'a> {
+    fn from(frame: &'a Utf8Bytes) -> Self {
+        Text::Shared(frame)
+    }
+}
+
 /// What the socket task writes next.
 #[derive(Debug)]
 pub(crate) enum Outbound {
@@ -143,10 +177,14 @@ impl Outbox {
     /// that finds the queue empty is always taken, so one large message never trips the limit alone.
     /// A `volatile` frame over the limit is only dropped: the connection stays, for messages that are
     /// worthless late (positions, typing indicators).
-    pub(crate) fn push(self: &Arc<Self>, frame: &Utf8Bytes, volatile: bool) -> bool {
+    pub(crate) fn push<'a>(self: &Arc<Self>, frame: impl Into<Text<'a>>, volatile: bool) -> bool {
+        let frame = frame.into();
+        let payload = frame.as_bytes();
         match &self.wire {
-            Some(wire) => self.write(wire, TEXT, frame.as_bytes(), volatile),
-            None => self.admit(frame.len(), volatile) && self.send(Outbound::Frame(frame.clone())),
+            Some(wire) => self.write(wire, TEXT, payload, volatile),
+            None => {
+                self.admit(payload.len(), volatile) && self.send(Outbound::Frame(frame.to_shared()))
+            }
         }
     }
 
