@@ -28,6 +28,8 @@ class Helios {
   #native;
   /** Handler functions by the id the core routes to. */
   #handlers = [];
+  /** The name each method handler was registered under, by handler id: a request to an exact name comes without it. */
+  #methodNames = [];
   /** Event handler ids by pattern, for `off`. */
   #eventHandlers = [];
   /** The connections this side has heard of, by key: see `#hearOpens`. */
@@ -94,7 +96,9 @@ class Helios {
   /** Registers a method clients can call. `name` may be a pattern (`user.*`, `gateway.**`). */
   method(name, handler) {
     checkHandler('method', name, handler);
-    this.#native.addMethod(name, this.#register(handler));
+    const handlerId = this.#register(handler);
+    this.#methodNames[handlerId] = name;
+    this.#native.addMethod(name, handlerId);
     return this;
   }
 
@@ -407,8 +411,8 @@ class Helios {
         break;
       }
       case CALL.request: {
-        const [, , requestId, method, handlerId, middlewareIds, payload] = call;
-        this.#runRequest(connection, requestId, method, handlerId, middlewareIds, payload);
+        const [, , requestId, handlerId, payload, method, middlewareIds] = call;
+        this.#runRequest(connection, requestId, method ?? this.#methodNames[handlerId], handlerId, middlewareIds, payload);
         break;
       }
       case CALL.event: {
@@ -468,7 +472,7 @@ class Helios {
     let result;
     try {
       result =
-        middlewareIds.length === 0
+        middlewareIds === undefined
           ? handler(context)
           : runChain(middlewareIds.map((id) => this.#handlers[id]), handler, context);
     } catch (error) {

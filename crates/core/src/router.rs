@@ -15,6 +15,8 @@ pub struct Route {
     pub handler: HandlerId,
     /// Middleware whose pattern matches the method, in registration order.
     pub middleware: Vec<HandlerId>,
+    /// The handler was registered under the method's own name, not a wildcard pattern.
+    pub exact: bool,
 }
 
 /// Methods, middleware and event handlers, by pattern.
@@ -82,12 +84,16 @@ impl Router {
 
     /// The route for `method`, or `None` when no method matches.
     pub fn route(&self, method: &str) -> Option<Route> {
-        let handler = self.exact_methods.get(method).copied().or_else(|| {
-            self.pattern_methods
-                .iter()
-                .find(|(pattern, _)| pattern.matches(method))
-                .map(|(_, id)| *id)
-        })?;
+        let (handler, exact) = match self.exact_methods.get(method) {
+            Some(handler) => (*handler, true),
+            None => {
+                let (_, handler) = self
+                    .pattern_methods
+                    .iter()
+                    .find(|(pattern, _)| pattern.matches(method))?;
+                (*handler, false)
+            }
+        };
         let middleware = self
             .middleware
             .iter()
@@ -97,6 +103,7 @@ impl Router {
         Some(Route {
             handler,
             middleware,
+            exact,
         })
     }
 
@@ -129,6 +136,13 @@ mod tests {
         assert_eq!(router.route("user.set").map(|r| r.handler), Some(3));
         assert_eq!(router.route("user.a.b").map(|r| r.handler), Some(2));
         assert_eq!(router.route("other").map(|r| r.handler), Some(1));
+    }
+
+    #[test]
+    fn a_route_says_whether_the_method_was_registered_under_its_own_name() {
+        let router = router(&[("user.get", 1), ("user.*", 2)]);
+        assert_eq!(router.route("user.get").map(|r| r.exact), Some(true));
+        assert_eq!(router.route("user.set").map(|r| r.exact), Some(false));
     }
 
     #[test]

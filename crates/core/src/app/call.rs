@@ -5,7 +5,7 @@
 //! | 0    | `[0, conn, id, url, remoteAddress, data]`              | a connection opened; `data` is the object the upgrade hook gave, or null |
 //! | 0    | `[0, conn, id, url, remoteAddress, data, restored]`    | cluster: a session brought over from another node, `data` its stored data; `restored` is `resumed` (its client resumed it here: call 13 follows) or `suspended` (taken over from a dead node, waiting for its client; url and address empty) |
 //! | 1    | `[1, conn, code, reason, ended]`                       | a connection's socket closed; `ended` is false when its session waits for the client to come back |
-//! | 2    | `[2, conn, requestId, method, handler, [middleware], payload]` | run a method                     |
+//! | 2    | `[2, conn, requestId, handler, payload, method?, [middleware]?]` | run a method; `method` is left out (null when middleware follows) for a handler registered under the method's own name, which the application knows, and `[middleware]` when there is none: the common request carries only what changes |
 //! | 3    | `[3, conn, topic, [handlers], data]`                   | a client event                           |
 //! | 4    | `[4, conn, requestId, status, data, error]`            | a client answered a server request       |
 //! | 5    | `[5, conn, requestId, reason]`                         | a server request failed: `timeout`, or `too-many-pending` (the connection's limit) |
@@ -111,15 +111,13 @@ pub(crate) fn request(
     route: &Route,
     payload: &RawValue,
 ) -> String {
-    to_text(&(
-        2,
-        conn,
-        id,
-        method,
-        route.handler,
-        &route.middleware,
-        payload,
-    ))
+    let handler = route.handler;
+    let method = (!route.exact).then_some(method);
+    match (method, route.middleware.as_slice()) {
+        (None, []) => to_text(&(2, conn, id, handler, payload)),
+        (Some(method), []) => to_text(&(2, conn, id, handler, payload, method)),
+        (method, middleware) => to_text(&(2, conn, id, handler, payload, method, middleware)),
+    }
 }
 
 /// A client event for `handlers`.
@@ -238,6 +236,28 @@ mod tests {
         assert_eq!(
             open(8, "id", &origin("/", "[::1]:9", None)),
             r#"[0,8,"id","/","[::1]:9",null]"#
+        );
+    }
+
+    #[test]
+    fn a_request_call_carries_the_method_and_middleware_only_when_the_application_cannot_know_them()
+    {
+        let raw = |text| serde_json::from_str::<&RawValue>(text).expect("json");
+        let route = |exact, middleware: &[HandlerId]| Route {
+            handler: 4,
+            middleware: middleware.to_vec(),
+            exact,
+        };
+        let call = |route: &Route| request(3, raw("9"), "user.get", route, raw(r#"{"a":1}"#));
+        assert_eq!(call(&route(true, &[])), r#"[2,3,9,4,{"a":1}]"#);
+        assert_eq!(call(&route(false, &[])), r#"[2,3,9,4,{"a":1},"user.get"]"#);
+        assert_eq!(
+            call(&route(true, &[1, 2])),
+            r#"[2,3,9,4,{"a":1},null,[1,2]]"#
+        );
+        assert_eq!(
+            call(&route(false, &[1])),
+            r#"[2,3,9,4,{"a":1},"user.get",[1]]"#
         );
     }
 }
