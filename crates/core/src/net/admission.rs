@@ -2,6 +2,7 @@
 //! server's rules — allowed origins, the connection limit, the application's upgrade hook — before the
 //! WebSocket handshake starts.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -71,16 +72,46 @@ impl Drop for Slot {
     }
 }
 
-/// What admission needs to know of the request.
-struct Head {
-    method: String,
-    url: String,
-    headers: BTreeMap<String, String>,
+/// What admission needs to know of the request, borrowed from its bytes: most connections need no more
+/// than a few headers looked up once, and copying every header into a map cost some twenty allocations
+/// per connection.
+struct Head<'a> {
+    method: &'a str,
+    url: &'a str,
+    /// Names and values as sent.
+    headers: Vec<(&'a str, &'a [u8])>,
 }
 
-impl Head {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(String::as_str)
+impl<'a> Head<'a> {
+    /// The value of header `name` (any case); repeated headers are joined with `, `, as HTTP allows.
+    fn header(&self, name: &str) -> Option<Cow<'a, str>> {
+        let mut values = self
+            .headers
+            .iter()
+            .filter(|(header, _)| header.eq_ignore_ascii_case(name))
+            .map(|(_, value)| String::from_utf8_lossy(value));
+        let first = values.next()?;
+        Some(values.fold(first, |mut joined, value| {
+            let text = joined.to_mut();
+            text.push_str(", ");
+            text.push_str(&value);
+            joined
+        }))
+    }
+
+    /// Every header, lowercase names, repeated ones joined: what the upgrade hook is given.
+    fn header_map(&self) -> BTreeMap<String, String> {
+        let mut map: BTreeMap<String, String> = BTreeMap::new();
+        for (name, value) in &self.headers {
+            let value = String::from_utf8_lossy(value);
+            map.entry(name.to_ascii_lowercase())
+                .and_modify(|existing| {
+                    existing.push_str(", ");
+                    existing.push_str(&value);
+                })
+                .or_insert_with(|| value.into_owned());
+        }
+        map
     }
 
     fn is_upgrade(&self) -> bool {
@@ -136,11 +167,17 @@ pub(crate) async fn admit(
         }
         return None;
     }
+    let (connection, version, key, protocols) = (
+        head.header("connection"),
+        head.header("sec-websocket-version"),
+        head.header("sec-websocket-key"),
+        head.header("sec-websocket-protocol"),
+    );
     let request = handshake::Request {
-        connection: head.header("connection"),
-        version: head.header("sec-websocket-version"),
-        key: head.header("sec-websocket-key"),
-        protocols: head.header("sec-websocket-protocol"),
+        connection: connection.as_deref(),
+        version: version.as_deref(),
+        key: key.as_deref(),
+        protocols: protocols.as_deref(),
     };
     let answer = match handshake::answer(&request) {
         Ok(answer) => answer,
@@ -158,8 +195,8 @@ pub(crate) async fn admit(
     };
     if let Some(allowed) = &shared.config.allowed_origins {
         let origin = head.header("origin").unwrap_or_default();
-        if !allowed.iter().any(|allowed| allowed == origin) {
-            tracing::info!(%remote, origin, "origin not allowed");
+        if !allowed.iter().any(|allowed| *allowed == origin) {
+            tracing::info!(%remote, %origin, "origin not allowed");
             respond(&mut stream, 403, "Origin not allowed", &[]).await;
             return None;
         }
@@ -183,7 +220,7 @@ pub(crate) async fn admit(
     };
     Some(Admitted {
         stream,
-        url: head.url,
+        url: head.url.to_owned(),
         answer,
         early: bytes[head_len..].to_vec(),
         data,
@@ -213,26 +250,20 @@ async fn read_head(stream: &mut Transport) -> Result<Vec<u8>, u16> {
 }
 
 /// The request head and its length in bytes; `None` unless complete and valid.
-fn parse(bytes: &[u8]) -> Option<(Head, usize)> {
+fn parse(bytes: &[u8]) -> Option<(Head<'_>, usize)> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     let httparse::Status::Complete(len) = request.parse(bytes).ok()? else {
         return None;
     };
-    let mut map: BTreeMap<String, String> = BTreeMap::new();
-    for header in request.headers.iter() {
-        let value = String::from_utf8_lossy(header.value).into_owned();
-        map.entry(header.name.to_ascii_lowercase())
-            .and_modify(|existing| {
-                existing.push_str(", ");
-                existing.push_str(&value);
-            })
-            .or_insert(value);
-    }
     let head = Head {
-        method: request.method?.to_owned(),
-        url: request.path?.to_owned(),
-        headers: map,
+        method: request.method?,
+        url: request.path?,
+        headers: request
+            .headers
+            .iter()
+            .map(|header| (header.name, header.value))
+            .collect(),
     };
     Some((head, len))
 }
@@ -241,7 +272,7 @@ fn parse(bytes: &[u8]) -> Option<(Head, usize)> {
 async fn ask(
     shared: &Arc<Shared>,
     calls: &mpsc::Sender<String>,
-    head: &Head,
+    head: &Head<'_>,
     remote: SocketAddr,
 ) -> Verdict {
     let id = shared.next_key();
@@ -249,7 +280,7 @@ async fn ask(
     shared.upgrades.insert(id, answer);
     // Whatever ends this wait (an answer, a timeout, a closed server), the entry goes.
     let _entry = Entry(shared, id);
-    let asked = call::upgrade(id, &head.url, &head.headers, &remote.to_string());
+    let asked = call::upgrade(id, head.url, &head.header_map(), &remote.to_string());
     if calls.send(asked).await.is_err() {
         return Verdict::Reject {
             status: 503,
@@ -316,8 +347,21 @@ mod tests {
         assert_eq!(len, 101, "the bytes after the head are not part of it");
         assert!(head.is_upgrade());
         assert_eq!(head.path(), "/chat");
-        assert_eq!(head.header("origin"), Some("https://a.example"));
-        assert_eq!(head.header("x-a"), Some("1, 2"));
+        assert_eq!(head.header("origin").as_deref(), Some("https://a.example"));
+        assert_eq!(head.header("x-a").as_deref(), Some("1, 2"));
+        assert_eq!(
+            head.header("X-A").as_deref(),
+            Some("1, 2"),
+            "names in any case"
+        );
+        assert_eq!(
+            head.header_map().get("x-a").map(String::as_str),
+            Some("1, 2")
+        );
+        assert_eq!(
+            head.header_map().get("origin").map(String::as_str),
+            Some("https://a.example")
+        );
         let (plain, _) = parse(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").expect("complete head");
         assert!(!plain.is_upgrade());
         assert!(parse(b"GET / HTTP/1.1\r\nHost: x\r\n").is_none());
