@@ -2,8 +2,9 @@
 // `node bench/run.mjs --help` lists the scenarios and options.
 //
 // Every run starts a fresh server process, drives it with the Rust load generator (bench/loadgen) and stops it.
-// Servers are interleaved (A B C D, A B C D, ...) for --rounds rounds so that a machine that gets slower or
-// faster during the suite affects every server alike; the table shows each server's median over its rounds and
+// Servers are interleaved for --rounds rounds, every other round in reverse order (A B C D, D C B A, ...), so
+// that a machine that gets slower or faster during the suite affects every server alike, whichever runs first
+// in a round; the table shows each server's median over its rounds and
 // its ratio to plain Bun.serve (the median of the per-round ratios). Results (every run, the medians, the machine)
 // go to bench/results/<time>.json; bench/chart.mjs draws the chart from that file. Before each run it waits (up
 // to --idle-wait seconds) for the machine to be idle, and a run during which other processes used the CPU is
@@ -74,7 +75,8 @@ table per scenario and writes the JSON that bench/chart.mjs draws. Scenarios:
 
 options (default in brackets):
   --scenario LIST          rpc, fanout, idle, resume, comma-separated, or all [${defaults.scenario}]
-  --servers LIST           which servers, in the order they run [${defaults.servers}]
+  --servers LIST           which servers, in the order they run (reversed every other round)
+                           [${defaults.servers}]
   --rounds N               rounds; each runs every server once [${defaults.rounds}]
   --quick                  smoke run: ${Object.entries(QUICK).map(([k, v]) => `--${k} ${v}`).join(' ')}
   rpc and fanout:
@@ -849,7 +851,7 @@ async function main() {
   for (const [index, job] of jobs.entries()) {
     console.log(`\n[${clock(performance.now() - t0)}] ${index + 1}/${jobs.length} ${describe(job, o)}`);
     for (let r = 1; r <= o.rounds; r++) {
-      for (const name of serverNames) {
+      for (const name of r % 2 === 1 ? serverNames : [...serverNames].reverse()) {
         const skipped = skipReason(job, name, fdLimit);
         if (skipped) {
           if (r === 1) console.log(`  [${job.key}] ${SERVERS[name].label}: skipped (${skipped})`);
