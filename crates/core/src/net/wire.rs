@@ -508,6 +508,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_emptied_backlog_keeps_a_bounded_buffer() {
+        let (wire, mut client) = pair().await;
+        // One turn of `frames` frames of 100 bytes, held, then released: the socket takes them all.
+        let mut turn = async |frames: usize| {
+            for _ in 0..frames {
+                wire.write(&[1], &[7; 99], true, usize::MAX).expect("hold");
+            }
+            assert_eq!(wire.release(), Sent::Out);
+            let mut received = vec![0u8; frames * 100];
+            client.read_exact(&mut received).await.expect("read");
+            wire.backlog().bytes.capacity()
+        };
+        let small = turn(1).await;
+        assert!((100..=KEPT).contains(&small), "kept as grown: {small}");
+        assert_eq!(
+            turn(30).await,
+            KEPT,
+            "a buffer grown past the bound is swapped for one of its size, not for none"
+        );
+        assert_eq!(turn(1).await, KEPT);
+    }
+
+    #[tokio::test]
     async fn a_frame_past_the_limit_behind_waiting_bytes_is_refused() {
         let (wire, _client) = pair().await;
         assert_eq!(
