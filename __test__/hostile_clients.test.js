@@ -29,6 +29,23 @@ describe('slowloris', () => {
     expect(Date.now() - began).toBeLessThan(3000);
     expect((await neighbour.request('echo', 'still fine')).data).toBe('still fine');
   }, 15000);
+
+  test('connections that send nothing at all are closed too', async () => {
+    const { helios, url, port } = startServer({ handshakeTimeout: 300 }, echo);
+    const sockets = await Promise.all(
+      Array.from({ length: 100 }, () => new Promise((resolve, reject) => {
+        const socket = net.connect(port, '127.0.0.1', () => resolve(socket));
+        socket.on('error', reject);
+      })),
+    );
+    const closed = sockets.map((socket) => new Promise((resolve) => socket.once('close', resolve)));
+    const neighbour = await connect(url);
+    expect((await neighbour.request('echo', 'fine')).data).toBe('fine');
+    // On Linux the kernel holds a connection until its first bytes, about a second at most; then the handshake timeout.
+    await Promise.all(closed);
+    expect(helios.stats().connections).toBe(1);
+    expect((await neighbour.request('echo', 'still fine')).data).toBe('still fine');
+  }, 15000);
 });
 
 describe('floods', () => {
