@@ -41,7 +41,7 @@ describe('slowloris', () => {
     const closed = sockets.map((socket) => new Promise((resolve) => socket.once('close', resolve)));
     const neighbour = await connect(url);
     expect((await neighbour.request('echo', 'fine')).data).toBe('fine');
-    // On Linux the kernel holds a connection until its first bytes, about a second at most; then the handshake timeout.
+    // On Linux the kernel holds a connection until its first bytes or for about a second; then the handshake timeout.
     await Promise.all(closed);
     expect(helios.stats().connections).toBe(1);
     expect((await neighbour.request('echo', 'still fine')).data).toBe('still fine');
