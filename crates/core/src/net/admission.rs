@@ -99,17 +99,13 @@ impl<'a> Head<'a> {
         }))
     }
 
-    /// Every header, lowercase names, repeated ones joined: what the upgrade hook is given.
+    /// Every header, lowercase names, repeated ones joined as [`Head::header`] joins them: what the
+    /// upgrade hook is given.
     fn header_map(&self) -> BTreeMap<String, String> {
-        let mut map: BTreeMap<String, String> = BTreeMap::new();
-        for (name, value) in &self.headers {
-            let value = String::from_utf8_lossy(value);
+        let mut map = BTreeMap::new();
+        for (name, _) in &self.headers {
             map.entry(name.to_ascii_lowercase())
-                .and_modify(|existing| {
-                    existing.push_str(", ");
-                    existing.push_str(&value);
-                })
-                .or_insert_with(|| value.into_owned());
+                .or_insert_with(|| self.header(name).unwrap_or_default().into_owned());
         }
         map
     }
