@@ -618,7 +618,7 @@ impl Server {
                     },
                 };
                 conn.send(protocol::response_frame(
-                    id,
+                    id.into(),
                     200,
                     &request::answer(&topic, outcome),
                 ));

@@ -10,7 +10,7 @@ use helios_core::app::op::{self, Op};
 use helios_core::pattern::{Pattern, PatternError, Separator};
 use helios_core::protocol::{
     decode, error_body, error_frame, event_frame, request_frame, response_frame, session_frame,
-    DecodeError, ErrorCode, Inbound, SessionEvent, MAX_ID_LEN, MAX_NAME_LEN,
+    DecodeError, ErrorCode, Inbound, Json, SessionEvent, MAX_ID_LEN, MAX_NAME_LEN,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -449,6 +449,37 @@ proptest! {
     }
 
     #[test]
+    fn the_json_check_accepts_every_value_and_only_what_serde_json_accepts(
+        text in json_raw(),
+        edits in prop::collection::vec(edit(), 1..4),
+    ) {
+        prop_assert_eq!(Json::check(&text).map(Json::get), Some(text.as_str()));
+        let edited = edits.iter().fold(text, |text, edit| apply(&text, edit));
+        if Json::check(&edited).is_some() {
+            prop_assert!(serde_json::from_str::<&RawValue>(&edited).is_ok(), "text: {}", edited);
+        }
+    }
+
+    #[test]
+    fn a_request_in_the_clients_shape_decodes_only_from_valid_json(
+        id in request_id(),
+        method in name(),
+        payload in json_raw(),
+        edits in prop::collection::vec(edit(), 0..3),
+    ) {
+        let frame = format!(
+            r#"{{"type":"request","id":{},"method":{},"payload":{payload}}}"#,
+            json_text(&id),
+            json_text(&Value::from(method)),
+        );
+        let text = edits.iter().fold(frame, |text, edit| apply(&text, edit));
+        if let Ok(Inbound::Request { payload, .. }) = decode(&text) {
+            prop_assert!(serde_json::from_str::<Value>(&text).is_ok(), "frame: {}", text);
+            prop_assert!(serde_json::from_str::<Value>(payload.get()).is_ok(), "frame: {}", text);
+        }
+    }
+
+    #[test]
     fn decode_reads_any_json_value_as_the_model_says(value in json_value()) {
         prop_assert_eq!(summarize(&json_text(&value)), expected_of_value(&value));
     }
@@ -600,7 +631,7 @@ proptest! {
         body in json_raw(),
     ) {
         let id_text = json_text(&id);
-        let frame = response_frame(&raw(&id_text), status, &raw(&body));
+        let frame = response_frame(raw(&id_text).as_ref().into(), status, &raw(&body));
         let (data, error) = if status < 400 {
             (body.clone(), None)
         } else {
@@ -620,7 +651,7 @@ proptest! {
 
     #[test]
     fn response_ids_are_limited_to_128_decoded_bytes(id in boundary_text()) {
-        let frame = response_frame(&raw(&json_text(&Value::from(id.as_str()))), 200, RawValue::NULL);
+        let frame = response_frame(raw(&json_text(&Value::from(id.as_str()))).as_ref().into(), 200, RawValue::NULL);
         let accepted = matches!(summarize(&frame), Decoded::Response { .. });
         prop_assert_eq!(accepted, id.len() <= MAX_ID_LEN, "id of {} bytes", id.len());
     }

@@ -5,7 +5,7 @@ use serde_json::value::RawValue;
 
 use crate::app::call::{self, Unparsed};
 use crate::config::ParseMode;
-use crate::protocol::{self, DecodeError, ErrorCode, Inbound};
+use crate::protocol::{self, DecodeError, ErrorCode, Inbound, Json};
 use crate::rooms::{request, Decision, Denial, Join};
 use crate::server::Shared;
 
@@ -140,9 +140,9 @@ pub(crate) fn text(shared: &Shared, conn: &Connection, text: &str) -> Effect {
 fn room_method(
     shared: &Shared,
     conn: &Connection,
-    id: &RawValue,
+    id: Json<'_>,
     method: &str,
-    payload: &RawValue,
+    payload: Json<'_>,
 ) -> Option<Effect> {
     let subscribe = match method {
         request::SUBSCRIBE => true,
@@ -200,7 +200,7 @@ fn room_method(
 const REFRESH: &str = "session.refresh";
 
 /// Answers `session.refresh`: a new token for the same session, at most once per ttl / 2.
-fn refresh(shared: &Shared, conn: &Connection, id: &RawValue) -> Effect {
+fn refresh(shared: &Shared, conn: &Connection, id: Json<'_>) -> Effect {
     let (Some(sessions), Some(tokens)) = (&shared.config.sessions, &shared.tokens) else {
         return error_response(
             id,
@@ -269,7 +269,7 @@ fn unparsed(shared: &Shared, conn: &Connection, text: &str, error: DecodeError) 
     }
 }
 
-fn error_response(id: &RawValue, code: ErrorCode, message: &str) -> Effect {
+fn error_response(id: Json<'_>, code: ErrorCode, message: &str) -> Effect {
     let body = protocol::error_body(code, message);
     Effect::Reply(protocol::response_frame(id, code.status(), &body))
 }

@@ -6,21 +6,22 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{MAX_ID_LEN, MAX_NAME_LEN};
+use super::{Json, MAX_ID_LEN, MAX_NAME_LEN};
 
 /// A request id exactly as the client wrote it: a JSON string or a non-negative integer.
 #[derive(Debug, Clone, Copy)]
-pub struct RequestId<'a>(&'a RawValue);
+pub struct RequestId<'a>(Json<'a>);
 
 impl<'a> RequestId<'a> {
-    fn parse(raw: &'a RawValue) -> Option<Self> {
-        let text = raw.get();
+    fn parse(json: impl Into<Json<'a>>) -> Option<Self> {
+        let json = json.into();
+        let text = json.get();
         let valid = if text.starts_with('"') {
-            json_string(raw).is_some_and(|id| id.len() <= MAX_ID_LEN)
+            json_string(text).is_some_and(|id| id.len() <= MAX_ID_LEN)
         } else {
             text.parse::<u64>().is_ok_and(|n| n < (1 << 53))
         };
-        valid.then_some(RequestId(raw))
+        valid.then_some(RequestId(json))
     }
 
     /// The id's JSON text, ready to be echoed.
@@ -28,8 +29,8 @@ impl<'a> RequestId<'a> {
         self.0.get()
     }
 
-    /// The id as raw JSON.
-    pub fn as_raw(&self) -> &'a RawValue {
+    /// The id as JSON, to embed in a frame or call.
+    pub fn as_raw(&self) -> Json<'a> {
         self.0
     }
 
@@ -49,7 +50,7 @@ pub enum Inbound<'a> {
         /// The method name, or the reason it is unusable (the request still gets a 400 response).
         method: Result<Cow<'a, str>, &'static str>,
         /// Raw JSON; `null` when absent.
-        payload: &'a RawValue,
+        payload: Json<'a>,
     },
     /// Answers a request the server sent.
     Response {
@@ -111,29 +112,28 @@ struct Envelope<'a> {
     seq: Option<&'a RawValue>,
 }
 
-/// The string a raw JSON value holds, or `None` when it is not a string. Most strings have no escape: they
+/// The string a JSON value holds, or `None` when it is not a string. Most strings have no escape: they
 /// are borrowed as they stand, without running the parser a second time.
-fn json_string(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text = raw.get();
+fn json_string(text: &str) -> Option<Cow<'_, str>> {
     match text
         .strip_prefix('"')
         .and_then(|rest| rest.strip_suffix('"'))
     {
-        // Valid JSON already (the envelope parsed it), so with no backslash the inside is the string.
+        // Valid JSON already (parsed by the envelope or checked), so with no backslash the inside is the string.
         Some(inside) if !inside.contains('\\') => Some(Cow::Borrowed(inside)),
         _ => serde_json::from_str::<Cow<'_, str>>(text).ok(),
     }
 }
 
 fn string<'a>(raw: Option<&'a RawValue>) -> Option<Cow<'a, str>> {
-    raw.and_then(json_string)
+    raw.and_then(|raw| json_string(raw.get()))
 }
 
 fn name<'a>(raw: Option<&'a RawValue>, what: &'static str) -> Result<Cow<'a, str>, &'static str> {
     let Some(raw) = raw else {
         return Err(what);
     };
-    match json_string(raw) {
+    match json_string(raw.get()) {
         Some(text) if !text.is_empty() && text.len() <= MAX_NAME_LEN => Ok(text),
         _ => Err(what),
     }
@@ -149,9 +149,9 @@ pub fn decode(text: &str) -> Result<Inbound<'_>, DecodeError> {
 
 /// A request in the exact shape the clients write (`JSON.stringify({ type, id, method, payload })`):
 /// `{"type":"request","id":<id>,"method":"<name>","payload":<JSON>}`, read without the envelope's map
-/// parsing; only the payload goes through the parser, to find that it is one JSON value. Any other text,
-/// or anything doubtful in this one (an escape, a control character, another key), is left to
-/// [`decode_envelope`], which gives the same result for what this accepts.
+/// parsing; the id and payload are only checked to be JSON values ([`Json::check`]). Any other text, or
+/// anything doubtful in this one (an escape in the id or method, a control character, another key), is
+/// left to [`decode_envelope`], which gives the same result for what this accepts.
 fn request_as_clients_write_it(text: &str) -> Option<Inbound<'_>> {
     // The strings searched are a few bytes long: a plain loop, not `str::find`'s general search.
     let quote = |text: &str| text.bytes().position(|byte| byte == b'"');
@@ -168,11 +168,11 @@ fn request_as_clients_write_it(text: &str) -> Option<Inbound<'_>> {
         return None;
     }
     let payload = rest.strip_prefix(r#"","payload":"#)?.strip_suffix('}')?;
-    let id = RequestId::parse(serde_json::from_str(id).ok()?)?;
+    let json_space = |c| matches!(c, ' ' | '\t' | '\n' | '\r');
     Some(Inbound::Request {
-        id,
+        id: RequestId::parse(Json::check(id)?)?,
         method: Ok(Cow::Borrowed(method)),
-        payload: serde_json::from_str(payload).ok()?,
+        payload: Json::check(payload.trim_matches(json_space))?,
     })
 }
 
@@ -209,7 +209,7 @@ fn decode_envelope(text: &str) -> Result<Inbound<'_>, DecodeError> {
                     envelope.method,
                     "'method' must be a non-empty string of at most 256 bytes",
                 ),
-                payload: envelope.payload.unwrap_or(RawValue::NULL),
+                payload: envelope.payload.map_or(Json::NULL, Json::from),
             })
         }
         "response" => {

@@ -3,13 +3,13 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::ErrorCode;
+use super::{ErrorCode, Json};
 
 #[derive(Serialize)]
 struct Response<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
-    id: &'a RawValue,
+    id: Json<'a>,
     status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<&'a RawValue>,
@@ -56,7 +56,7 @@ fn to_text(value: &impl Serialize) -> String {
 }
 
 /// A `response` frame. `body` is the result when `status` < 400 and the error object otherwise.
-pub fn response_frame(id: &RawValue, status: u16, body: &RawValue) -> String {
+pub fn response_frame(id: Json<'_>, status: u16, body: &RawValue) -> String {
     let (data, error) = if status < 400 {
         (Some(body), None)
     } else {
@@ -228,12 +228,12 @@ mod tests {
     #[test]
     fn responses_carry_data_or_error() {
         assert_eq!(
-            response_frame(raw("1"), 200, raw(r#"{"a":1}"#)),
+            response_frame(raw("1").into(), 200, raw(r#"{"a":1}"#)),
             r#"{"type":"response","id":1,"status":200,"data":{"a":1}}"#
         );
         let body = error_body(ErrorCode::MethodNotFound, "Method 'x' not found");
         assert_eq!(
-            response_frame(raw(r#""r1""#), 404, &body),
+            response_frame(raw(r#""r1""#).into(), 404, &body),
             r#"{"type":"response","id":"r1","status":404,"error":{"code":"METHOD_NOT_FOUND","message":"Method 'x' not found"}}"#
         );
     }

@@ -5,6 +5,7 @@ pub(crate) mod array;
 mod decode;
 mod encode;
 mod error_code;
+mod json;
 
 pub use decode::{decode, DecodeError, Inbound, RequestId};
 pub use encode::{
@@ -12,6 +13,7 @@ pub use encode::{
     SessionEvent,
 };
 pub use error_code::ErrorCode;
+pub use json::Json;
 
 /// The subprotocol name a client may offer during the handshake.
 pub const SUBPROTOCOL: &str = "helios.v1";

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::pattern::{Pattern, Separator};
-use crate::protocol::MAX_NAME_LEN;
+use crate::protocol::{Json, MAX_NAME_LEN};
 
 /// The method that joins a room.
 pub(crate) const SUBSCRIBE: &str = "helios.subscribe";
@@ -26,7 +26,7 @@ pub(crate) struct Args<'a> {
 }
 
 /// Reads the payload; the error is the message of a 400 answer.
-pub(crate) fn args<'a>(method: &str, payload: &'a RawValue) -> Result<Args<'a>, String> {
+pub(crate) fn args<'a>(method: &str, payload: Json<'a>) -> Result<Args<'a>, String> {
     serde_json::from_str(payload.get())
         .map_err(|_| format!("{method} takes {{ \"topic\": string, \"data\"?: any }}"))
 }
@@ -105,15 +105,19 @@ mod tests {
 
     #[test]
     fn reads_topic_and_optional_data() {
-        let parsed = args(SUBSCRIBE, raw(r#"{"topic":"user:42","data":{"k":1}}"#)).expect("valid");
+        let parsed = args(
+            SUBSCRIBE,
+            raw(r#"{"topic":"user:42","data":{"k":1}}"#).into(),
+        )
+        .expect("valid");
         assert_eq!(parsed.topic, "user:42");
         assert_eq!(parsed.data.map(RawValue::get), Some(r#"{"k":1}"#));
-        assert!(args(SUBSCRIBE, raw(r#"{"topic":"lobby"}"#))
+        assert!(args(SUBSCRIBE, raw(r#"{"topic":"lobby"}"#).into())
             .expect("valid")
             .data
             .is_none());
-        assert!(args(SUBSCRIBE, raw(r#"{"topic":1}"#)).is_err());
-        assert!(args(SUBSCRIBE, raw("null")).is_err());
+        assert!(args(SUBSCRIBE, raw(r#"{"topic":1}"#).into()).is_err());
+        assert!(args(SUBSCRIBE, raw("null").into()).is_err());
     }
 
     #[test]
