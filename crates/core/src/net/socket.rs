@@ -844,7 +844,10 @@ fn receive(
         Message::Binary(bytes) => shared.stats.received(bytes.len()),
         _ => return None,
     }
-    *last_heard = Instant::now();
+    // One clock read per burst: the messages of a burst were read together.
+    if burst.is_empty() {
+        *last_heard = Instant::now();
+    }
     let admit = match (&message, bucket) {
         (Message::Text(_) | Message::Binary(_), Some(bucket)) => match bucket.take(*last_heard) {
             Admit::Allowed => None,
