@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use crate::net::keys::Keyed;
 use crate::pattern::{Pattern, PatternError, Separator};
 
 /// The application's id for one of its handler functions.
@@ -22,7 +23,9 @@ pub struct Route {
 /// Methods, middleware and event handlers, by pattern.
 #[derive(Debug, Default)]
 pub struct Router {
-    exact_methods: HashMap<String, HandlerId>,
+    /// Hashed with FNV rather than SipHash: the names are the application's, and a client only looks
+    /// them up, so it cannot fill the map with keys chosen to collide.
+    exact_methods: HashMap<String, HandlerId, Keyed>,
     /// Wildcard methods, kept sorted from most to least specific so the first match wins.
     pattern_methods: Vec<(Pattern, HandlerId)>,
     middleware: Vec<(Pattern, HandlerId)>,

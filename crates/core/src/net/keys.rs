@@ -1,4 +1,5 @@
-//! Hashing the numbers this server hands out: connection keys, server request ids, ping ids.
+//! Hashing the numbers this server hands out (connection keys, server request ids, ping ids) and the
+//! names the application registers (methods).
 
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -16,7 +17,7 @@ impl Hasher for KeyHasher {
         self.0 = key.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 
-    /// Only `u64` keys are hashed here; anything else still gets a sound (FNV-1a) hash.
+    /// Method names, and anything else that is not a `u64`: FNV-1a.
     fn write(&mut self, bytes: &[u8]) {
         let mut hash = self.0 ^ 0xCBF2_9CE4_8422_2325;
         for byte in bytes {

@@ -43,25 +43,27 @@ impl Serialize for Json<'_> {
     }
 }
 
-/// Deepest nesting [`Json::check`] follows (serde_json's own limit is 128).
+/// Deepest nesting [`Json::check`] follows (serde_json's own limit is 128); one bit each.
 const MAX_DEPTH: usize = 64;
 
 /// The end of the value that starts at `at`, if one does.
 fn value(bytes: &[u8], at: usize) -> Option<usize> {
-    // Each open array (false) or object (true), innermost last.
-    let mut open = [false; MAX_DEPTH];
+    // One bit per open array (0) or object (1), the innermost lowest.
+    let mut open: u64 = 0;
     let mut depth = 0;
     let mut at = at;
     'value: loop {
         at = match *bytes.get(at)? {
-            b'{' | b'[' => {
-                let object = bytes[at] == b'{';
-                let close = if object { b'}' } else { b']' };
+            first @ (b'{' | b'[') => {
+                let object = first == b'{';
                 at = space(bytes, at + 1);
-                if bytes.get(at) == Some(&close) {
+                if bytes.get(at) == Some(if object { &b'}' } else { &b']' }) {
                     at + 1
                 } else {
-                    *open.get_mut(depth)? = object;
+                    if depth == MAX_DEPTH {
+                        return None;
+                    }
+                    open = open << 1 | u64::from(object);
                     depth += 1;
                     if object {
                         at = key(bytes, at)?;
@@ -76,12 +78,9 @@ fn value(bytes: &[u8], at: usize) -> Option<usize> {
             _ => number(bytes, at)?,
         };
         // After a value: the next element, or the end of the arrays and objects it closes.
-        loop {
-            if depth == 0 {
-                return Some(at);
-            }
+        while depth > 0 {
             at = space(bytes, at);
-            let object = open[depth - 1];
+            let object = open & 1 == 1;
             match *bytes.get(at)? {
                 b',' => {
                     at = space(bytes, at + 1);
@@ -94,9 +93,11 @@ fn value(bytes: &[u8], at: usize) -> Option<usize> {
                 b']' if !object => {}
                 _ => return None,
             }
+            open >>= 1;
             depth -= 1;
             at += 1;
         }
+        return Some(at);
     }
 }
 
@@ -120,46 +121,57 @@ fn literal(bytes: &[u8], at: usize, word: &[u8]) -> Option<usize> {
     bytes[at..].starts_with(word).then_some(at + word.len())
 }
 
+/// The bytes that end a string's plain run: its quote, an escape, a control character.
+const STOPS: [bool; 256] = {
+    let mut stops = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        stops[byte] = true;
+        byte += 1;
+    }
+    stops[b'"' as usize] = true;
+    stops[b'\\' as usize] = true;
+    stops
+};
+
 /// The end of the string whose opening quote is at `at`. The text is UTF-8 already; only quotes,
 /// escapes and control characters matter.
 fn string(bytes: &[u8], at: usize) -> Option<usize> {
     let mut at = at + 1;
     loop {
-        match *bytes.get(at)? {
+        at += bytes
+            .get(at..)?
+            .iter()
+            .position(|&byte| STOPS[usize::from(byte)])?;
+        match bytes[at] {
             b'"' => return Some(at + 1),
-            b'\\' => {
-                at += match *bytes.get(at + 1)? {
-                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => 2,
-                    b'u' => {
-                        let hex = bytes.get(at + 2..at + 6)?;
-                        // Surrogates are left to serde_json, which checks that they pair.
-                        let surrogate = matches!(
-                            hex,
-                            [b'd' | b'D', b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F', ..]
-                        );
-                        if surrogate || !hex.iter().all(u8::is_ascii_hexdigit) {
-                            return None;
-                        }
-                        6
-                    }
-                    _ => return None,
-                }
-            }
-            0..=0x1F => return None,
-            _ => at += 1,
+            b'\\' => at += escape(bytes.get(at + 1..)?)?,
+            _ => return None,
         }
+    }
+}
+
+/// The length of the escape whose backslash comes just before `rest`, backslash included.
+fn escape(rest: &[u8]) -> Option<usize> {
+    match rest {
+        [b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't', ..] => Some(2),
+        // Surrogates are left to serde_json, which checks that they pair.
+        [b'u', b'd' | b'D', b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F', ..] => None,
+        [b'u', hex @ ..] if hex.len() >= 4 && hex[..4].iter().all(u8::is_ascii_hexdigit) => Some(6),
+        _ => None,
     }
 }
 
 /// The end of the number that starts at `at`: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
 fn number(bytes: &[u8], at: usize) -> Option<usize> {
+    // The end of the digits from `at` on; at least one.
     let digits = |at: usize| {
-        let end = at
-            + bytes[at.min(bytes.len())..]
-                .iter()
-                .take_while(|b| b.is_ascii_digit())
-                .count();
-        (end > at).then_some(end)
+        let count = bytes
+            .get(at..)?
+            .iter()
+            .take_while(|byte| byte.is_ascii_digit())
+            .count();
+        (count > 0).then_some(at + count)
     };
     let mut at = at + usize::from(bytes.get(at) == Some(&b'-'));
     at = match bytes.get(at)? {
