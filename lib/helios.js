@@ -519,9 +519,9 @@ class Helios {
       const failure = Response.error(`Result is not serializable: ${error.message}`, 500, 'UNSERIALIZABLE_RESULT');
       return this.#reply(connection, requestId, failure);
     }
-    // The response frame, written once here; the core sends it as is.
-    const id = jsonScalar(requestId);
-    this._outbox.frame(connection._key, `{"type":"response","id":${id},"status":${status},"${failed ? 'error' : 'data'}":${text}}`);
+    // The response frame, written here; the core sends it as is. A numeric id goes in as a number.
+    const id = typeof requestId === 'number' && Number.isFinite(requestId) ? requestId : jsonScalar(requestId);
+    this._outbox.response(connection._key, id, status, failed, text);
   }
 
   #runEvent(connection, topic, handlerIds, data) {

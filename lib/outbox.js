@@ -7,7 +7,8 @@ const OP = { emit: 1, request: 2, close: 3, eventError: 4, roomVerdict: 5, ping:
 
 class Outbox {
   #native;
-  #ops = [];
+  // The flush's text in pieces, operations separated by '\n' pieces, joined once when it is handed over.
+  #pieces = [];
   #scheduled = false;
   #flush = () => this.flush();
 
@@ -17,26 +18,43 @@ class Outbox {
 
   /** Queues one operation, already written as JSON array text (no raw line breaks, as JSON never has). */
   push(op) {
-    this.#ops.push(op);
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      queueMicrotask(this.#flush);
-    }
+    this.#next();
+    this.#pieces.push(op);
   }
 
-  /** Queues a frame for connection `key`: JSON object text, sent to the client as is. */
-  frame(key, text) {
-    this.push(key + ' ' + text);
+  /**
+   * Queues the response frame `{"type":"response","id":…,"status":…,"data"|"error":…}` for connection `key`.
+   * It goes in as pieces, numbers as they are: the join writes them out once, so no line is built first.
+   * `id` is the request id's JSON text or a number; `body` the JSON text of the result or error.
+   */
+  response(key, id, status, failed, body) {
+    this.#next();
+    if (status === 200) this.#pieces.push(key, RESPONSE, id, OK, body, '}');
+    else this.#pieces.push(key, RESPONSE, id, STATUS, status, failed ? ERROR : DATA, body, '}');
   }
 
   /** Hands every queued operation to the native side now. */
   flush() {
     this.#scheduled = false;
-    if (this.#ops.length === 0) return;
-    const text = this.#ops.join('\n');
-    this.#ops = [];
+    if (this.#pieces.length === 0) return;
+    const text = this.#pieces.join('');
+    this.#pieces = [];
     this.#native.apply(text);
   }
+
+  #next() {
+    if (this.#pieces.length > 0) this.#pieces.push('\n');
+    else if (!this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(this.#flush);
+    }
+  }
 }
+
+const RESPONSE = ' {"type":"response","id":';
+const OK = ',"status":200,"data":';
+const STATUS = ',"status":';
+const DATA = ',"data":';
+const ERROR = ',"error":';
 
 module.exports = { Outbox, OP };
