@@ -38,7 +38,9 @@ class Outbox {
     this.#scheduled = false;
     if (this.#pieces.length === 0) return;
     const text = this.#pieces.join('');
-    this.#pieces = [];
+    // The array is kept for the next flush with the room it grew to, unless a rare flush made it large.
+    if (this.#pieces.length > KEPT_PIECES) this.#pieces = [];
+    else this.#pieces.length = 0;
     this.#native.apply(text);
   }
 
@@ -50,6 +52,9 @@ class Outbox {
     }
   }
 }
+
+/** Most pieces whose array a flush keeps for the next one (8 bytes each). */
+const KEPT_PIECES = 65536;
 
 const RESPONSE = ' {"type":"response","id":';
 const OK = ',"status":200,"data":';
