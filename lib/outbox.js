@@ -44,6 +44,7 @@ class Outbox {
     this.#native.apply(text);
   }
 
+  /** Starts an operation: a line break after the one before, or the flush's scheduling for the first. */
   #next() {
     if (this.#pieces.length > 0) this.#pieces.push('\n');
     else if (!this.#scheduled) {

@@ -14,10 +14,10 @@ impl<'a> Json<'a> {
     pub const NULL: Json<'static> = Json("null");
 
     /// `text` when it is one JSON value written plainly; `None` when it is not, and also for some valid
-    /// values the check leaves to serde_json (nesting deeper than [`MAX_DEPTH`], `\u` escapes of
+    /// values the check leaves to serde_json (nesting deeper than 64 levels, `\u` escapes of
     /// surrogates, white space around the value). What it accepts, every JSON parser accepts.
     pub fn check(text: &'a str) -> Option<Self> {
-        (value(text.as_bytes(), 0) == Some(text.len())).then_some(Json(text))
+        (value(text.as_bytes()) == Some(text.len())).then_some(Json(text))
     }
 
     /// The JSON text.
@@ -46,12 +46,12 @@ impl Serialize for Json<'_> {
 /// Deepest nesting [`Json::check`] follows (serde_json's own limit is 128); one bit each.
 const MAX_DEPTH: usize = 64;
 
-/// The end of the value that starts at `at`, if one does.
-fn value(bytes: &[u8], at: usize) -> Option<usize> {
+/// The end of the value that starts `bytes`, if one does.
+fn value(bytes: &[u8]) -> Option<usize> {
     // One bit per open array (0) or object (1), the innermost lowest.
     let mut open: u64 = 0;
     let mut depth = 0;
-    let mut at = at;
+    let mut at = 0;
     'value: loop {
         at = match *bytes.get(at)? {
             first @ (b'{' | b'[') => {
