@@ -519,8 +519,9 @@ class Helios {
       const failure = Response.error(`Result is not serializable: ${error.message}`, 500, 'UNSERIALIZABLE_RESULT');
       return this.#reply(connection, requestId, failure);
     }
-    // The response frame, written here; the core sends it as is. A numeric id goes in as a number.
-    const id = typeof requestId === 'number' && Number.isFinite(requestId) ? requestId : jsonScalar(requestId);
+    // The response frame, written here; the core sends it as is. A numeric id (the core passes only integers
+    // below 2^53) goes in as a number, which the flush's join writes out.
+    const id = typeof requestId === 'number' ? requestId : jsonScalar(requestId);
     this._outbox.response(connection._key, id, status, failed, text);
   }
 
