@@ -450,15 +450,21 @@ impl Server {
     }
 
     /// Carries out a flush of operations from the application. Operations on connections that are gone
-    /// are skipped: the application learns of the close through its own call.
+    /// are skipped: the application learns of the close through its own call. A malformed operation is
+    /// skipped too, and the first one is reported once the others are carried out.
     pub fn apply(&self, ops: &str) -> Result<(), OpError> {
-        let ops = op::decode(ops)?;
+        let mut malformed = None;
         self.in_turn(|| {
-            for op in ops {
-                self.apply_one(op);
+            for op in op::decode(ops) {
+                match op {
+                    Ok(op) => self.apply_one(op),
+                    Err(error) => {
+                        malformed.get_or_insert(error);
+                    }
+                }
             }
         });
-        Ok(())
+        malformed.map_or(Ok(()), Err)
     }
 
     /// The calls that queued while the application ran a batch, as one more batch (a JSON array of

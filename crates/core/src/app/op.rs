@@ -236,29 +236,41 @@ fn line(line: &str) -> Result<Op<'_>, String> {
         let item: Vec<&RawValue> = serde_json::from_str(line).map_err(|error| error.to_string())?;
         return op(&item);
     }
-    let (conn, frame) = line
-        .split_once(' ')
+    // The key is a few digits: a byte loop finds the space sooner than a string search sets itself up.
+    let space = line
+        .bytes()
+        .position(|byte| byte == b' ')
         .ok_or("neither a JSON array nor `<conn> <frame>`")?;
+    let (conn, frame) = (&line[..space], &line[space + 1..]);
     let conn = conn
         .parse()
         .map_err(|_| format!("bad connection key {conn:?}"))?;
     Ok(Op::Frame { conn, frame })
 }
 
-/// Decodes a flush; an empty one holds no operation.
-pub fn decode(text: &str) -> Result<Vec<Op<'_>>, OpError> {
-    if text.is_empty() {
-        return Ok(Vec::new());
-    }
-    text.split('\n')
-        .enumerate()
-        .map(|(index, text)| line(text).map_err(|reason| OpError { index, reason }))
-        .collect()
+/// Decodes a flush line by line, as it is applied; an empty flush holds no operation. A malformed line is
+/// an error in its place, and the lines after it still decode: one bug costs one operation, not the
+/// replies of a whole batch.
+pub fn decode(text: &str) -> impl Iterator<Item = Result<Op<'_>, OpError>> {
+    // Line breaks are found with SIMD rather than a character search, and, being ASCII, fall between
+    // characters.
+    let ends =
+        memchr::memchr_iter(b'\n', text.as_bytes()).chain((!text.is_empty()).then_some(text.len()));
+    let mut start = 0;
+    ends.enumerate().map(move |(index, end)| {
+        let op = line(&text[start..end]).map_err(|reason| OpError { index, reason });
+        start = end + 1;
+        op
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn decode(text: &str) -> Result<Vec<Op<'_>>, OpError> {
+        super::decode(text).collect()
+    }
 
     #[test]
     fn decodes_every_kind() {
@@ -321,5 +333,16 @@ mod tests {
         assert!(decode("nope").is_err());
         assert!(decode("x1 {}").is_err());
         assert!(decode("[1,2").is_err());
+    }
+
+    #[test]
+    fn a_malformed_line_costs_only_itself() {
+        let ops: Vec<_> = super::decode("1 {}\n[99,1]\n\n2 {}").collect();
+        assert_eq!(ops.len(), 4);
+        assert!(matches!(&ops[0], Ok(Op::Frame { conn: 1, .. })));
+        assert!(matches!(&ops[1], Err(error) if error.to_string().contains("#1")));
+        assert!(matches!(&ops[2], Err(error) if error.to_string().contains("#2")));
+        assert!(matches!(&ops[3], Ok(Op::Frame { conn: 2, .. })));
+        assert_eq!(super::decode("").count(), 0, "an empty flush holds nothing");
     }
 }
