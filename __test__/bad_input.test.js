@@ -205,4 +205,31 @@ describe('bad input never affects other clients', () => {
     tcp.destroy();
     await check();
   });
+
+  test('strings UTF-8 cannot hold (lone surrogates) in what handlers send arrive with U+FFFD; nothing else is lost', async () => {
+    const logged = quiet();
+    const { helios, url } = startServer((server) => {
+      server.method('odd', (ctx) => {
+        ctx.connection.emit('odd\ud800topic', 'data \udc00 kept');
+        return 'replied';
+      });
+      server.on('throws', () => {
+        throw new Error('lone \ud800 in a message');
+      });
+      server.method('ok', () => 'ok');
+    });
+    const raw = await rawSocket(url);
+    expect((await raw.request(1, 'odd')).data).toBe('replied');
+    const event = await raw.next((m) => m.type === 'event');
+    expect(event.topic).toBe('odd\ufffdtopic');
+    // Event data is JSON the client reads as JavaScript does: the escape is passed on as written.
+    expect(event.data).toBe('data \udc00 kept');
+    raw.send({ type: 'event', topic: 'throws', data: null });
+    const error = await raw.next((m) => m.type === 'error');
+    expect(error.error.message).toContain('lone \ufffd in a message');
+    const connection = await connectionAt(helios, '/');
+    connection.close(4001, 'bye \udbff');
+    expect((await raw.closed).reason).toBe('bye \ufffd');
+    expect(logged.mock.calls.flat().join(' ')).not.toContain('refused');
+  });
 });

@@ -5,7 +5,7 @@
 
 const { OP } = require('./outbox.js');
 const { Response } = require('./response.js');
-const { json } = require('./connection.js');
+const { json, jsonScalar } = require('./connection.js');
 
 /** Rejections of routed emits and requests, by the reason the core gives. */
 const FAILURES = {
@@ -134,7 +134,7 @@ class ClusterCalls {
     const volatile = options.volatile === true;
     const what = `emit of '${topic}'`;
     return this.#wait(id, what, this.#helios.options.requestTimeout, (ticket) =>
-      `[${OP.routeEmit},${ticket},${JSON.stringify(id)},${JSON.stringify(topic)},${body},${volatile}]`);
+      `[${OP.routeEmit},${ticket},${jsonScalar(id)},${jsonScalar(topic)},${body},${volatile}]`);
   }
 
   /** Sends a request to connection `id` on another node; resolves with the client's Response. */
@@ -147,7 +147,7 @@ class ClusterCalls {
     }
     const what = `request '${method}'`;
     return this.#wait(id, what, timeout, (ticket) =>
-      `[${OP.routeRequest},${ticket},${JSON.stringify(id)},${JSON.stringify(method)},${body},${Math.ceil(timeout)}]`);
+      `[${OP.routeRequest},${ticket},${jsonScalar(id)},${jsonScalar(method)},${body},${Math.ceil(timeout)}]`);
   }
 
   /** @internal call 14: a routed request was answered (a routed emit: `200, true`) */
@@ -200,7 +200,7 @@ class ClusterCalls {
       const timer = setTimeout(finish, timeout);
       timer.unref?.();
       this.#queries.set(ticket, { answers, expected, finish });
-      this.#helios._outbox.push(`[${OP.roomQuery},${ticket},${JSON.stringify(topic)}]`);
+      this.#helios._outbox.push(`[${OP.roomQuery},${ticket},${jsonScalar(topic)}]`);
     });
   }
 

@@ -136,7 +136,7 @@ class Connection {
     if (Buffer.byteLength(String(reason)) > 123) throw new RangeError('close reason is longer than 123 bytes');
     if (!this.#reachable()) return;
     this.state = 'CLOSING';
-    this.#helios._outbox.push(`[${OP.close},${this.#key},${code},${JSON.stringify(String(reason))}]`);
+    this.#helios._outbox.push(`[${OP.close},${this.#key},${code},${jsonScalar(String(reason))}]`);
   }
 
   /** @internal the numeric key the native core knows this connection by */
@@ -238,13 +238,20 @@ function json(value) {
 /** Characters a JSON string holds as they are: no quote, backslash, control character or lone surrogate. */
 const VERBATIM = /^[^"\\\u0000-\u001f\ud800-\udfff]*$/;
 
+/** A surrogate without its pair: JavaScript strings may hold one, UTF-8 text (and so the core) cannot. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
 /**
- * JSON text of a request id, topic or method name, as `JSON.stringify` writes it; that call costs more than
- * the rest of a reply for such small values, so numbers and strings with nothing to escape are written here.
+ * JSON text of a request id, topic, method name or other string the core reads, as `JSON.stringify` writes it;
+ * that call costs more than the rest of a reply for such small values, so numbers and strings with nothing to
+ * escape are written here. A lone surrogate becomes U+FFFD, as it would in any text frame, so that the core
+ * never refuses the operation that carries it.
  */
 function jsonScalar(value) {
   if (typeof value === 'number') return Number.isFinite(value) ? String(value) : 'null';
-  if (typeof value === 'string' && VERBATIM.test(value)) return `"${value}"`;
+  if (typeof value === 'string') {
+    return VERBATIM.test(value) ? `"${value}"` : JSON.stringify(value.replace(LONE_SURROGATE, '\ufffd'));
+  }
   return json(value);
 }
 

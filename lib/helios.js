@@ -529,8 +529,8 @@ class Helios {
     const context = new EventContext(this, connection, topic);
     const failed = (error) => {
       console.error(`[helios] handler of event '${topic}' failed:`, error);
-      const message = error instanceof Error ? error.message : String(error);
-      this._outbox.push(`[${OP.eventError},${connection._key},${JSON.stringify(topic)},${JSON.stringify(message)}]`);
+      const message = String(error instanceof Error ? error.message : error);
+      this._outbox.push(`[${OP.eventError},${connection._key},${jsonScalar(topic)},${jsonScalar(message)}]`);
     };
     for (const id of handlerIds) {
       const handler = this.#handlers[id];
@@ -544,14 +544,10 @@ class Helios {
     }
   }
 
-  /**
-   * Asks a protected room's validator whether `connection` may join `topic`, within `requestTimeout`, and
-   * hands the verdict to the core, which joins and answers the client.
-   */
   /** Asks the `upgrade` option whether a request may connect, and answers the core (op 7). */
   #runUpgrade(id, url, headers, remoteAddress) {
     const answer = (accepted, status = 0, reason = '', data = null) =>
-      this._outbox.push(`[${OP.upgrade},${id},${accepted},${status},${JSON.stringify(reason)},${data}]`);
+      this._outbox.push(`[${OP.upgrade},${id},${accepted},${status},${jsonScalar(reason)},${data}]`);
     const refuse = (error) => {
       console.error('[helios] upgrade hook failed:', error);
       answer(false, 500, 'Upgrade hook failed');
@@ -587,6 +583,10 @@ class Helios {
     }
   }
 
+  /**
+   * Asks a protected room's validator whether `connection` may join `topic`, within `requestTimeout`, and
+   * hands the verdict to the core, which joins and answers the client.
+   */
   #runValidator(connection, requestId, topic, validatorId, captures, data) {
     const validator = this.#handlers[validatorId];
     const timeout = this.options.requestTimeout;
@@ -600,11 +600,11 @@ class Helios {
       let error = null;
       if (failed) {
         console.error(`[helios] validator of room '${topic}' failed:`, failure);
-        error = failure instanceof Error ? failure.message : String(failure);
+        error = String(failure instanceof Error ? failure.message : failure);
       }
       const granted = allowed && !failed;
       this._outbox.push(
-        `[${OP.roomVerdict},${connection._key},${JSON.stringify(requestId)},${JSON.stringify(topic)},${granted},${JSON.stringify(error)}]`,
+        `[${OP.roomVerdict},${connection._key},${jsonScalar(requestId)},${jsonScalar(topic)},${granted},${jsonScalar(error)}]`,
       );
       if (granted && connection._joined(topic)) this.events.emit('room:subscribed', { connection, topic });
     };

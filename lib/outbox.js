@@ -41,7 +41,13 @@ class Outbox {
     // The array is kept for the next flush with the room it grew to, unless a rare flush made it large.
     if (this.#pieces.length > KEPT_PIECES) this.#pieces = [];
     else this.#pieces.length = 0;
-    this.#native.apply(text);
+    try {
+      this.#native.apply(text);
+    } catch (error) {
+      // The core carried out every other operation; one it could not read is a bug on this side, not a
+      // reason to fail the caller (a handler, a timer) or the process.
+      console.error('[helios] the core refused an operation:', error);
+    }
   }
 
   /** Starts an operation: a line break after the one before, or the flush's scheduling for the first. */
