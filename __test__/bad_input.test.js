@@ -1,5 +1,5 @@
 import { test, expect, describe } from 'bun:test';
-import { useCleanup, startServer, connect, rawSocket, nextEvent, connectionAt, tcpSocket, quiet } from './helpers.js';
+import { useCleanup, startServer, connect, rawSocket, nextEvent, connectionAt, tcpSocket, quiet, waitFor } from './helpers.js';
 
 useCleanup();
 
@@ -232,4 +232,22 @@ describe('bad input never affects other clients', () => {
     expect((await raw.closed).reason).toBe('bye \ufffd');
     expect(logged.mock.calls.flat().join(' ')).not.toContain('refused');
   });
+
+  test('an operation the core cannot read is logged and costs only itself: the replies beside it still go out', async () => {
+    const logged = quiet();
+    const { url } = startServer((server) => {
+      server.method('garbled', () => {
+        // Lib code writes every operation; this stands in for a bug there.
+        server._outbox.push('[99,1]');
+        return 'replied';
+      });
+    });
+    const raw = await rawSocket(url);
+    expect((await raw.request(1, 'garbled')).data).toBe('replied');
+    await waitFor(() => logged.mock.calls.length > 0, { message: 'the refusal logged' });
+    expect(logged.mock.calls[0].join(' ')).toContain('the core refused an operation');
+    expect(logged.mock.calls[0].join(' ')).toContain('unknown kind 99');
+    expect((await raw.request(2, 'garbled')).data).toBe('replied');
+  });
 });
+
