@@ -194,7 +194,10 @@ export interface ResponseError {
   [key: string]: unknown;
 }
 
-/** The result of a request: `data` on success, `error` on failure, and an HTTP-like status. */
+/**
+ * The result of a request: `data` on success, `error` on failure, and an HTTP-like status. The status must be
+ * an integer from 100 to 999; a handler's response with any other is answered 500 `INVALID_STATUS`.
+ */
 export declare class Response<T = any> {
   constructor(status: number, data?: T | null, error?: ResponseError | string | null);
   readonly status: number;

@@ -276,6 +276,29 @@ describe('failing handlers', () => {
     expect(response.error.code).toBe('UNSERIALIZABLE_RESULT');
   });
 
+  test('a response whose status is not an integer from 100 to 999 answers 500 INVALID_STATUS, never a broken frame', async () => {
+    const logged = quiet();
+    const statuses = [NaN, '201', '200,"forged":true', 200.5, 1e21, -1, 1000];
+    const { url } = startServer((helios) => {
+      helios.method('status', (ctx) => ctx.createResponse({ ok: true }, statuses[ctx.payload]));
+      helios.method('fine', (ctx) => ctx.createResponse('created', 201));
+    });
+    const raw = await rawSocket(url);
+    for (let i = 0; i < statuses.length; i++) {
+      const response = await raw.request(i, 'status', i);
+      expect(response).toEqual({
+        type: 'response',
+        id: i,
+        status: 500,
+        error: { code: 'INVALID_STATUS', message: `Invalid response status ${String(statuses[i])}: use an integer from 100 to 999` },
+      });
+    }
+    // Every frame the client got was JSON.
+    expect(raw.frames.every((frame) => frame.json !== undefined)).toBe(true);
+    expect(logged.mock.calls.length).toBe(statuses.length);
+    expect(await raw.request(99, 'fine')).toMatchObject({ status: 201, data: 'created' });
+  });
+
   test('registering with a non-function handler or an empty name throws', () => {
     const { helios } = startServer(() => {});
     expect(() => helios.method('x', 'not a function')).toThrow(TypeError);

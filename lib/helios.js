@@ -10,7 +10,7 @@ const { Emitter } = require('./emitter.js');
 const { Namespace } = require('./namespace.js');
 const { heliosOptions, serveOptions } = require('./options.js');
 const { Outbox, OP } = require('./outbox.js');
-const { Response } = require('./response.js');
+const { Response, isStatus } = require('./response.js');
 const { Deadlines } = require('./deadlines.js');
 const { Rooms, roomDeclaration } = require('./rooms.js');
 const { ClusterCalls, Target } = require('./cluster.js');
@@ -510,6 +510,12 @@ class Helios {
   #reply(connection, requestId, value) {
     const response = value instanceof Response ? value : null;
     const status = response ? response.status : 200;
+    if (!isStatus(status)) {
+      // Written into the frame as it stands: anything else would send the client broken or forged JSON.
+      console.error(`[helios] result of request ${JSON.stringify(requestId)} has an invalid status:`, status);
+      const failure = Response.error(`Invalid response status ${String(status)}: use an integer from 100 to 999`, 500, 'INVALID_STATUS');
+      return this.#reply(connection, requestId, failure);
+    }
     const failed = status >= 400;
     let text;
     try {

@@ -47,6 +47,11 @@ class Response {
   }
 }
 
+/** A status the protocol allows: an integer from 100 to 999, written into the response frame as it is. */
+function isStatus(value) {
+  return Number.isInteger(value) && value >= 100 && value <= 999;
+}
+
 function codeFor(status) {
   return STATUS_CODES[status] ?? (status >= 500 ? 'INTERNAL_ERROR' : 'ERROR');
 }
@@ -58,4 +63,4 @@ function normalizeError(error, status) {
   return { code: codeFor(status), message: error == null ? '' : String(error) };
 }
 
-module.exports = { Response };
+module.exports = { Response, isStatus };
