@@ -278,7 +278,7 @@ describe('failing handlers', () => {
 
   test('a response whose status is not an integer from 100 to 999 answers 500 INVALID_STATUS, never a broken frame', async () => {
     const logged = quiet();
-    const statuses = [NaN, '201', '200,"forged":true', 200.5, 1e21, -1, 1000];
+    const statuses = [NaN, '201', '200,"forged":true', 200.5, 1e21, -1, 1000, {}];
     const { url } = startServer((helios) => {
       helios.method('status', (ctx) => ctx.createResponse({ ok: true }, statuses[ctx.payload]));
       helios.method('fine', (ctx) => ctx.createResponse('created', 201));
@@ -290,7 +290,10 @@ describe('failing handlers', () => {
         type: 'response',
         id: i,
         status: 500,
-        error: { code: 'INVALID_STATUS', message: `Invalid response status ${String(statuses[i])}: use an integer from 100 to 999` },
+        error: {
+          code: 'INVALID_STATUS',
+          message: `Invalid response status ${typeof statuses[i] === 'object' ? 'object' : String(statuses[i])}: use an integer from 100 to 999`,
+        },
       });
     }
     // Every frame the client got was JSON.

@@ -513,7 +513,8 @@ class Helios {
     if (!isStatus(status)) {
       // Written into the frame as it stands: anything else would send the client broken or forged JSON.
       console.error(`[helios] result of request ${JSON.stringify(requestId)} has an invalid status:`, status);
-      const failure = Response.error(`Invalid response status ${String(status)}: use an integer from 100 to 999`, 500, 'INVALID_STATUS');
+      const shown = typeof status === 'number' || typeof status === 'string' ? status : typeof status;
+      const failure = Response.error(`Invalid response status ${shown}: use an integer from 100 to 999`, 500, 'INVALID_STATUS');
       return this.#reply(connection, requestId, failure);
     }
     const failed = status >= 400;
