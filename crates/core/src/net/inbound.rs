@@ -41,7 +41,7 @@ pub(crate) fn limited_text(
 ) -> Effect {
     match protocol::decode(text) {
         Ok(Inbound::Request { id, .. }) => error_response(
-            id.as_raw(),
+            id.json(),
             ErrorCode::RateLimited,
             &format!("Rate limit exceeded; retry in {retry_after_ms} ms"),
         ),
@@ -68,31 +68,27 @@ pub(crate) fn text(shared: &Shared, conn: &Connection, text: &str) -> Effect {
         }) => {
             let method = match method {
                 Ok(method) => method,
-                Err(why) => return error_response(id.as_raw(), ErrorCode::InvalidRequest, why),
+                Err(why) => return error_response(id.json(), ErrorCode::InvalidRequest, why),
             };
             if shared.draining.load(std::sync::atomic::Ordering::Acquire) {
                 return error_response(
-                    id.as_raw(),
+                    id.json(),
                     ErrorCode::ShuttingDown,
                     "The server is shutting down",
                 );
             }
-            if let Some(effect) = room_method(shared, conn, id.as_raw(), &method, payload) {
+            if let Some(effect) = room_method(shared, conn, id.json(), &method, payload) {
                 return effect;
             }
             if method == REFRESH {
-                return refresh(shared, conn, id.as_raw());
+                return refresh(shared, conn, id.json());
             }
             match shared.router().route(&method) {
-                Some(route) => Effect::Call(call::request(
-                    conn.key,
-                    id.as_raw(),
-                    &method,
-                    &route,
-                    payload,
-                )),
+                Some(route) => {
+                    Effect::Call(call::request(conn.key, id.json(), &method, &route, payload))
+                }
                 None => error_response(
-                    id.as_raw(),
+                    id.json(),
                     ErrorCode::MethodNotFound,
                     &format!("Method '{method}' not found"),
                 ),

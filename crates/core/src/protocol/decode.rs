@@ -30,7 +30,7 @@ impl<'a> RequestId<'a> {
     }
 
     /// The id as JSON, to embed in a frame or call.
-    pub fn as_raw(&self) -> Json<'a> {
+    pub fn json(&self) -> Json<'a> {
         self.0
     }
 
