@@ -2,7 +2,7 @@
 
 /** Options of `new Helios(options)`. */
 export interface HeliosOptions {
-  /** Default timeout of `connection.request`, in ms. Default: 5000. */
+  /** Default timeout of `connection.request`, in ms, 1 to 2^31 − 1; also how long a room validator may take. Default: 5000. */
   requestTimeout?: number;
   /**
    * What happens to frames that are not protocol messages. `'strict'` (default) answers them with an
@@ -213,7 +213,7 @@ export declare class Response<T = any> {
 
 /** Options of `connection.request`. */
 export interface RequestOptions {
-  /** ms to wait for the client's answer. Default: the server's `requestTimeout`. */
+  /** ms to wait for the client's answer, 0 to 2^31 − 1 (a RangeError rejects others). Default: the server's `requestTimeout`. */
   timeout?: number;
 }
 
@@ -245,7 +245,7 @@ export declare class Connection {
    * when the connection closes first.
    */
   request<T = any>(method: string, payload?: unknown, options?: RequestOptions): Promise<Response<T>>;
-  /** Closes the connection; `code` is 1000 or 3000–4999, `reason` at most 123 bytes. */
+  /** Closes the connection; `code` is 1000 or an integer from 3000 to 4999, `reason` at most 123 bytes (RangeError otherwise). */
   close(code?: number, reason?: string): void;
   /** Pings the client; resolves with the round trip in ms. Same as `helios.ping(connection, { timeout })`. */
   ping(timeout: number): Promise<number>;
@@ -263,7 +263,7 @@ export declare class RequestContext<P = any> {
   readonly requestId: string | number;
   /** The id of the calling connection. */
   readonly clientId: string;
-  /** An error response to return: the client receives `status` and `{ code, message }`. */
+  /** An error response to return: the client receives `status` (400 to 999; a lower one throws RangeError) and `{ code, message }`. */
   createErrorResponse(message: string, status?: number, code?: string): Response<never>;
   /** A success response with an explicit status. */
   createResponse<T>(data: T, status?: number): Response<T>;
@@ -486,7 +486,7 @@ export declare class Helios {
    * Stops serving: closes every connection with 1001, rejects pending server requests, and resolves once
    * every `disconnection` event has fired and the port is free. With `grace` (ms), first stops accepting,
    * sends every client the event `server:shutdown` (`{ grace }`), answers new requests 503
-   * `SHUTTING_DOWN`, and waits up to `grace` for the requests being handled to finish.
+   * `SHUTTING_DOWN`, and waits up to `grace` (at most 2^31 − 1) for the requests being handled to finish.
    */
   stop(options?: { grace?: number }): Promise<void>;
   /**

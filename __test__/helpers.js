@@ -355,7 +355,10 @@ export async function tcpSocket(port, path = '/', headers = []) {
       if (opcode === 8) resolveClose(payload.length >= 2 ? payload.readUInt16BE(0) : 1005);
     }
   });
-  socket.on('close', () => resolveClose(null));
+  socket.on('close', () => {
+    resolveUpgrade(null);
+    resolveClose(null);
+  });
   socket.on('error', () => {});
   const key = randomBytes(16).toString('base64');
   socket.write(
@@ -365,6 +368,7 @@ export async function tcpSocket(port, path = '/', headers = []) {
       '\r\n'
   );
   const head = await upgrade;
+  if (head === null) throw new Error('WebSocket handshake unanswered: the server closed the connection');
   if (!head.startsWith('HTTP/1.1 101')) throw new Error(`WebSocket handshake refused: ${head}`);
   opened.tcp.add(socket);
   return {

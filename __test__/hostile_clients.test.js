@@ -91,6 +91,25 @@ describe('resource caps', () => {
     expect((await client.subscribe('d')).success).toBe(true);
   });
 
+  test('a protected room refused past maxSubscriptions is not counted as joined on the server', async () => {
+    const { helios, url } = startServer({ maxSubscriptions: 1 }, (server) => {
+      server.room('lobby', { type: 'public' });
+      server.room('user:*', { validator: () => true });
+    });
+    const subscribed = [];
+    helios.events.on('room:subscribed', ({ topic }) => subscribed.push(topic));
+    const { starling, connection } = await connectWithConnection(helios, url);
+    expect((await starling.subscribe('lobby')).success).toBe(true);
+    const refused = await starling.subscribe('user:1').catch((error) => error.response?.data ?? error);
+    expect(refused).toMatchObject({ success: false, error: 'too many subscriptions' });
+    await starling.unsubscribe('lobby');
+    // Allowed by its validator and joined: the server hears of it as of a public join.
+    expect((await starling.subscribe('user:2')).success).toBe(true);
+    await waitFor(() => subscribed.length === 2, { message: 'room:subscribed for user:2' });
+    expect(subscribed).toEqual(['lobby', 'user:2']);
+    expect(connection.subscriptions).toEqual(['user:2']);
+  });
+
   test('beyond maxPendingRequests a server request fails at once with TOO_MANY_PENDING', async () => {
     const { helios, url } = startServer({ maxPendingRequests: 2 });
     const { starling, connection } = await connectWithConnection(helios, url);

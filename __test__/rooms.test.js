@@ -202,9 +202,14 @@ describe('subscribing', () => {
         return next();
       });
       server.method('helios.subscribe', () => 'shadowed');
+      server.method('helios.ping', () => 'shadowed');
     });
     const client = await connect(url);
     expect(await client.subscribe('lobby')).toEqual({ success: true, topic: 'lobby' });
+    // The link probe of clients that cannot send WebSocket pings.
+    const pong = await client.request('helios.ping');
+    expect(pong.status).toBe(200);
+    expect(pong.data).toBeNull();
     expect(seen).toEqual([]);
   });
 });

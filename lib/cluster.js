@@ -5,7 +5,8 @@
 
 const { OP } = require('./outbox.js');
 const { Response } = require('./response.js');
-const { json, jsonScalar } = require('./connection.js');
+const { json, jsonScalar, requestTimeoutError } = require('./connection.js');
+const { isDelay } = require('./deadlines.js');
 
 /** Rejections of routed emits and requests, by the reason the core gives. */
 const FAILURES = {
@@ -248,9 +249,7 @@ class Target {
     const local = this.#helios._connectionById(this.id);
     if (local) return local.request(method, payload, options);
     const timeout = options.timeout ?? this.#helios.options.requestTimeout;
-    if (!Number.isFinite(timeout) || timeout < 0) {
-      return Promise.reject(new RangeError('timeout must be a non-negative number of milliseconds'));
-    }
+    if (!isDelay(timeout)) return Promise.reject(requestTimeoutError());
     if (!this.#cluster.enabled) return Promise.reject(failure('unknown-connection', this.id, `request '${method}'`));
     return this.#cluster.request(this.id, method, payload, timeout);
   }

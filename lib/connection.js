@@ -3,10 +3,16 @@
 
 const { OP } = require('./outbox.js');
 const { Response } = require('./response.js');
+const { MAX_DELAY, isDelay } = require('./deadlines.js');
+
+/** The error of a request timeout out of range; one range for every request, though only routed ones wait on a JavaScript timer. */
+function requestTimeoutError() {
+  return new RangeError(`timeout must be a number of milliseconds from 0 to ${MAX_DELAY}`);
+}
 
 /** Close codes an application may send (RFC 6455 §7.4). */
 function validCloseCode(code) {
-  return code === 1000 || (code >= 3000 && code <= 4999);
+  return code === 1000 || (Number.isInteger(code) && code >= 3000 && code <= 4999);
 }
 
 class Connection {
@@ -90,9 +96,7 @@ class Connection {
       return Promise.reject(new TypeError('method must be a non-empty string'));
     }
     const timeout = options.timeout ?? this.#helios.options.requestTimeout;
-    if (!Number.isFinite(timeout) || timeout < 0) {
-      return Promise.reject(new RangeError('timeout must be a non-negative number of milliseconds'));
-    }
+    if (!isDelay(timeout)) return Promise.reject(requestTimeoutError());
     if (!this.#reachable()) {
       return Promise.reject(closedError(method, this));
     }
@@ -111,8 +115,8 @@ class Connection {
 
   /** Pings the client; resolves with the round trip in ms. Prefer `helios.ping(connection)`. */
   ping(timeout) {
-    if (!Number.isFinite(timeout) || timeout <= 0) {
-      return Promise.reject(new RangeError('timeout must be a positive number of milliseconds'));
+    if (!isDelay(timeout) || timeout === 0) {
+      return Promise.reject(new RangeError(`timeout must be a number of milliseconds from 1 to ${MAX_DELAY}`));
     }
     if (this.state !== 'OPEN') return Promise.reject(closedError('ping', this));
     const id = this.#helios._nextRequestId();
@@ -255,4 +259,4 @@ function jsonScalar(value) {
   return json(value);
 }
 
-module.exports = { Connection, json, jsonScalar };
+module.exports = { Connection, json, jsonScalar, requestTimeoutError };

@@ -2,6 +2,14 @@
 // Deadlines for many pending things with one timer: a handler timeout per request would cost a timer
 // each; here a single sweep runs only while something is waiting.
 
+/** The longest delay a timer can wait, in ms: past it `setTimeout` fires at once. */
+const MAX_DELAY = 2 ** 31 - 1;
+
+/** Whether `ms` is a delay timers can wait: a number of ms from 0 to `MAX_DELAY`. */
+function isDelay(ms) {
+  return typeof ms === 'number' && ms >= 0 && ms <= MAX_DELAY;
+}
+
 class Deadlines {
   /** Waiting entries, in the order they were added (so deadlines of one length come out in order). */
   #entries = new Set();
@@ -35,4 +43,4 @@ class Deadlines {
   }
 }
 
-module.exports = { Deadlines };
+module.exports = { Deadlines, MAX_DELAY, isDelay };

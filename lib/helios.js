@@ -11,9 +11,10 @@ const { Namespace } = require('./namespace.js');
 const { heliosOptions, serveOptions } = require('./options.js');
 const { Outbox, OP } = require('./outbox.js');
 const { Response, isStatus } = require('./response.js');
-const { Deadlines } = require('./deadlines.js');
+const { Deadlines, MAX_DELAY, isDelay } = require('./deadlines.js');
 const { Rooms, roomDeclaration } = require('./rooms.js');
 const { ClusterCalls, Target } = require('./cluster.js');
+const { describe, logFailure } = require('./describe.js');
 
 /** Call kinds, as the core's `app::call` documents them. */
 const CALL = { open: 0, close: 1, request: 2, event: 3, response: 4, requestFailed: 5, unparsed: 6, room: 7, validate: 8, health: 9, pong: 10, upgrade: 11, limit: 12, session: 13, routedAnswer: 14, routedFailed: 15, roomAnswer: 16 };
@@ -256,7 +257,7 @@ class Helios {
     if (this.#stopping) return this.#stopping;
     if (!this.#address) return;
     const { grace = 0 } = options;
-    if (!Number.isFinite(grace) || grace < 0) throw new RangeError('Helios: grace must be a non-negative number of ms');
+    if (!isDelay(grace)) throw new RangeError(`Helios: grace must be a number of ms from 0 to ${MAX_DELAY}`);
     this.#stopping = this.#stop(grace);
     try {
       await this.#stopping;
@@ -353,7 +354,7 @@ class Helios {
         try {
           this.#run(call);
         } catch (error) {
-          console.error('[helios] failed to handle a call:', error);
+          logFailure('[helios] failed to handle a call:', error);
         }
       }
       this._outbox.flush();
@@ -470,22 +471,25 @@ class Helios {
     const handler = this.#handlers[handlerId];
     this.#inFlight += 1;
     let result;
+    let then;
     try {
       result =
         middlewareIds === undefined
           ? handler(context)
           : runChain(middlewareIds.map((id) => this.#handlers[id]), handler, context);
+      // Read once and inside the try: `then` may be a getter, and it may throw.
+      then = result?.then;
     } catch (error) {
       this.#answered(connection, requestId, handlerFailure(method, error, this.options.debug));
       return;
     }
     // A synchronous answer needs none of the bookkeeping below: most handlers take this path.
-    if (result && typeof result.then === 'function') this.#await(connection, requestId, method, result);
+    if (typeof then === 'function') this.#await(connection, requestId, method, result, then);
     else this.#answered(connection, requestId, result);
   }
 
-  /** Answers with the promise's outcome, or with a 504 once the handler has taken too long: exactly once. */
-  #await(connection, requestId, method, promise) {
+  /** Answers with the thenable's outcome, or with a 504 once the handler has taken too long: exactly once. */
+  #await(connection, requestId, method, thenable, then) {
     let answered = false;
     const respond = (value) => {
       if (answered) return;
@@ -498,13 +502,21 @@ class Helios {
       console.error(`[helios] handler of '${method}' did not answer within ${timeout} ms`);
       respond(Response.error(`Handler of '${method}' did not answer within ${timeout} ms`, 504, 'HANDLER_TIMEOUT'));
     });
-    promise.then(respond, (error) => respond(handlerFailure(method, error, this.options.debug)));
+    const fail = (error) => respond(handlerFailure(method, error, this.options.debug));
+    try {
+      then.call(thenable, respond, fail);
+    } catch (error) {
+      fail(error);
+    }
   }
 
   #answered(connection, requestId, value) {
-    this.#reply(connection, requestId, value);
-    this.#inFlight -= 1;
-    if (this.#inFlight === 0 && this.#idleWaiters.length > 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
+    try {
+      this.#reply(connection, requestId, value);
+    } finally {
+      this.#inFlight -= 1;
+      if (this.#inFlight === 0 && this.#idleWaiters.length > 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
+    }
   }
 
   #reply(connection, requestId, value) {
@@ -522,8 +534,8 @@ class Helios {
     try {
       text = json(response ? (failed ? response.error : response.data) : value);
     } catch (error) {
-      console.error(`[helios] result of request ${JSON.stringify(requestId)} is not serializable:`, error);
-      const failure = Response.error(`Result is not serializable: ${error.message}`, 500, 'UNSERIALIZABLE_RESULT');
+      logFailure(`[helios] result of request ${JSON.stringify(requestId)} is not serializable:`, error);
+      const failure = Response.error(`Result is not serializable: ${describe(error)}`, 500, 'UNSERIALIZABLE_RESULT');
       return this.#reply(connection, requestId, failure);
     }
     // The response frame, written here; the core sends it as is. A numeric id (the core passes only integers
@@ -535,9 +547,8 @@ class Helios {
   #runEvent(connection, topic, handlerIds, data) {
     const context = new EventContext(this, connection, topic);
     const failed = (error) => {
-      console.error(`[helios] handler of event '${topic}' failed:`, error);
-      const message = String(error instanceof Error ? error.message : error);
-      this._outbox.push(`[${OP.eventError},${connection._key},${jsonScalar(topic)},${jsonScalar(message)}]`);
+      logFailure(`[helios] handler of event '${topic}' failed:`, error);
+      this._outbox.push(`[${OP.eventError},${connection._key},${jsonScalar(topic)},${jsonScalar(describe(error))}]`);
     };
     for (const id of handlerIds) {
       const handler = this.#handlers[id];
@@ -556,7 +567,7 @@ class Helios {
     const answer = (accepted, status = 0, reason = '', data = null) =>
       this._outbox.push(`[${OP.upgrade},${id},${accepted},${status},${jsonScalar(reason)},${data}]`);
     const refuse = (error) => {
-      console.error('[helios] upgrade hook failed:', error);
+      logFailure('[helios] upgrade hook failed:', error);
       answer(false, 500, 'Upgrade hook failed');
     };
     const decide = (verdict) => {
@@ -567,7 +578,7 @@ class Helios {
         if (!Number.isInteger(status) || status < 400 || status > 599) {
           return refuse(new RangeError(`upgrade hook refused with status ${status}; use 400-599`));
         }
-        return answer(false, status, String(reason));
+        return answer(false, status, describe(reason));
       }
       if (verdict && typeof verdict === 'object' && verdict.data && typeof verdict.data === 'object') {
         let data;
@@ -580,11 +591,27 @@ class Helios {
       }
       return refuse(new TypeError('upgrade hook must return true, false, { data } or { status, reason }'));
     };
-    const query = Object.fromEntries(new URL(url, 'http://localhost').searchParams);
+    let query;
+    try {
+      query = Object.fromEntries(new URL(url, 'http://localhost').searchParams);
+    } catch {
+      // A path no URL parser reads (`//%`): the request is malformed whatever the hook would say.
+      answer(false, 400, 'Bad Request');
+      return;
+    }
+    // `decide` runs in a promise callback too, where nothing would catch what it throws.
+    const decideSafely = (verdict) => {
+      try {
+        decide(verdict);
+      } catch (error) {
+        refuse(error);
+      }
+    };
     try {
       const verdict = this.options.upgrade({ url, headers, remoteAddress, query });
-      if (verdict && typeof verdict.then === 'function') verdict.then(decide, refuse);
-      else decide(verdict);
+      const then = verdict?.then;
+      if (typeof then === 'function') then.call(verdict, decideSafely, refuse);
+      else decideSafely(verdict);
     } catch (error) {
       refuse(error);
     }
@@ -606,29 +633,35 @@ class Helios {
       clearTimeout(timer);
       let error = null;
       if (failed) {
-        console.error(`[helios] validator of room '${topic}' failed:`, failure);
-        error = String(failure instanceof Error ? failure.message : failure);
+        logFailure(`[helios] validator of room '${topic}' failed:`, failure);
+        error = describe(failure);
       }
       const granted = allowed && !failed;
+      // The core joins (and reports the join with a room call) or refuses, for instance past `maxSubscriptions`.
       this._outbox.push(
         `[${OP.roomVerdict},${connection._key},${jsonScalar(requestId)},${jsonScalar(topic)},${granted},${jsonScalar(error)}]`,
       );
-      if (granted && connection._joined(topic)) this.events.emit('room:subscribed', { connection, topic });
     };
     let result;
+    let then;
     try {
       result = validator(connection, captures, data);
+      then = result?.then;
     } catch (error) {
       verdict(false, true, error);
       return;
     }
-    if (result && typeof result.then === 'function') {
-      timer = setTimeout(() => verdict(false, true, new Error(`timed out after ${timeout} ms`)), timeout);
-      // A validator that never settles must not keep a stopped server's process alive.
-      timer.unref?.();
-      result.then((value) => verdict(value === true), (error) => verdict(false, true, error));
-    } else {
+    if (typeof then !== 'function') {
       verdict(result === true);
+      return;
+    }
+    timer = setTimeout(() => verdict(false, true, new Error(`timed out after ${timeout} ms`)), timeout);
+    // A validator that never settles must not keep a stopped server's process alive.
+    timer.unref?.();
+    try {
+      then.call(result, (value) => verdict(value === true), (error) => verdict(false, true, error));
+    } catch (error) {
+      verdict(false, true, error);
     }
   }
 }
@@ -654,11 +687,22 @@ function runChain(chain, handler, context) {
 
 /** The 500 answer of a handler that threw; its stack goes to the client only in debug mode. */
 function handlerFailure(method, error, debug) {
-  console.error(`[helios] handler of '${method}' failed:`, error);
-  const message = error instanceof Error ? error.message : String(error);
-  const body = { code: 'HANDLER_ERROR', message };
-  if (debug && error instanceof Error && error.stack) body.stack = error.stack;
+  logFailure(`[helios] handler of '${method}' failed:`, error);
+  const body = { code: 'HANDLER_ERROR', message: describe(error) };
+  if (debug) {
+    const stack = stackOf(error);
+    if (stack) body.stack = stack;
+  }
   return new Response(500, null, body);
+}
+
+/** The stack of a thrown Error, if reading it works and gives text. */
+function stackOf(error) {
+  try {
+    return error instanceof Error && typeof error.stack === 'string' ? error.stack : null;
+  } catch {
+    return null;
+  }
 }
 
 function checkHandler(what, pattern, handler) {

@@ -3,6 +3,8 @@
 // with the option's name.
 
 const fs = require('node:fs');
+const { MAX_DELAY, isDelay } = require('./deadlines.js');
+const { describe: describeValue } = require('./describe.js');
 
 const DEFAULTS = Object.freeze({
   requestTimeout: 5000,
@@ -40,7 +42,7 @@ function positiveInteger(name, value, max) {
 }
 
 function describe(value) {
-  return typeof value === 'string' ? `'${value}'` : String(value);
+  return typeof value === 'string' ? `'${value}'` : describeValue(value);
 }
 
 /** Checks constructor options and fills in defaults. */
@@ -53,8 +55,8 @@ function heliosOptions(options = {}) {
   for (const [name, value] of Object.entries(options)) {
     if (value !== undefined) merged[name] = value;
   }
-  if (!Number.isFinite(merged.requestTimeout) || merged.requestTimeout <= 0) {
-    fail(`option 'requestTimeout' must be a positive number of milliseconds, got ${describe(merged.requestTimeout)}`);
+  if (!isDelay(merged.requestTimeout) || merged.requestTimeout === 0) {
+    fail(`option 'requestTimeout' must be a number of milliseconds from 1 to ${MAX_DELAY}, got ${describe(merged.requestTimeout)}`);
   }
   if (merged.parseMode !== 'strict' && merged.parseMode !== 'permissive') {
     fail(`option 'parseMode' must be 'strict' or 'permissive', got ${describe(merged.parseMode)}`);

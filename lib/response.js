@@ -35,6 +35,10 @@ class Response {
 
   /** An error response; `code` defaults to a name derived from the status. */
   static error(message, status = 500, code) {
+    // Below 400 a response carries data, so the error would be dropped without a word.
+    if (typeof status === 'number' && status < 400) {
+      throw new RangeError(`an error response needs a status from 400 to 999, got ${status}`);
+    }
     return new Response(status, null, { code: code ?? codeFor(status), message: String(message) });
   }
 

@@ -512,6 +512,19 @@ impl Server {
             .map(|running| running.runtime.clone())
     }
 
+    /// Queues `call` for the application from its own thread: at once when the queue has room, so that it
+    /// comes before anything the client sends after the answer it is about to get; otherwise from a task.
+    fn tell_at_once(&self, conn: &Connection, call: String) {
+        if let Err(mpsc::error::TrySendError::Full(call)) = conn.calls.try_send(call) {
+            if let Some(runtime) = self.runtime() {
+                let calls = conn.calls.clone();
+                runtime.spawn(async move {
+                    let _ = calls.send(call).await;
+                });
+            }
+        }
+    }
+
     fn apply_one(&self, op: Op<'_>) {
         if let Op::Upgrade {
             id,
@@ -619,7 +632,13 @@ impl Server {
                     {
                         // Closed meanwhile: nobody is left to answer.
                         Join::Closed => return,
-                        Join::Joined | Join::Already => Ok(()),
+                        Join::Joined => {
+                            // As for a public room, the application learns of the join from the core,
+                            // which alone knows whether it happened.
+                            self.tell_at_once(&conn, call::room(conn_key, &topic, true));
+                            Ok(())
+                        }
+                        Join::Already => Ok(()),
                         Join::Full => Err(Denial::TooManyRooms),
                     },
                 };

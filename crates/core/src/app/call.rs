@@ -10,7 +10,7 @@
 //! | 4    | `[4, conn, requestId, status, data, error]`            | a client answered a server request       |
 //! | 5    | `[5, conn, requestId, reason]`                         | a server request failed: `timeout`, or `too-many-pending` (the connection's limit) |
 //! | 6    | `[6, conn, format, content]`                           | a frame that is not a protocol message (permissive mode); format is `json` (content raw), `text` or `binary` (base64) |
-//! | 7    | `[7, conn, topic, joined]`                             | the connection joined a public room through `helios.subscribe` (`true`) or left a room through `helios.unsubscribe` (`false`); joins of protected rooms are known from op 5, and a close leaves every room without this call |
+//! | 7    | `[7, conn, topic, joined]`                             | the connection joined a room through `helios.subscribe` (`true`: at once for a public room, once op 5 allowed it for a protected one) or left a room through `helios.unsubscribe` (`false`); a close leaves every room without this call |
 //! | 8    | `[8, conn, requestId, topic, validator, [captures], data]` | run a protected room's validator; answered with op 5 |
 //! | 9    | `[9, conn, "pong", latencyMs]`, `[9, conn, "missed", count]`, `[9, conn, "timeout", null]` | health checks: a pong came back (only when asked for), a ping went unanswered, the connection is given up on |
 //! | 10   | `[10, conn, pingId, latencyMs]`                         | the answer to an application ping (op 6) |

@@ -70,6 +70,9 @@ pub(crate) fn text(shared: &Shared, conn: &Connection, text: &str) -> Effect {
                 Ok(method) => method,
                 Err(why) => return error_response(id.json(), ErrorCode::InvalidRequest, why),
             };
+            if method == PING {
+                return Effect::Reply(protocol::response_frame(id.json(), 200, RawValue::NULL));
+            }
             if shared.draining.load(std::sync::atomic::Ordering::Acquire) {
                 return error_response(
                     id.json(),
@@ -191,6 +194,10 @@ fn room_method(
     };
     Some(effect)
 }
+
+/// The built-in method a client probes the link with, answered here so that a busy or absent application
+/// cannot make a live link look dead; browsers cannot send WebSocket pings.
+const PING: &str = "helios.ping";
 
 /// The built-in method that gives a session a new token.
 const REFRESH: &str = "session.refresh";
