@@ -209,6 +209,8 @@ describeWithRedis('cluster', () => {
     expect(a.helios.rooms.getRoom('lobby').connections).toHaveLength(1);
     const empty = await c.helios.rooms.getRoom('nobody', { cluster: true, timeout: 500 });
     expect(empty.count).toBe(0);
+    // A JavaScript timer fires at once past 2^31 - 1 ms: the query would give up on every node.
+    await expect(c.helios.rooms.getRoom('nobody', { cluster: true, timeout: 2 ** 31 })).rejects.toThrow(RangeError);
   });
 
   test('a stopped node leaves the cluster at once; a room query then waits for nobody', async () => {

@@ -2,6 +2,8 @@
 // Rooms as JavaScript sees them: checks of `helios.room(...)` declarations, and `helios.rooms`, a view of
 // the membership the native core keeps.
 
+const { MAX_DELAY, isDelay } = require('./deadlines.js');
+
 const ROOM_TYPES = new Set(['public', 'protected']);
 const ROOM_OPTIONS = new Set(['type', 'validator']);
 
@@ -55,8 +57,10 @@ class Rooms {
     if (options === null || typeof options !== 'object') throw new TypeError('Helios: getRoom options must be an object');
     if (options.cluster === true) {
       if (!this.#cluster.enabled) return Promise.reject(new Error("Helios: getRoom({ cluster: true }) needs the 'cluster' option"));
+      const timeout = options.timeout ?? this.#cluster.timeout;
+      if (!isDelay(timeout)) return Promise.reject(new RangeError(`Helios: getRoom timeout must be a number of ms from 0 to ${MAX_DELAY}`));
       const local = this.getRoom(topic).connections.map((connection) => connection.id);
-      return this.#cluster.room(topic, local, options.timeout ?? this.#cluster.timeout);
+      return this.#cluster.room(topic, local, timeout);
     }
     const connections = [];
     for (const key of this.#native.roomMembers(topic)) {
