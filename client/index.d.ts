@@ -24,15 +24,31 @@ export type ConnectionState = 'CLOSED' | 'CONNECTING' | 'OPEN' | 'CLOSING';
 
 export type ParseMode = 'strict' | 'permissive';
 
+/**
+ * Options of `new Starling(options)` and `connect(options)`. An option given as `undefined` takes
+ * its default (or, in `connect`, keeps its current value). Every timeout is in ms; a value above
+ * 2^31−1 (~24.8 days, the longest delay timers support) is capped to it.
+ */
 export interface StarlingOptions {
   /** Server URL, `ws://…` or `wss://…` (a string or a URL object). */
   url: string | { readonly href: string };
   /** Extra subprotocols, offered after `helios.v1` (which is always offered). */
   protocols?: string | string[];
-  /** Connection timeout in ms; 0 or Infinity disables it. Default 10000. */
+  /**
+   * Connection timeout in ms, covering the whole `connect()`: reading the session storage, then
+   * the WebSocket handshake (rejects with a CodedError `CONNECT_TIMEOUT`). 0 or Infinity disables it.
+   * Default 10000.
+   */
   timeout?: number;
   /** Default request timeout in ms; 0 or Infinity disables it. Default 5000. */
   requestTimeout?: number;
+  /**
+   * How long `close()` waits for the server to answer the close handshake, in ms. A server that
+   * never answers (dead, or hostile) would otherwise leave `close()`, the requests it rejects and a
+   * following `connect()` pending: after this the socket is treated as closed, with code 1006.
+   * 0 or Infinity disables it. Default 5000.
+   */
+  closeTimeout?: number;
   /**
    * Frames that are not protocol messages: 'strict' (default) reports them as 'error' events,
    * 'permissive' emits them as 'text' / 'json' / 'binary' events.
@@ -48,6 +64,33 @@ export interface StarlingOptions {
   sessionRecovery?: SessionRecoveryOptions | boolean;
   /** Backoff of automatic reconnections (which happen only with session recovery). */
   reconnect?: ReconnectOptions;
+  /**
+   * Finds a dead connection (a crashed server, a half-open TCP link) that would otherwise look
+   * open forever. On by default; `false` is short for `{ enabled: false }`.
+   */
+  healthCheck?: HealthCheckOptions | boolean;
+}
+
+/**
+ * The client's health check. Browsers can neither send WebSocket pings nor see the server's, so
+ * the client probes at the application level: once the socket has received nothing for
+ * `interval` ms, it calls the built-in method `helios.ping` (answered by the server core itself,
+ * never by application handlers). Any answer proves the link alive. With no answer within
+ * `timeout` ms, the client reports an 'error' (CodedError `HEALTH_CHECK_FAILED`) and closes the
+ * socket (a 'close' with code 1006 and a reason saying why): pending requests then reject with
+ * ConnectionClosedError, or with session recovery the client reconnects and resumes.
+ * Probes happen only while a socket is open; the timers never keep a Node or Bun process alive.
+ * The probes count as activity for a server's idle timeout.
+ */
+export interface HealthCheckOptions {
+  /** Default true. */
+  enabled?: boolean;
+  /** ms without receiving anything before a probe is sent. Default 30000. */
+  interval?: number;
+  /** ms to wait for the probe's answer before closing the socket. Default 10000. */
+  timeout?: number;
+  /** Called with the round trip of each answered probe, in ms. */
+  onPing?: (latency: number) => void;
 }
 
 /**
@@ -73,8 +116,17 @@ export interface SessionRecoveryOptions {
   /** Milliseconds between automatic refreshes; default: the session's ttl / 2. */
   refreshInterval?: number;
   /**
-   * Default: `localStorage` (key `helios:session:<url>`) in a browser, otherwise memory of this
-   * client. Only the token is stored: after a reload, the resume says `last_seq=0` and the server
+   * Default: in a browser, the tab's `sessionStorage` (key `helios:session:<url>`); elsewhere, or
+   * when the page may not use sessionStorage, memory of this client.
+   *
+   * Per tab rather than `localStorage` (which every tab of the origin shares): a session has one
+   * socket, and resuming it takes it over (the other socket is closed with 4009), so with a shared
+   * token each new tab would take over another tab's session, its rooms and its replies.
+   * sessionStorage survives reloads of its tab, which is what session recovery is for. (A tab
+   * duplicated by the browser starts with a copy of it: the copy resumes the session and the
+   * original gets 4009. Pass a storage of your own to decide otherwise.)
+   *
+   * Only the token is stored: after a reload, the resume says `last_seq=0` and the server
    * replays everything it still holds.
    */
   storage?: SessionStorage;
@@ -94,7 +146,7 @@ export interface ReconnectOptions {
 }
 
 export interface RequestOptions {
-  /** Overrides `requestTimeout` for this request (ms); 0 or Infinity disables it. */
+  /** Overrides `requestTimeout` for this request (ms); 0 or Infinity disables it; capped to 2^31−1. */
   timeout?: number;
   /** Reject with ResponseError instead of resolving when the status is >= 400. */
   throwOnError?: boolean;
@@ -226,7 +278,10 @@ export class RequestTimeoutError extends Error {
   timeout: number;
 }
 
-/** Thrown by `request(…, { throwOnError: true })`, `subscribe` and `unsubscribe` on status >= 400. */
+/**
+ * Thrown by `request(…, { throwOnError: true })`, `subscribe` and `unsubscribe` on status >= 400.
+ * Its message describes the server's `error.code` and `error.message` whatever JSON they hold.
+ */
 export class ResponseError extends Error {
   constructor(response: Response, method: string);
   name: 'ResponseError';
@@ -239,8 +294,8 @@ export class ResponseError extends Error {
 
 /**
  * Errors Starling creates itself carry a protocol-style code: `CONNECT_FAILED`,
- * `CONNECT_TIMEOUT`, `WEBSOCKET_ERROR`, `SESSION_STORAGE_FAILED`, and in strict mode
- * `INVALID_JSON`, `INVALID_MESSAGE`, `UNSUPPORTED_FRAME`.
+ * `CONNECT_TIMEOUT`, `WEBSOCKET_ERROR`, `SESSION_STORAGE_FAILED`, `HEALTH_CHECK_FAILED`, and in
+ * strict mode `INVALID_JSON`, `INVALID_MESSAGE`, `UNSUPPORTED_FRAME`.
  */
 export interface CodedError extends Error {
   code: string;
@@ -299,7 +354,11 @@ export class TopicEmitter<C = TopicContext> {
 // Starling
 // ---------------------------------------------------------------------------------------------
 
-/** Second argument of topic handlers. */
+/**
+ * Second argument of topic handlers. There is no `clientId` (older docs showed one): an `event`
+ * message carries no sender, so a server that wants receivers to know who sent an event puts it
+ * in `data`. This client's own session id is `starling.session?.sessionId`.
+ */
 export interface TopicContext {
   /** The event's actual topic (not the pattern). */
   topic: string;
@@ -338,6 +397,7 @@ export interface OpenEventPayload extends BasePayload {
 }
 
 export interface CloseEventPayload extends BasePayload {
+  /** The WebSocket close event; null when the client stopped waiting for it (see `closeTimeout`, `healthCheck`). */
   event: unknown;
   websocket: WebSocketLike;
   /** Close code (1006 when the implementation gave none). */
@@ -510,8 +570,9 @@ export class Starling {
    */
   connect(options?: Partial<StarlingOptions>): Promise<WebSocketLike>;
   /**
-   * Closes the connection; resolves once closed. Pending requests reject with
-   * ConnectionClosedError. Never followed by a reconnection, and stops one in progress.
+   * Closes the connection; resolves once closed, or after `closeTimeout` ms if the server does not
+   * answer the close handshake. Pending requests reject with ConnectionClosedError. Never followed
+   * by a reconnection, and stops one in progress.
    * A normal close (1000, the default) ends the session on the server, so the client forgets it
    * (token and storage); another code keeps it for a later `connect()`.
    */
@@ -526,10 +587,16 @@ export class Starling {
    * With session recovery: calls made while reconnecting wait for the new socket (up to their
    * timeout). A request unanswered when the connection drops stays pending; after the recovery it
    * is sent again only if made with `{ idempotent: true }` — otherwise its answer comes from the
-   * server's replay if the server got it, or it times out. If the session cannot be recovered,
-   * requests sent on the old session reject with ConnectionClosedError.
+   * server's replay if the server got it, or it times out. If the session cannot be recovered
+   * (recovery refused, a new session created, or a reconnection with no session token to resume,
+   * as with a server without session recovery), requests sent on the old socket reject with
+   * ConnectionClosedError.
+   *
+   * Request ids start at a random integer below 2^52 in each instance, so a client that resumes a
+   * session another instance started (a page reload) never takes that instance's replayed
+   * answers for its own. `options` null is the same as none.
    */
-  request<T = any>(method: string, payload?: unknown, options?: RequestOptions): Promise<Response<T>>;
+  request<T = any>(method: string, payload?: unknown, options?: RequestOptions | null): Promise<Response<T>>;
   /** Sends an event; resolves false when not open (also while reconnecting: events are not queued). */
   emit(topic: string, data?: unknown): Promise<boolean>;
   /** Sends a raw protocol message (objects as JSON, strings as they are); resolves false when not open. */

@@ -25,8 +25,14 @@ const SESSION_TAKEN_OVER = 4009;
 const ACK_EVERY = 50;
 /** …or this long (ms) after the first unacknowledged one, whichever comes first. */
 const ACK_DELAY = 1000;
-/** setTimeout's largest delay; longer ones fire at once. */
+/** setTimeout's largest delay; longer ones fire at once, so every delay we set is capped to it. */
 const MAX_TIMER = 2 ** 31 - 1;
+/** Request ids of one client start at a random integer below this (see randomIdBase). */
+const ID_BASE_LIMIT = 2 ** 52;
+/** Option defaults; an option given as undefined gets its default too. */
+const DEFAULTS = Object.freeze({ timeout: 10000, requestTimeout: 5000, closeTimeout: 5000, parseMode: 'strict' });
+/** The built-in method a health check probes the server with (answered by the server core itself). */
+const PING_METHOD = 'helios.ping';
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -79,10 +85,11 @@ export class ResponseError extends Error {
    */
   constructor(response, method) {
     const error = response.error || { code: 'UNKNOWN_ERROR', message: '' };
+    // The server's error fields may be any JSON: describe() never throws, so neither does this.
     super(
-      `Request '${method}' failed with status ${response.status}` +
-        (error.code ? ` (${error.code})` : '') +
-        (error.message ? `: ${error.message}` : '')
+      `Request '${describe(method)}' failed with status ${describe(response.status)}` +
+        (error.code ? ` (${describe(error.code)})` : '') +
+        (error.message ? `: ${describe(error.message)}` : '')
     );
     this.name = 'ResponseError';
     this.response = response;
@@ -167,10 +174,79 @@ function isValidId(value) {
   );
 }
 
-/** @param {unknown} error */
+/**
+ * Text for any value, never throwing: String() throws for null-prototype objects, objects whose
+ * toString is not callable, and proxies or getters that throw; those get their JSON or a type tag.
+ * @param {unknown} value
+ * @returns {string}
+ */
+function describe(value) {
+  if (typeof value === 'string') return value;
+  try {
+    return String(value);
+  } catch {
+    // not convertible: try the next form
+  }
+  try {
+    const json = JSON.stringify(value);
+    if (typeof json === 'string') return json;
+  } catch {
+    // a cycle, a BigInt inside, a throwing getter
+  }
+  try {
+    return Object.prototype.toString.call(value);
+  } catch {
+    return `[${typeof value}]`; // a proxy that throws on every access
+  }
+}
+
+/** The message of a thrown value (an Error's `message`, or the value itself), never throwing. */
 function errorMessage(error) {
-  if (error && typeof error === 'object' && 'message' in error) return String(error.message);
-  return String(error);
+  try {
+    if (error && typeof error === 'object' && 'message' in error) return describe(error.message);
+  } catch {
+    // a throwing `message` getter or proxy trap: describe the value itself
+  }
+  return describe(error);
+}
+
+/** Own properties of `options` whose value is not undefined: an option given as undefined means its default. */
+function definedOnly(options) {
+  const result = {};
+  for (const [name, value] of Object.entries(options)) if (value !== undefined) result[name] = value;
+  return result;
+}
+
+/**
+ * The delay to give setTimeout for a timeout option, or null for none (0, Infinity, or not a
+ * positive number). Capped to MAX_TIMER (~24.8 days), beyond which setTimeout fires at once.
+ * @param {unknown} ms
+ * @returns {number | null}
+ */
+function timerDelay(ms) {
+  if (typeof ms !== 'number' || !(ms > 0) || ms === Infinity) return null;
+  return Math.min(ms, MAX_TIMER);
+}
+
+/**
+ * Where a client's request ids start: a random integer below 2^52. A client that resumes a
+ * session another instance started (a page reload, a token from persistent storage) receives
+ * that instance's unacknowledged responses in the replay; ids counted from 1 in both would
+ * match them to its own new requests. From random bases 2^52 wide, two instances' ids overlap
+ * only with negligible probability, and stay below 2^53 (sent as exact JSON integers).
+ */
+function randomIdBase() {
+  const crypto = globalThis.crypto;
+  if (crypto && typeof crypto.getRandomValues === 'function') {
+    const [high, low] = crypto.getRandomValues(new Uint32Array(2));
+    return (high % (ID_BASE_LIMIT / 2 ** 32)) * 2 ** 32 + low;
+  }
+  return Math.floor(Math.random() * ID_BASE_LIMIT);
+}
+
+/** A monotonic clock in ms where there is one (every supported runtime), so clock changes do not matter. */
+function now() {
+  return typeof performance !== 'undefined' && typeof performance.now === 'function' ? performance.now() : Date.now();
 }
 
 /** Errors we create carry a protocol-style `code` so listeners can switch on it. */
@@ -234,29 +310,35 @@ function withResumeQuery(url, token, lastSeq) {
   return `${base}${separator}session_token=${encodeURIComponent(token)}&last_seq=${lastSeq}${fragment}`;
 }
 
-/** `window.localStorage` in a browser page (null elsewhere, or when the page may not use it). */
-function browserLocalStorage() {
+/**
+ * `window.sessionStorage` in a browser page (null elsewhere, or when the page may not use it).
+ * Per tab, not localStorage: one session has one socket (a resume takes it over with 4009), so
+ * a token shared by every tab of the origin would make each new tab take over another's
+ * session. sessionStorage survives reloads of its tab, which is what session recovery is for.
+ */
+function browserSessionStorage() {
   if (typeof window === 'undefined' || typeof document === 'undefined') return null;
   try {
-    const storage = window.localStorage;
+    const storage = window.sessionStorage;
     return storage && typeof storage.getItem === 'function' ? storage : null;
   } catch {
-    return null; // e.g. a SecurityError in a sandboxed frame
+    return null; // e.g. a SecurityError in a sandboxed frame or with storage blocked
   }
 }
 
 /**
- * The default session storage: localStorage under `keyOf()` in a browser, otherwise a variable
- * of this client (so two clients in one process never share, and take over, one session).
+ * The default session storage: the tab's sessionStorage under `keyOf()` in a browser, otherwise
+ * (or when the page may not use it) a variable of this client, so two clients never share, and
+ * take over, one session.
  * @param {() => string} keyOf
  */
 function defaultSessionStorage(keyOf) {
-  const local = browserLocalStorage();
-  if (local) {
+  const tab = browserSessionStorage();
+  if (tab) {
     return {
-      save: (token) => local.setItem(keyOf(), token),
-      load: () => local.getItem(keyOf()),
-      clear: () => local.removeItem(keyOf()),
+      save: (token) => tab.setItem(keyOf(), token),
+      load: () => tab.getItem(keyOf()),
+      clear: () => tab.removeItem(keyOf()),
     };
   }
   let value = null;
@@ -323,6 +405,35 @@ function checkReconnectOptions(value) {
     if (n !== undefined && !(typeof n === 'number' && n >= 0)) {
       throw new TypeError(`reconnect.${name} must be a number >= 0`);
     }
+  }
+}
+
+const HEALTH_CHECK_DISABLED = Object.freeze({ enabled: false });
+
+/** Normalizes `options.healthCheck` (`false` is short for `{ enabled: false }`; on by default). */
+function healthCheckOptions(value) {
+  if (value === false) return HEALTH_CHECK_DISABLED;
+  const options = isObject(value) ? value : {};
+  if (options.enabled === false) return HEALTH_CHECK_DISABLED;
+  return {
+    enabled: true,
+    interval: options.interval ?? 30000,
+    timeout: options.timeout ?? 10000,
+    onPing: options.onPing,
+  };
+}
+
+function checkHealthCheckOptions(value) {
+  if (value === undefined || value === null || typeof value === 'boolean') return;
+  if (!isObject(value)) throw new TypeError('healthCheck must be an object: { enabled, interval, timeout, onPing }');
+  for (const name of ['interval', 'timeout']) {
+    const n = value[name];
+    if (n !== undefined && !(typeof n === 'number' && n > 0)) {
+      throw new TypeError(`healthCheck.${name} must be a positive number of milliseconds`);
+    }
+  }
+  if (value.onPing !== undefined && typeof value.onPing !== 'function') {
+    throw new TypeError('healthCheck.onPing must be a function');
   }
 }
 
@@ -646,7 +757,10 @@ export class Starling {
   #closed = Promise.resolve();
   /** While CONNECTING: fails the pending `connect()` (used by `close()`). */
   #abortConnect = null;
-  #nextId = 0;
+  /** The last request id taken; random per instance (see randomIdBase). */
+  #nextId = randomIdBase();
+  /** @type {WeakMap<any, SocketRecord>} what we know about each socket we opened */
+  #sockets = new WeakMap();
   /**
    * Requests sent and not yet answered, by id. A request re-sent after a session recovery is
    * here under each id it was sent with; the first answer settles it.
@@ -692,6 +806,14 @@ export class Starling {
   /** Storage calls run one after another, so an old token never overwrites a newer one. */
   #storageChain = Promise.resolve();
 
+  // Health check ----------------------------------------------------------------------------
+  /** When the current socket last received a frame (monotonic ms). */
+  #lastReceivedAt = 0;
+  /** Fires when the socket may have been silent for `healthCheck.interval`. */
+  #healthTimer = null;
+  /** @type {PendingRequest | null} the `helios.ping` in flight, if any */
+  #probe = null;
+
   /**
    * Connection events: 'open', 'close', 'error', 'message' (every raw frame), and in
    * permissive mode 'text' / 'json' / 'binary' for frames that are not protocol messages.
@@ -729,15 +851,24 @@ export class Starling {
    *   Sessions): reconnect by itself, get every message sent meanwhile exactly once, keep rooms and
    *   pending requests. `autoRecover` (default true) resumes with the stored token on `connect()`;
    *   `autoRefresh` (default true) calls `refreshSession()` every `refreshInterval` ms (default ttl / 2);
-   *   `storage` keeps the token (default: localStorage in a browser, key `helios:session:<url>`,
+   *   `storage` keeps the token (default: the tab's sessionStorage in a browser, key `helios:session:<url>`,
    *   otherwise memory of this client)
    * @param {{ initialDelay?: number, maxDelay?: number, maxAttempts?: number }} [options.reconnect]
    *   backoff for reconnections (session recovery only): attempt n waits a random time in
    *   [0, min(maxDelay, initialDelay * 2^(n-1))); defaults 100, 10000, Infinity
+   * @param {number} [options.closeTimeout=5000] ms `close()` waits for the server to answer the close
+   *   handshake before treating the socket as closed (0 or Infinity: no limit)
+   * @param {boolean | { enabled?: boolean, interval?: number, timeout?: number,
+   *   onPing?: (latency: number) => void }} [options.healthCheck] after `interval` ms (default 30000)
+   *   without receiving anything, call `helios.ping`; no answer within `timeout` ms (default 10000)
+   *   closes the socket as dead. On by default.
+   *
+   * Every timeout is in ms; values above 2^31-1 (~24.8 days) are capped to it. An option given as
+   * undefined takes its default.
    */
   constructor(options) {
     if (!isObject(options)) throw new TypeError('Starling needs an options object: new Starling({ url })');
-    this.#options = { timeout: 10000, requestTimeout: 5000, parseMode: 'strict', ...options };
+    this.#options = { ...DEFAULTS, ...definedOnly(options) };
     checkOptions(this.#options);
   }
 
@@ -781,7 +912,7 @@ export class Starling {
   async connect(options) {
     if (options !== undefined) {
       if (!isObject(options)) throw new TypeError('connect(options) expects an object');
-      const merged = { ...this.#options, ...options };
+      const merged = { ...this.#options, ...definedOnly(options) };
       checkOptions(merged);
       this.#options = merged;
     }
@@ -846,10 +977,8 @@ export class Starling {
       );
     }
     // An explicit 1000 rather than no code: without one, peers see 1005 (no status).
-    if (ws.readyState !== CLOSING) {
-      if (reason === undefined) ws.close(code);
-      else ws.close(code, reason);
-    }
+    this.#closeSocket(ws, code, reason);
+    this.#stopHealthCheck();
     await closed;
   }
 
@@ -878,15 +1007,19 @@ export class Starling {
    *
    * @param {string} method method name, segments separated by `.`
    * @param {any} [payload] the method's argument (omitted from the frame when undefined)
-   * @param {{ timeout?: number, throwOnError?: boolean, idempotent?: boolean }} [options]
+   * @param {{ timeout?: number, throwOnError?: boolean, idempotent?: boolean } | null} [options]
    *   `timeout` overrides `requestTimeout`; `throwOnError` rejects with ResponseError on status >= 400;
-   *   `idempotent` allows re-sending after a session recovery (see above)
+   *   `idempotent` allows re-sending after a session recovery (see above). null is the same as none.
    * @returns {Promise<Response>} rejects with ConnectionClosedError when not open (and not
    *   reconnecting) or closed before the answer, RequestTimeoutError on timeout
    */
-  request(method, payload, options = {}) {
+  request(method, payload, options) {
     if (typeof method !== 'string' || method === '') {
       return Promise.reject(new TypeError('request() needs a non-empty method name'));
+    }
+    if (options === undefined || options === null) options = {};
+    else if (typeof options !== 'object') {
+      return Promise.reject(new TypeError('request() options must be an object: { timeout, throwOnError, idempotent }'));
     }
     const ws = this.#ws;
     const open = ws !== null && ws.readyState === OPEN;
@@ -898,7 +1031,7 @@ export class Starling {
       );
     }
     const id = this.#takeId();
-    const timeout = options.timeout ?? this.#options.requestTimeout;
+    const timeout = timerDelay(options.timeout ?? this.#options.requestTimeout);
     return new Promise((resolve, reject) => {
       let text;
       try {
@@ -919,11 +1052,17 @@ export class Starling {
         resolve: undefined,
         reject,
       };
+      const throwOnError = options.throwOnError;
       entry.resolve = (response) => {
-        if (options.throwOnError && response.isError()) reject(new ResponseError(response, method));
-        else resolve(response);
+        // Whatever goes wrong here must still settle the promise: its timer is already stopped.
+        try {
+          if (throwOnError && response.isError()) reject(new ResponseError(response, method));
+          else resolve(response);
+        } catch (error) {
+          reject(error);
+        }
       };
-      if (timeout > 0 && Number.isFinite(timeout)) {
+      if (timeout !== null) {
         entry.timer = setTimeout(() => {
           this.#forget(entry);
           reject(new RequestTimeoutError(method, id, timeout));
@@ -999,7 +1138,7 @@ export class Starling {
    * @returns {Promise<any>} the response data (e.g. `{ success: true }`); rejects with
    *   ResponseError when the server answers with an error
    */
-  async subscribe(topic, data, options = {}) {
+  async subscribe(topic, data, options) {
     const response = await this.request('helios.subscribe', { topic, data }, { ...options, throwOnError: true });
     return response.data;
   }
@@ -1010,7 +1149,7 @@ export class Starling {
    * @param {{ timeout?: number }} [options]
    * @returns {Promise<any>} the response data; rejects with ResponseError on an error answer
    */
-  async unsubscribe(topic, options = {}) {
+  async unsubscribe(topic, options) {
     const response = await this.request('helios.unsubscribe', { topic }, { ...options, throwOnError: true });
     return response.data;
   }
@@ -1026,9 +1165,9 @@ export class Starling {
    * @param {{ timeout?: number }} [options]
    * @returns {Promise<{ token: string, ttl: number }>} the response data
    */
-  async refreshSession(options = {}) {
+  async refreshSession(options) {
     const response = await this.request('session.refresh', undefined, {
-      timeout: options.timeout,
+      timeout: options?.timeout,
       throwOnError: true,
     });
     const data = isObject(response.data) ? response.data : {};
@@ -1246,6 +1385,7 @@ export class Starling {
 
   /**
    * Opens a socket; when resuming a session, first finds the token (memory, then storage).
+   * The connect timeout covers both steps: a storage whose load() never settles cannot hang it.
    * @param {boolean} reconnecting true for automatic reconnections, which always resume
    */
   #open(reconnecting) {
@@ -1260,37 +1400,49 @@ export class Starling {
     if (options.url === undefined || options.url === null || options.url === '') {
       throw new TypeError('Starling needs a url, e.g. new Starling({ url: "ws://localhost:3000" })');
     }
+    const timeout = timerDelay(options.timeout);
+    const deadline = timeout === null ? null : now() + timeout;
     const recovery = this.#recovery();
     if (!recovery.enabled || (!reconnecting && !recovery.autoRecover)) {
-      return this.#openSocket(WebSocketClass, null);
+      return this.#openSocket(WebSocketClass, null, deadline);
     }
     // The token of this client's own session comes with its exact count.
-    if (this.#token) return this.#openSocket(WebSocketClass, { token: this.#token, lastSeq: this.#lastSeq });
+    if (this.#token) return this.#openSocket(WebSocketClass, { token: this.#token, lastSeq: this.#lastSeq }, deadline);
 
     // A stored token (e.g. after a page reload): its count is unknown, so 0 — the server then
     // replays everything it still holds.
     this.#preparing = true;
     return new Promise((resolve, reject) => {
       let done = false;
+      let timer;
       const finish = () => {
         done = true;
+        clearTimeout(timer);
         this.#preparing = false;
         this.#abortConnect = null;
       };
-      this.#abortConnect = (error) => {
+      const abort = (error) => {
         if (done) return;
         finish();
         reject(error);
       };
+      this.#abortConnect = abort;
+      if (timeout !== null) {
+        timer = setTimeout(() => {
+          // The load wrote nothing, so later storage calls need not wait for it (order is kept).
+          this.#storageChain = Promise.resolve();
+          abort(this.#connectTimeoutError(timeout, 'reading the session storage'));
+        }, timeout);
+      }
       this.#storageCall('load').then((token) => {
         if (done) return;
         finish();
         try {
           if (typeof token === 'string' && token !== '') {
             this.#lastSeq = 0;
-            resolve(this.#openSocket(WebSocketClass, { token, lastSeq: 0 }));
+            resolve(this.#openSocket(WebSocketClass, { token, lastSeq: 0 }, deadline));
           } else {
-            resolve(this.#openSocket(WebSocketClass, null));
+            resolve(this.#openSocket(WebSocketClass, null, deadline));
           }
         } catch (error) {
           reject(error);
@@ -1299,12 +1451,19 @@ export class Starling {
     });
   }
 
+  /** @param {number} timeout @param {string} [during] */
+  #connectTimeoutError(timeout, during) {
+    const url = String(this.#options.url);
+    return codedError('CONNECT_TIMEOUT', `Connection to ${url} timed out after ${timeout} ms${during ? ` (${during})` : ''}`);
+  }
+
   /**
    * Creates a socket, wires its listeners and settles when it opens or fails to.
    * @param {any} WebSocketClass
    * @param {{ token: string, lastSeq: number } | null} resume
+   * @param {number | null} deadline when the connect timeout ends (`now()` clock), null for none
    */
-  #openSocket(WebSocketClass, resume) {
+  #openSocket(WebSocketClass, resume, deadline) {
     const options = this.#options;
     const url = String(options.url);
     const extra = options.protocols === undefined ? [] : [].concat(options.protocols);
@@ -1323,6 +1482,9 @@ export class Starling {
     if (resume) this.#ackedSeq = resume.lastSeq;
     let markClosed;
     this.#closed = new Promise((resolve) => (markClosed = resolve));
+    /** @type {SocketRecord} */
+    const record = { resumes: resume !== null, finished: false, finish: noop, closeTimer: null };
+    this.#sockets.set(ws, record);
 
     return new Promise((resolve, reject) => {
       let opened = false;
@@ -1336,31 +1498,36 @@ export class Starling {
         fn(value);
       };
       this.#abortConnect = (error) => settle(reject, error);
-      const timeout = options.timeout;
-      if (timeout > 0 && Number.isFinite(timeout)) {
+      if (deadline !== null) {
+        // What is left of the connect timeout once the storage was read (at least 1 ms: 0 means none).
+        const timeout = timerDelay(options.timeout);
         timer = setTimeout(() => {
-          settle(reject, codedError('CONNECT_TIMEOUT', `Connection to ${url} timed out after ${timeout} ms`));
+          settle(reject, this.#connectTimeoutError(timeout));
           try {
-            ws.close();
+            this.#closeSocket(ws);
           } catch {
             // Already failing; the close event finishes the cleanup.
           }
-        }, timeout);
+        }, Math.max(1, deadline - now()));
       }
 
       ws.addEventListener('open', (event) => {
+        if (record.finished) return;
         opened = true;
         this.events.emit('open', { event, starling: this, websocket: ws });
+        if (this.#ws === ws) this.#startHealthCheck(ws);
         settle(resolve, ws);
       });
 
       ws.addEventListener('message', (event) => {
-        if (this.#ws === ws) this.#handleFrame(ws, event);
+        if (this.#ws !== ws) return;
+        this.#lastReceivedAt = now();
+        this.#handleFrame(ws, event);
       });
 
       ws.addEventListener('error', (event) => {
-        // We already gave up on this attempt (timeout, close()): this error is our own doing.
-        if (!opened && settled) return;
+        // We already gave up on this attempt (timeout, close()) or on this socket: our own doing.
+        if ((!opened && settled) || record.finished) return;
         // Browsers give no detail; `ws` and Bun put the cause on event.error.
         const cause = event && event.error;
         const detail = cause ? errorMessage(cause) : '';
@@ -1373,14 +1540,20 @@ export class Starling {
         if (!opened) settle(reject, error);
       });
 
-      ws.addEventListener('close', (event) => {
-        const code = event && typeof event.code === 'number' ? event.code : 1006;
-        const reason = (event && event.reason) || '';
+      /**
+       * Everything that follows the end of this socket, once: on its close event, or earlier when
+       * we stop waiting for that event (see #closeSocket, #healthCheckFailed).
+       */
+      record.finish = (code, reason, event) => {
+        if (record.finished) return;
+        record.finished = true;
+        clearTimeout(record.closeTimer);
         const current = this.#ws === ws;
         if (current) {
           this.#ws = null;
           this.#clearTimer('ack');
           this.#clearTimer('refresh');
+          this.#stopHealthCheck();
         }
         // Unexpected: the server closed it or the network dropped it — including the 1001 that
         // follows `server:shutdown`. Not when we closed it, and not 4009: the session lives on
@@ -1408,8 +1581,48 @@ export class Starling {
         this.events.emit('close', { event, starling: this, websocket: ws, code, reason });
         markClosed();
         if (reconnect) this.#scheduleReconnect();
+      };
+
+      ws.addEventListener('close', (event) => {
+        const code = event && typeof event.code === 'number' ? event.code : 1006;
+        const reason = (event && event.reason) || '';
+        record.finish(code, reason, event);
       });
     });
+  }
+
+  /**
+   * Closes a socket we are done with. A peer may never answer the close handshake (a dead or
+   * hostile server), and a runtime may then wait indefinitely for the close event: after
+   * `closeTimeout` ms the socket is treated as closed (code 1006) and dropped.
+   * @param {any} ws
+   * @param {number} [code]
+   * @param {string} [reason]
+   */
+  #closeSocket(ws, code, reason) {
+    if (ws.readyState !== CLOSING && ws.readyState !== CLOSED) {
+      if (code === undefined) ws.close();
+      else if (reason === undefined) ws.close(code);
+      else ws.close(code, reason);
+    }
+    const record = this.#sockets.get(ws);
+    const delay = timerDelay(this.#options.closeTimeout);
+    if (!record || record.finished || record.closeTimer !== null || delay === null) return;
+    record.closeTimer = unref(
+      setTimeout(() => this.#dropSocket(ws, 1006, `No close handshake within ${delay} ms`), delay)
+    );
+  }
+
+  /** Treats `ws` as closed now with `code` and `reason`, and frees it where the runtime can. */
+  #dropSocket(ws, code, reason) {
+    const record = this.#sockets.get(ws);
+    if (!record || record.finished) return;
+    record.finish(code, reason, null);
+    try {
+      if (typeof ws.terminate === 'function') ws.terminate(); // Bun and `ws`; browsers have no such call
+    } catch {
+      // nothing more we can do for it
+    }
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1449,6 +1662,9 @@ export class Starling {
         if (!this.#reconnecting || this.#ws !== ws) return;
         this.#reconnecting = false;
         this.#reconnectAttempt = 0;
+        // Without a token the new connection cannot be the old session (e.g. the server keeps
+        // no sessions, so it never gave one): nothing sent on the old socket can be answered.
+        if (!this.#sockets.get(ws)?.resumes) this.#rejectEarlier('the new connection does not resume the session (no session token)');
         this.#flushQueue(ws);
         this.events.emit('reconnected', { attempt, starling: this, websocket: ws });
         this.#reconnectWait.resolve(ws);
@@ -1482,6 +1698,98 @@ export class Starling {
     );
     if (this.#reconnectWait) this.#reconnectWait.reject(error);
     return error;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Health check: browsers cannot send WebSocket pings (nor see the server's), so a dead link
+  // (a crashed server, a half-open TCP connection) is found by calling `helios.ping`, which the
+  // server core answers itself. Any answer counts, even an error from a server without the method.
+  // -------------------------------------------------------------------------------------------
+
+  /** On open: probe once the socket has received nothing for `interval` ms. */
+  #startHealthCheck(ws) {
+    this.#stopHealthCheck();
+    if (!healthCheckOptions(this.#options.healthCheck).enabled) return;
+    this.#lastReceivedAt = now();
+    this.#armHealthTimer(ws);
+  }
+
+  #stopHealthCheck() {
+    clearTimeout(this.#healthTimer);
+    this.#healthTimer = null;
+    if (this.#probe) this.#forget(this.#probe);
+    this.#probe = null;
+  }
+
+  /** Waits until `interval` ms after the last frame received (checked when it fires: no timer per frame). */
+  #armHealthTimer(ws) {
+    const { enabled, interval } = healthCheckOptions(this.#options.healthCheck);
+    const delay = timerDelay(interval);
+    if (!enabled || delay === null) return;
+    const silent = now() - this.#lastReceivedAt;
+    this.#healthTimer = unref(
+      setTimeout(() => {
+        this.#healthTimer = null;
+        this.#onHealthTimer(ws);
+      }, Math.max(1, Math.min(delay, delay - silent)))
+    );
+  }
+
+  #onHealthTimer(ws) {
+    if (this.#ws !== ws || ws.readyState !== OPEN || this.#probe) return;
+    const { interval } = healthCheckOptions(this.#options.healthCheck);
+    if (now() - this.#lastReceivedAt < interval) this.#armHealthTimer(ws);
+    else this.#sendProbe(ws);
+  }
+
+  /** Calls `helios.ping` on `ws`; closes it as dead if no answer comes within `timeout` ms. */
+  #sendProbe(ws) {
+    const { timeout, onPing } = healthCheckOptions(this.#options.healthCheck);
+    const id = this.#takeId();
+    const sentAt = now();
+    /** @type {PendingRequest} */
+    const probe = {
+      id,
+      ids: [id],
+      method: PING_METHOD,
+      payload: undefined,
+      idempotent: false,
+      generation: 0,
+      timer: undefined,
+      resolve: () => {
+        this.#probe = null;
+        if (typeof onPing === 'function') {
+          safeCall(onPing, [now() - sentAt], (error) => this.#reportError({ error }));
+        }
+        if (this.#ws === ws) this.#armHealthTimer(ws);
+      },
+      reject: () => {
+        // Only when sending it failed: the socket is going, and its close says why.
+        if (this.#probe === probe) this.#probe = null;
+      },
+    };
+    const delay = timerDelay(timeout);
+    if (delay !== null) probe.timer = unref(setTimeout(() => this.#healthCheckFailed(ws, probe, delay), delay));
+    this.#probe = probe;
+    this.#sendRequest(ws, probe, id, JSON.stringify({ type: 'request', id, method: PING_METHOD }));
+  }
+
+  /** The probe got no answer in time: the link is dead, close it (the reconnect logic takes over). */
+  #healthCheckFailed(ws, probe, timeout) {
+    if (this.#probe !== probe) return;
+    this.#probe = null;
+    this.#forget(probe);
+    if (this.#ws !== ws) return;
+    const reason = `Health check failed: no answer to ${PING_METHOD} within ${timeout} ms`;
+    this.#reportError({ error: codedError('HEALTH_CHECK_FAILED', reason) });
+    try {
+      // Not 1000, which would end the session on a server that is only slow; 3008 is "timeout".
+      ws.close(3008, 'Health check failed');
+    } catch {
+      // dropped below anyway
+    }
+    // The server will not answer the close handshake either: drop the socket at once (1006).
+    this.#dropSocket(ws, 1006, reason);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1677,6 +1985,8 @@ export class Starling {
       const result = await entry.handler(payload, context);
       answer = result instanceof Response ? fromHandlerResponse(result) : { status: 200, data: result };
     } catch (error) {
+      // errorMessage never throws, whatever was thrown (e.g. a null-prototype object): the server
+      // always gets its answer, and no rejection of this async function goes unhandled.
       answer = { status: 500, error: { code: 'HANDLER_ERROR', message: errorMessage(error) } };
     }
     this.#reply(ws, session, id, answer);
@@ -1743,6 +2053,14 @@ function fromHandlerResponse(response) {
 }
 
 /**
+ * @typedef {object} SocketRecord
+ * @property {boolean} resumes opened with a session token (resuming a session)
+ * @property {boolean} finished its end was handled (close event, or dropped without one)
+ * @property {(code: number, reason: string, event: any) => void} finish handles its end, once
+ * @property {any} closeTimer the close handshake deadline, once we closed it
+ */
+
+/**
  * @typedef {object} PendingRequest
  * @property {number} id the first id it was sent with
  * @property {number[]} ids every id it was sent with (re-sent after a recovery: one more)
@@ -1759,6 +2077,7 @@ function checkOptions(options) {
   checkParseMode(options.parseMode);
   checkRecoveryOptions(options.sessionRecovery);
   checkReconnectOptions(options.reconnect);
+  checkHealthCheckOptions(options.healthCheck);
 }
 
 function checkParseMode(mode) {
