@@ -119,6 +119,17 @@ describe('plain HTTP', () => {
     expect(body).toHaveProperty('messagesIn');
   });
 
+  test('a complete request head is allowed 16 KiB, blank line included, and no byte more: 431', async () => {
+    const { port } = startServer();
+    // What tcpSocket writes around the padding header (its key is 24 characters of base64).
+    const head = (pad) =>
+      `GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: ${'k'.repeat(24)}\r\nSec-WebSocket-Version: 13\r\nX-Pad: ${'a'.repeat(pad)}\r\n\r\n`;
+    const fits = 16 * 1024 - head(0).length;
+    await tcpSocket(port, '/', [`X-Pad: ${'a'.repeat(fits)}`]);
+    await expect(tcpSocket(port, '/', [`X-Pad: ${'a'.repeat(fits + 1)}`])).rejects.toThrow(/HTTP\/1.1 431/);
+  });
+
   test('a request head that never ends is not read forever', async () => {
     const { port } = startServer();
     const answer = await rawHttp(port, 'GET / HTTP/1.1\r\n' + 'X-Filler: aaaaaaaaaaaaaaaa\r\n'.repeat(1000));

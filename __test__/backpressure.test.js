@@ -136,4 +136,31 @@ describe('backpressure', () => {
     expect(got).toEqual(Array.from({ length: 300 }, (_, n) => n));
     expect(connection.state).toBe('OPEN');
   });
+
+  test('one handler sending more than maxBackpressure at once to clients that read does not drop them', async () => {
+    const chunk = 'z'.repeat(50_000);
+    const { helios, url } = startServer({ maxBackpressure: 256 * 1024 }, (server) => {
+      server.room('feed', { type: 'public' });
+      // 1.5 MB within one batch: the frames are held for the batch's end, not left unread by the client.
+      server.method('burst', (context) => {
+        for (let n = 0; n < 30; n++) context.connection.emit('seq', { n, chunk });
+        for (let n = 0; n < 30; n++) helios.broadcast('feed', { n, chunk });
+        return 'sent';
+      });
+    });
+    const closed = [];
+    helios.events.on('disconnection', ({ code }) => closed.push(code));
+    const member = await connect(url);
+    await member.subscribe('feed');
+    const fed = [];
+    member.on('feed', (data) => fed.push(data.n));
+    const caller = await connect(url);
+    const seen = [];
+    caller.on('seq', (data) => seen.push(data.n));
+    expect((await caller.request('burst')).data).toBe('sent');
+    await waitFor(() => seen.length === 30 && fed.length === 30, { message: 'every frame', timeout: 10_000 });
+    expect(seen).toEqual(Array.from({ length: 30 }, (_, n) => n));
+    expect(fed).toEqual(Array.from({ length: 30 }, (_, n) => n));
+    expect(closed).toEqual([]);
+  });
 });

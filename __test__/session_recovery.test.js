@@ -30,6 +30,18 @@ function resumeUrl(url, token, lastSeq) {
   return `${url}/?session_token=${token}&last_seq=${lastSeq}`;
 }
 
+/** A raw client's session whose socket then dropped (code 4000: the session waits): its connection and token. */
+async function awaySession(helios, url) {
+  const opened = nextEvent(helios.events, 'connection');
+  const raw = await rawSocket(url);
+  const { connection } = await opened;
+  const token = (await raw.next((m) => m.type === 'session')).token;
+  const suspended = nextEvent(helios.events, 'disconnection');
+  raw.ws.close(4000);
+  await suspended;
+  return { connection, token };
+}
+
 /** A JWT signed with HS256 over `claims` with `secret`, or unsigned with alg none. */
 function jwt(claims, secret, alg = 'HS256') {
   const part = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
@@ -171,13 +183,7 @@ describe('sessions', () => {
 
   test('an overflowing buffer while away is reported as a gap', async () => {
     const { helios, url } = sessionServer({ bufferSize: { messages: 10 } });
-    const opened = nextEvent(helios.events, 'connection');
-    const first = await rawSocket(url);
-    const { connection } = await opened;
-    const token = (await first.next((m) => m.type === 'session')).token;
-    const suspended = nextEvent(helios.events, 'disconnection');
-    first.ws.close(4000);
-    await suspended;
+    const { connection, token } = await awaySession(helios, url);
     for (let n = 1; n <= 30; n++) connection.emit('count', n);
     const recovered = nextEvent(helios.events, 'session:recovered');
     const second = await rawSocket(resumeUrl(url, token, 0));
@@ -186,6 +192,39 @@ describe('sessions', () => {
     expect(session.replayed).toBe(10);
     expect(counted(second).map((m) => m.data)).toEqual(Array.from({ length: 10 }, (_, i) => i + 21));
     expect((await recovered).session).toMatchObject({ gap: true, recovered: false, replayed: 10 });
+  });
+
+  test('a replay larger than maxBackpressure arrives whole, then recovered with the next token', async () => {
+    const { helios, url } = startServer({
+      maxBackpressure: 64 * 1024,
+      sessionRecovery: { secret: SECRET, ttl: 5000, bufferSize: { messages: 5000, bytes: 64 * 1024 * 1024 } },
+      healthCheck: { enabled: false },
+    });
+    const { connection, token } = await awaySession(helios, url);
+    // 16 MB while away: more than the socket buffers take at once, far more than maxBackpressure.
+    const pad = 'p'.repeat(8000);
+    for (let n = 1; n <= 2000; n++) connection.emit('n', { n, pad });
+    const second = await rawSocket(resumeUrl(url, token, 0));
+    const recovered = await second.next((m) => m.type === 'session', 15_000);
+    expect(recovered).toMatchObject({ event: 'recovered', replayed: 2000, gap: false });
+    expect(counted(second).map((m) => m.data.n)).toEqual(Array.from({ length: 2000 }, (_, i) => i + 1));
+  }, 20_000);
+
+  test('a token past its expiry still resumes a session waiting for its client; it cannot take over a live socket', async () => {
+    const { helios, url } = sessionServer();
+    const opened = nextEvent(helios.events, 'connection');
+    const first = await rawSocket(url);
+    const { connection } = await opened;
+    await first.next((m) => m.type === 'session');
+    // Issued long ago (as a token is when the client connected long before it lost its socket).
+    const old = jwt({ sid: connection.id, gen: 0, exp: 1 }, SECRET);
+    const takeover = await rawSocket(resumeUrl(url, old, 0));
+    expect(await takeover.next((m) => m.type === 'session')).toMatchObject({ event: 'recovery-failed', reason: 'expired token' });
+    const suspended = nextEvent(helios.events, 'disconnection', ({ connection: c }) => c === connection);
+    first.ws.close(4000);
+    await suspended;
+    const back = await rawSocket(resumeUrl(url, old, 0));
+    expect(await back.next((m) => m.type === 'session')).toMatchObject({ event: 'recovered', sessionId: connection.id });
   });
 
   test('acks let the server forget: a resume from before the ack has a gap', async () => {

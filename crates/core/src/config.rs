@@ -88,6 +88,20 @@ impl Default for HealthCheck {
     }
 }
 
+impl Config {
+    /// Most bytes one connection may have waiting to be written: `max_backpressure`, plus, with sessions,
+    /// the replay buffer's bytes. A resume queues a whole replay at once, and the control message with the
+    /// session's next token comes last: were the replay held to `max_backpressure`, a client coming back
+    /// to more than that would be dropped with its token spent, and its session lost with it.
+    pub fn outbound_limit(&self) -> usize {
+        let replay = self
+            .sessions
+            .as_ref()
+            .map_or(0, |sessions| sessions.buffer_bytes);
+        self.max_backpressure.saturating_add(replay)
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {

@@ -236,8 +236,16 @@ async fn read_head(stream: &mut Transport) -> Result<Vec<u8>, u16> {
         // Only the new bytes (and the three before them) can complete the blank line.
         let from = bytes.len().saturating_sub(3);
         bytes.extend_from_slice(&chunk[..read]);
-        if bytes[from..].windows(4).any(|window| window == b"\r\n\r\n") {
-            return Ok(bytes);
+        if let Some(at) = bytes[from..]
+            .windows(4)
+            .position(|window| window == b"\r\n\r\n")
+        {
+            // The limit is the head's, blank line included; frames may follow it in the same read.
+            return if from + at + 4 > MAX_HEAD {
+                Err(431)
+            } else {
+                Ok(bytes)
+            };
         }
         if bytes.len() > MAX_HEAD {
             return Err(431);

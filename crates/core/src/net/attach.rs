@@ -11,7 +11,7 @@ use crate::protocol::{session_frame, SessionEvent};
 use crate::server::Shared;
 use crate::session::{Claims, Replay};
 
-use super::connection::{Detach, Resumed};
+use super::connection::{Detach, Refusal, Resumed};
 use super::outbox::Outbox;
 use super::Connection;
 
@@ -157,20 +157,30 @@ fn resume(
             .map(|conn| conn.value().clone())
     });
     let Some(conn) = found else {
+        // Another node may hold it, with a socket: a takeover, for which an expired token is not good.
+        if claims.expired() {
+            return Err(Missing::Refused(Refusal::Expired.to_string()));
+        }
         return Err(Missing::Here(claims));
     };
     let resumed = conn
-        .resume(claims.gen, query.last_seq, outbox, |resumed| {
-            let token = tokens.issue(&conn.id, resumed.gen, sessions.ttl);
-            session_frame(SessionEvent::Recovered {
-                session_id: &conn.id,
-                token: &token,
-                ttl_ms,
-                replayed: resumed.replayed,
-                gap: resumed.gap,
-                seq: resumed.seq,
-            })
-        })
+        .resume(
+            claims.gen,
+            claims.expired(),
+            query.last_seq,
+            outbox,
+            |resumed| {
+                let token = tokens.issue(&conn.id, resumed.gen, sessions.ttl);
+                session_frame(SessionEvent::Recovered {
+                    session_id: &conn.id,
+                    token: &token,
+                    ttl_ms,
+                    replayed: resumed.replayed,
+                    gap: resumed.gap,
+                    seq: resumed.seq,
+                })
+            },
+        )
         .map_err(|refusal| Missing::Refused(refusal.to_string()))?;
     tracing::debug!(conn = %conn.id, replayed = resumed.replayed, gap = resumed.gap, "session resumed");
     Ok((conn, resumed))

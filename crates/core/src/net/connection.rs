@@ -121,6 +121,9 @@ pub(crate) enum Refusal {
     /// The token's generation was used already.
     #[error("token already used")]
     Used,
+    /// The token is past its expiry and the session still has a socket to take over.
+    #[error("expired token")]
+    Expired,
 }
 
 /// A successful resume.
@@ -372,9 +375,11 @@ impl Connection {
 
     /// Moves the session onto `outbox`: a socket it still has is closed with 4009, the frames after
     /// `last_seq` are queued again, then `recovered(resumed)` builds the control frame that follows them.
+    /// An `expired` token only resumes a session waiting for its client (see `Claims::expired`).
     pub(crate) fn resume(
         &self,
         gen: u64,
+        expired: bool,
         last_seq: u64,
         outbox: Arc<Outbox>,
         recovered: impl FnOnce(&Resumed) -> String,
@@ -389,6 +394,9 @@ impl Connection {
         };
         if session.gen != gen {
             return Err(Refusal::Used);
+        }
+        if expired && current.is_some() {
+            return Err(Refusal::Expired);
         }
         if let Some(previous) = current.take() {
             previous.close(TAKEN_OVER, "Session taken over");

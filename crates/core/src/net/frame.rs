@@ -155,8 +155,13 @@ impl Reader {
         }
     }
 
-    /// Adds bytes read from the socket.
+    /// Adds bytes read from the socket, after dropping those parsed already: a client that always ends its
+    /// writes inside a frame would otherwise grow the buffer without bound, a message at a time.
     pub(super) fn push(&mut self, bytes: &[u8]) {
+        if self.start > 0 {
+            self.pending.drain(..self.start);
+            self.start = 0;
+        }
         self.pending.extend_from_slice(bytes);
     }
 
@@ -434,6 +439,27 @@ pub(super) mod tests {
                 vec![Message::Text("héllo wörld".into())]
             );
         }
+    }
+
+    #[test]
+    fn parsed_bytes_are_let_go_when_every_read_ends_inside_a_frame() {
+        let pong = frame(0x8A, &[7; 100]);
+        let mut reader = Reader::new(1024, &[]);
+        let mut messages = 0;
+        // Each write: the rest of one pong and the start of the next, so no read ends between frames.
+        let (head, tail) = pong.split_at(50);
+        read_all(&mut reader, head).expect("valid");
+        for _ in 0..10_000 {
+            messages += read_all(&mut reader, &[tail, head].concat())
+                .expect("valid")
+                .len();
+        }
+        assert_eq!(messages, 10_000);
+        assert!(
+            reader.pending.len() <= 2 * pong.len(),
+            "{} bytes held",
+            reader.pending.len()
+        );
     }
 
     #[test]

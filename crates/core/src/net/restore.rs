@@ -128,7 +128,8 @@ pub(crate) async fn resume(
         .ok_or_else(|| "unknown session".to_owned())?;
     let ttl_ms = u64::try_from(sessions.ttl.as_millis()).unwrap_or(u64::MAX);
     let resumed = conn
-        .resume(token_gen, last_seq, outbox, |resumed| {
+        // The token was found unexpired before the session was looked for here.
+        .resume(token_gen, false, last_seq, outbox, |resumed| {
             let token = tokens.issue(sid, resumed.gen, sessions.ttl);
             session_frame(SessionEvent::Recovered {
                 session_id: sid,

@@ -328,11 +328,11 @@ async fn open(
         transport,
         reader: Reader::new(shared.config.max_message_size, &early),
         // Beyond 4 GiB unsent per connection there is no practical difference.
-        limit: u32::try_from(shared.config.max_backpressure).unwrap_or(u32::MAX),
+        limit: u32::try_from(shared.config.outbound_limit()).unwrap_or(u32::MAX),
         stranded: false,
     };
     let outbox = Arc::new(Outbox::new(
-        shared.config.max_backpressure,
+        shared.config.outbound_limit(),
         wire.clone(),
         shared.stats.clone(),
     ));

@@ -146,6 +146,14 @@ impl Wire {
         limit: usize,
     ) -> io::Result<Sent> {
         let mut backlog = self.backlog();
+        if backlog.held && !backlog.writing && backlog.len() + body.len() > limit {
+            // Held bytes were never offered to the socket: they say nothing of a client that does not read.
+            // They are offered now, and only what the socket does not take counts against the limit.
+            if let Flushed::Failed(error) = self.flush(backlog, false) {
+                return Err(error);
+            }
+            backlog = self.backlog();
+        }
         if backlog.broken {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
@@ -531,21 +539,53 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_frame_past_the_limit_behind_waiting_bytes_is_refused() {
+    async fn a_frame_past_the_limit_behind_bytes_the_socket_did_not_take_is_refused() {
         let (wire, _client) = pair().await;
+        // The peer reads nothing: far more than the socket buffers hold waits in the backlog.
+        let chunk = vec![7u8; 64 * 1024];
+        while wire.waiting() == 0 {
+            wire.write(&[], &chunk, false, usize::MAX).expect("write");
+        }
+        let waiting = wire.waiting();
+        assert_eq!(
+            wire.write(&[], b"xyz", true, waiting + 2).expect("refused"),
+            Sent::Over(waiting)
+        );
+        assert_eq!(
+            wire.waiting(),
+            waiting,
+            "a refused frame leaves nothing behind"
+        );
+        assert_eq!(
+            wire.write(&[], b"xy", true, waiting + 2).expect("hold"),
+            Sent::Held { first: true }
+        );
+    }
+
+    #[tokio::test]
+    async fn held_bytes_are_offered_to_the_socket_before_they_count_against_the_limit() {
+        let (wire, mut client) = pair().await;
         assert_eq!(
             wire.write(b"ab", &[], true, 4).expect("hold"),
             Sent::Held { first: true }
         );
+        // One turn sending more than the limit to a client that reads: not a client left behind.
         assert_eq!(
-            wire.write(&[], b"xyz", true, 4).expect("refused"),
-            Sent::Over(2)
-        );
-        assert_eq!(wire.waiting(), 2, "a refused frame leaves nothing behind");
-        assert_eq!(
-            wire.write(&[], b"xy", true, 4).expect("hold"),
+            wire.write(&[], b"xyz", true, 4).expect("hold"),
             Sent::Held { first: false }
         );
+        assert_eq!(
+            wire.waiting(),
+            3,
+            "the held bytes went out, the new ones are held"
+        );
+        let mut received = [0u8; 2];
+        client.read_exact(&mut received).await.expect("read");
+        assert_eq!(&received, b"ab");
+        assert_eq!(wire.release(), Sent::Out);
+        let mut received = [0u8; 3];
+        client.read_exact(&mut received).await.expect("read");
+        assert_eq!(&received, b"xyz");
     }
 
     #[tokio::test]
