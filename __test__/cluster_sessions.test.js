@@ -50,10 +50,10 @@ async function childNode(prefix) {
 }
 
 /** A node in this process, with the public room `feed`. */
-function localNode(prefix) {
+function localNode(prefix, cluster = {}) {
   return startServer(
     {
-      cluster: { redis: redis.url, channelPrefix: prefix, heartbeat: 100 },
+      cluster: { redis: redis.url, channelPrefix: prefix, heartbeat: 100, ...cluster },
       sessionRecovery: { secret: SECRET, ttl: 10000 },
       healthCheck: { enabled: false },
     },
@@ -218,6 +218,26 @@ describeWithRedis('cluster sessions', () => {
     const refused = await third.next((m) => m.type === 'session');
     expect(refused.event).toBe('recovery-failed');
     expect(refused.reason).toBe('token already used');
+  });
+
+  test('a resume has its session written to Redis right away, so another node refuses the used token', async () => {
+    prefixes += 1;
+    const prefix = `sessions${prefixes}`;
+    // Sessions written to Redis once a minute: only the write a resume asks for can tell b in time.
+    const a = localNode(prefix, { sessionFlush: 60_000 });
+    const b = localNode(prefix, { sessionFlush: 60_000 });
+    await clusterOf(2, a, b);
+    const first = await rawSocket(a.url);
+    const { token } = await first.next((m) => m.type === 'session' && m.event === 'created');
+    first.ws.close(4000);
+    await first.closed;
+    const back = await rawSocket(`${a.url}/?session_token=${token}&last_seq=0`);
+    expect((await back.next((m) => m.type === 'session')).event).toBe('recovered');
+    // Far less than the minute the next round of writes would take.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const replayed = await rawSocket(`${b.url}/?session_token=${token}&last_seq=0`);
+    expect(await replayed.next((m) => m.type === 'session')).toMatchObject({ event: 'recovery-failed', reason: 'token already used' });
+    expect(back.closeInfo).toBeNull();
   });
 
   test('the Starling client behind a load balancer resumes on the surviving node by itself', async () => {

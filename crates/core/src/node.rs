@@ -177,6 +177,7 @@ pub(crate) async fn mirror_sessions(shared: Arc<Shared>, mut shutdown: watch::Re
     loop {
         tokio::select! {
             _ = tokio::time::sleep(cluster.session_flush()) => {}
+            _ = cluster.sessions_changed() => {}
             _ = net::stopped(&mut shutdown) => return,
         }
         // While Redis is away, writes would only fill the queue; once it is back (it may have lost every

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
-use tokio::sync::{mpsc, watch, Mutex as AsyncMutex};
+use tokio::sync::{mpsc, watch, Mutex as AsyncMutex, Notify};
 
 pub use config::ClusterConfig;
 pub use link::LinkState;
@@ -84,6 +84,8 @@ pub(crate) struct Cluster {
     local: RwLock<Option<(Arc<dyn Local>, tokio::runtime::Handle)>>,
     /// Turns true when the server has stopped: the sending loop flushes and ends.
     stop: watch::Sender<bool>,
+    /// Wakes the writer of sessions before its next round (see [`Cluster::write_sessions_now`]).
+    sessions_changed: Notify,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -132,6 +134,7 @@ impl Cluster {
             remote: RemoteRequests::default(),
             local: RwLock::default(),
             stop: watch::channel(false).0,
+            sessions_changed: Notify::new(),
         })
     }
 
@@ -373,6 +376,17 @@ impl Cluster {
     /// How often changed sessions are written to Redis.
     pub(crate) fn session_flush(&self) -> Duration {
         self.config.session_flush.max(Duration::from_millis(1))
+    }
+
+    /// Has the changed sessions written now rather than at the next round: a resume or refresh moved a
+    /// session to its next token generation, and until Redis knows, another node would take the used token.
+    pub(crate) fn write_sessions_now(&self) {
+        self.sessions_changed.notify_one();
+    }
+
+    /// Resolves when [`Cluster::write_sessions_now`] was called (since the last time it resolved).
+    pub(crate) async fn sessions_changed(&self) {
+        self.sessions_changed.notified().await;
     }
 
     /// Live nodes, this one included once it has beaten.

@@ -182,6 +182,9 @@ fn resume(
             },
         )
         .map_err(|refusal| Missing::Refused(refusal.to_string()))?;
+    if let Some(cluster) = &shared.cluster {
+        cluster.write_sessions_now();
+    }
     tracing::debug!(conn = %conn.id, replayed = resumed.replayed, gap = resumed.gap, "session resumed");
     Ok((conn, resumed))
 }

@@ -213,6 +213,9 @@ fn refresh(shared: &Shared, conn: &Connection, id: Json<'_>) -> Effect {
     };
     match conn.refresh(sessions.ttl / 2) {
         Some(Ok(gen)) => {
+            if let Some(cluster) = &shared.cluster {
+                cluster.write_sessions_now();
+            }
             let token = tokens.issue(&conn.id, gen, sessions.ttl);
             let data =
                 serde_json::json!({ "token": token, "ttl": sessions.ttl.as_millis() as u64 });
