@@ -156,31 +156,26 @@ fn resume(
             .get(key.value())
             .map(|conn| conn.value().clone())
     });
+    let expired = claims.expired();
     let Some(conn) = found else {
         // Another node may hold it, with a socket: a takeover, for which an expired token is not good.
-        if claims.expired() {
+        if expired {
             return Err(Missing::Refused(Refusal::Expired.to_string()));
         }
         return Err(Missing::Here(claims));
     };
     let resumed = conn
-        .resume(
-            claims.gen,
-            claims.expired(),
-            query.last_seq,
-            outbox,
-            |resumed| {
-                let token = tokens.issue(&conn.id, resumed.gen, sessions.ttl);
-                session_frame(SessionEvent::Recovered {
-                    session_id: &conn.id,
-                    token: &token,
-                    ttl_ms,
-                    replayed: resumed.replayed,
-                    gap: resumed.gap,
-                    seq: resumed.seq,
-                })
-            },
-        )
+        .resume(claims.gen, expired, query.last_seq, outbox, |resumed| {
+            let token = tokens.issue(&conn.id, resumed.gen, sessions.ttl);
+            session_frame(SessionEvent::Recovered {
+                session_id: &conn.id,
+                token: &token,
+                ttl_ms,
+                replayed: resumed.replayed,
+                gap: resumed.gap,
+                seq: resumed.seq,
+            })
+        })
         .map_err(|refusal| Missing::Refused(refusal.to_string()))?;
     if let Some(cluster) = &shared.cluster {
         cluster.write_sessions_now();
