@@ -150,6 +150,21 @@ describe('values the protocol cannot carry are refused at the call', () => {
     expect((await raw.closed).code).toBe(4000);
   });
 
+  test('data whose toJSON throws null is refused with a TypeError: emit and request reject, broadcast throws', async () => {
+    const { helios, url } = startServer((server) => server.room('lobby', { type: 'public' }));
+    await rawSocket(url);
+    const connection = await connectionAt(helios, '/');
+    const odd = {
+      toJSON() {
+        throw null;
+      },
+    };
+    await expect(connection.emit('topic', odd)).rejects.toThrow('not serializable: null');
+    await expect(connection.request('m', odd)).rejects.toThrow('not serializable: null');
+    await expect(helios.to(connection.id).emit('topic', odd)).rejects.toThrow(TypeError);
+    expect(() => helios.broadcast('lobby', odd)).toThrow('not serializable: null');
+  });
+
   test('an error response needs an error status: createErrorResponse(message, 200) answers 500 saying so', async () => {
     quiet();
     const { url } = startServer((server) => {

@@ -7,6 +7,7 @@ const { OP } = require('./outbox.js');
 const { Response } = require('./response.js');
 const { json, jsonScalar, requestTimeoutError } = require('./connection.js');
 const { isDelay } = require('./deadlines.js');
+const { describe } = require('./describe.js');
 
 /** Rejections of routed emits and requests, by the reason the core gives. */
 const FAILURES = {
@@ -130,7 +131,7 @@ class ClusterCalls {
     try {
       body = json(data);
     } catch (error) {
-      return Promise.reject(new TypeError(`data of event '${topic}' is not serializable: ${error.message}`));
+      return Promise.reject(new TypeError(`data of event '${topic}' is not serializable: ${describe(error)}`));
     }
     const volatile = options.volatile === true;
     const what = `emit of '${topic}'`;
@@ -144,7 +145,7 @@ class ClusterCalls {
     try {
       body = json(payload);
     } catch (error) {
-      return Promise.reject(new TypeError(`payload of '${method}' is not serializable: ${error.message}`));
+      return Promise.reject(new TypeError(`payload of '${method}' is not serializable: ${describe(error)}`));
     }
     const what = `request '${method}'`;
     return this.#wait(id, what, timeout, (ticket) =>

@@ -4,8 +4,10 @@
 const { OP } = require('./outbox.js');
 const { Response } = require('./response.js');
 const { MAX_DELAY, isDelay } = require('./deadlines.js');
+const { describe } = require('./describe.js');
 
-/** The error of a request timeout out of range; one range for every request, though only routed ones wait on a JavaScript timer. */
+/** The error of a request timeout out of range: one range for every request, though only routed requests
+ * wait on a JavaScript timer. */
 function requestTimeoutError() {
   return new RangeError(`timeout must be a number of milliseconds from 0 to ${MAX_DELAY}`);
 }
@@ -73,7 +75,7 @@ class Connection {
     try {
       body = json(data);
     } catch (error) {
-      return Promise.reject(new TypeError(`data of event '${topic}' is not serializable: ${error.message}`));
+      return Promise.reject(new TypeError(`data of event '${topic}' is not serializable: ${describe(error)}`));
     }
     this.#helios._outbox.push(`[${OP.emit},${this.#key},${jsonScalar(topic)},${body},${options.volatile === true}]`);
     return Promise.resolve(true);
@@ -104,7 +106,7 @@ class Connection {
     try {
       body = json(payload);
     } catch (error) {
-      return Promise.reject(new TypeError(`payload of '${method}' is not serializable: ${error.message}`));
+      return Promise.reject(new TypeError(`payload of '${method}' is not serializable: ${describe(error)}`));
     }
     const id = this.#helios._nextRequestId();
     return new Promise((resolve, reject) => {

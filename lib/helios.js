@@ -175,7 +175,7 @@ class Helios {
     try {
       body = json(data);
     } catch (error) {
-      throw new TypeError(`Helios: data of broadcast to '${topicOrPattern}' is not serializable: ${error.message}`);
+      throw new TypeError(`Helios: data of broadcast to '${topicOrPattern}' is not serializable: ${describe(error)}`);
     }
     // Everything queued earlier (replies, emits) goes out before the broadcast.
     this._outbox.flush();
