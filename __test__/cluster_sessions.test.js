@@ -6,7 +6,7 @@ import { test, expect, beforeAll, afterAll } from 'bun:test';
 import net from 'node:net';
 import path from 'node:path';
 import { useCleanup, startServer, rawSocket, waitFor, nextEvent, createClient } from './helpers.js';
-import { describeWithRedis, redisServer, startRedis } from './redis.js';
+import { describeWithRedis, redisCommand, redisServer, startRedis } from './redis.js';
 
 useCleanup();
 
@@ -120,6 +120,16 @@ function clusterOf(count, ...nodes) {
   });
 }
 
+/** Two nodes of a new cluster in this process, `cluster` options added, once each sees the other. */
+async function twoNodes(cluster = {}) {
+  prefixes += 1;
+  const prefix = `sessions${prefixes}`;
+  const a = localNode(prefix, cluster);
+  const b = localNode(prefix, cluster);
+  await clusterOf(2, a, b);
+  return { a, b };
+}
+
 describeWithRedis('cluster sessions', () => {
   test('a client of a killed node resumes on another: buffered messages replayed once, in order, with rooms and data', async () => {
     prefixes += 1;
@@ -201,11 +211,7 @@ describeWithRedis('cluster sessions', () => {
   });
 
   test('a token is good once across nodes: the same token on a second node is refused', async () => {
-    prefixes += 1;
-    const prefix = `sessions${prefixes}`;
-    const a = localNode(prefix);
-    const b = localNode(prefix);
-    await clusterOf(2, a, b);
+    const { a, b } = await twoNodes();
     const first = await rawSocket(a.url);
     const { token } = await first.next((m) => m.type === 'session' && m.event === 'created');
     await new Promise((resolve) => setTimeout(resolve, 200));
@@ -221,12 +227,8 @@ describeWithRedis('cluster sessions', () => {
   });
 
   test('a resume has its session written to Redis right away, so another node refuses the used token', async () => {
-    prefixes += 1;
-    const prefix = `sessions${prefixes}`;
     // Sessions written to Redis once a minute: only the write a resume asks for can tell b in time.
-    const a = localNode(prefix, { sessionFlush: 60_000 });
-    const b = localNode(prefix, { sessionFlush: 60_000 });
-    await clusterOf(2, a, b);
+    const { a, b } = await twoNodes({ sessionFlush: 60_000 });
     const first = await rawSocket(a.url);
     const { token } = await first.next((m) => m.type === 'session' && m.event === 'created');
     first.ws.close(4000);
@@ -274,12 +276,45 @@ describeWithRedis('cluster sessions', () => {
     }
   });
 
-  test('after a Redis restart the sessions are written again, and a client can still resume on another node', async () => {
+  test('Redis refusing writes for longer than a node ttl takes no live node for dead once it accepts them again', async () => {
     prefixes += 1;
     const prefix = `sessions${prefixes}`;
     const a = localNode(prefix);
+    // Out of step with a, so that one node beats first once Redis is back.
+    await new Promise((resolve) => setTimeout(resolve, 150));
     const b = localNode(prefix);
     await clusterOf(2, a, b);
+    const clients = [await rawSocket(a.url), await rawSocket(b.url)];
+    for (const client of clients) await client.next((m) => m.type === 'session');
+    // Out of memory: every write refused, every node's key expires (heartbeat 100 ms, node ttl 300 ms).
+    expect(await redisCommand(redis.port, 'CONFIG SET maxmemory 1')).toStartWith('+OK');
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    } finally {
+      await redisCommand(redis.port, 'CONFIG SET maxmemory 0');
+    }
+    await clusterOf(2, a, b);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(clients.map((client) => client.closeInfo)).toEqual([null, null]);
+    expect([a.helios.connections.size, b.helios.connections.size]).toEqual([1, 1]);
+  });
+
+  test('two resumes with one token at once on a node that does not hold the session: one resumes, one is refused', async () => {
+    const { a, b } = await twoNodes();
+    const first = await rawSocket(a.url);
+    const { token } = await first.next((m) => m.type === 'session' && m.event === 'created');
+    await new Promise((resolve) => setTimeout(resolve, 200)); // past the write-behind window
+    const url = `${b.url}/?session_token=${token}&last_seq=0`;
+    const racers = await Promise.all([rawSocket(url), rawSocket(url)]);
+    const outcomes = await Promise.all(racers.map((racer) => racer.next((m) => m.type === 'session')));
+    expect(outcomes.map((m) => m.event).sort()).toEqual(['recovered', 'recovery-failed']);
+    expect(outcomes.find((m) => m.event === 'recovery-failed').reason).toBe('token already used');
+    // The refused one got a session of its own beside the resumed one.
+    await waitFor(() => b.helios.stats().connections === 2, { message: 'two connections on b' });
+  });
+
+  test('after a Redis restart the sessions are written again, and a client can still resume on another node', async () => {
+    const { a, b } = await twoNodes();
     const first = await rawSocket(a.url);
     const { token } = await first.next((m) => m.type === 'session' && m.event === 'created');
     expect((await first.request(1, 'helios.subscribe', { topic: 'feed' })).data.success).toBe(true);

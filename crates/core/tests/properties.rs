@@ -473,9 +473,11 @@ proptest! {
             json_text(&Value::from(method)),
         );
         let text = edits.iter().fold(frame, |text, edit| apply(&text, edit));
+        // Valid JSON by its grammar: a number past f64's range (`1e309`, which an edit can make) is valid
+        // JSON that JavaScript reads as Infinity, and only serde_json's `Value` refuses it.
         if let Ok(Inbound::Request { payload, .. }) = decode(&text) {
-            prop_assert!(serde_json::from_str::<Value>(&text).is_ok(), "frame: {}", text);
-            prop_assert!(serde_json::from_str::<Value>(payload.get()).is_ok(), "frame: {}", text);
+            prop_assert!(serde_json::from_str::<&RawValue>(&text).is_ok(), "frame: {}", text);
+            prop_assert!(serde_json::from_str::<&RawValue>(payload.get()).is_ok(), "frame: {}", text);
         }
     }
 

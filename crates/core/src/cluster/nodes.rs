@@ -95,6 +95,11 @@ pub(super) async fn heartbeat(cluster: Arc<Cluster>, mut shutdown: watch::Receiv
     let mut ticks = tokio::time::interval(interval(&cluster.config));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reconnects = 0;
+    // Since when this node's heartbeats have succeeded without a break. Others are taken for dead only
+    // once it has beaten for a whole node ttl: after Redis was away (restarted with its data, out of
+    // memory, read-only), every node's key has expired, and the first node back must give the others the
+    // time to beat again rather than take them all for dead.
+    let mut beating_since: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
@@ -107,6 +112,7 @@ pub(super) async fn heartbeat(cluster: Arc<Cluster>, mut shutdown: watch::Receiv
         let now = cluster.link.counters.reconnects.load(Ordering::Relaxed);
         if now != reconnects {
             reconnects = now;
+            beating_since = None;
             if let Some((local, _)) = cluster.local() {
                 for id in local.held() {
                     cluster.hold(&id);
@@ -115,6 +121,12 @@ pub(super) async fn heartbeat(cluster: Arc<Cluster>, mut shutdown: watch::Receiv
         }
         match beat(&mut conn, &cluster.config, &cluster.node_id).await {
             Ok((live, dead)) => {
+                let since = *beating_since.get_or_insert_with(tokio::time::Instant::now);
+                let dead = if since.elapsed() >= cluster.config.node_ttl() {
+                    dead
+                } else {
+                    Vec::new()
+                };
                 for node in dead {
                     if let Ok(true) = forget(&mut conn, &cluster.config, &node).await {
                         tracing::warn!(%node, "cluster: a node stopped beating and is taken for dead");
@@ -128,7 +140,10 @@ pub(super) async fn heartbeat(cluster: Arc<Cluster>, mut shutdown: watch::Receiv
                     .write()
                     .unwrap_or_else(|poisoned| poisoned.into_inner()) = live;
             }
-            Err(error) => tracing::debug!(%error, "cluster: heartbeat failed"),
+            Err(error) => {
+                beating_since = None;
+                tracing::debug!(%error, "cluster: heartbeat failed");
+            }
         }
     }
 }

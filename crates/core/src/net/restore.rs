@@ -21,7 +21,8 @@ use super::Connection;
 /// makes it reachable by id once it owns it.
 /// `processed` is how many frames its client has processed (0 when no client is here yet); `gen` the
 /// token generation the session is at. Returns the connection and the calls that tell the application
-/// about it (it opened, with its data, and joined its rooms), `state` saying how it opened.
+/// about it (it opened, with its data, and joined its rooms), `state` saying how it opened; `None` when
+/// this node holds the session already (another resume with the same token, racing this one, was first).
 fn install(
     shared: &Arc<Shared>,
     id: &str,
@@ -41,6 +42,13 @@ fn install(
         processed,
     );
     let key = shared.next_key();
+    // Taken first, atomically: of two resumes racing with one token, the second finds it taken.
+    match shared.sessions.entry(id.to_owned()) {
+        dashmap::mapref::entry::Entry::Occupied(_) => return None,
+        dashmap::mapref::entry::Entry::Vacant(entry) => {
+            entry.insert(key);
+        }
+    }
     let conn = Arc::new(Connection::restored(
         key,
         id.to_owned(),
@@ -50,7 +58,6 @@ fn install(
         gen,
     ));
     shared.connections.insert(key, conn.clone());
-    shared.sessions.insert(id.to_owned(), key);
     let data = stored
         .data
         .as_deref()
@@ -124,8 +131,9 @@ pub(crate) async fn resume(
     let opened = |key: u64, data: Option<&RawValue>| {
         call::restored(key, sid, url, remote, data, Restored::Resumed)
     };
+    // Installed meanwhile by another resume with this token, which used it.
     let (conn, mut told) = install(shared, sid, stored, token_gen, last_seq, calls, opened)
-        .ok_or_else(|| "unknown session".to_owned())?;
+        .ok_or_else(|| "token already used".to_owned())?;
     let ttl_ms = u64::try_from(sessions.ttl.as_millis()).unwrap_or(u64::MAX);
     let resumed = conn
         // The token was found unexpired before the session was looked for here.
