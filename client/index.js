@@ -813,6 +813,8 @@ export class Starling {
   #healthTimer = null;
   /** @type {PendingRequest | null} the `helios.ping` in flight, if any */
   #probe = null;
+  /** The health check options of the current socket, normalized when it opened. */
+  #health = HEALTH_CHECK_DISABLED;
 
   /**
    * Connection events: 'open', 'close', 'error', 'message' (every raw frame), and in
@@ -1709,7 +1711,8 @@ export class Starling {
   /** On open: probe once the socket has received nothing for `interval` ms. */
   #startHealthCheck(ws) {
     this.#stopHealthCheck();
-    if (!healthCheckOptions(this.#options.healthCheck).enabled) return;
+    this.#health = healthCheckOptions(this.#options.healthCheck);
+    if (!this.#health.enabled) return;
     this.#lastReceivedAt = now();
     this.#armHealthTimer(ws);
   }
@@ -1723,28 +1726,26 @@ export class Starling {
 
   /** Waits until `interval` ms after the last frame received (checked when it fires: no timer per frame). */
   #armHealthTimer(ws) {
-    const { enabled, interval } = healthCheckOptions(this.#options.healthCheck);
-    const delay = timerDelay(interval);
-    if (!enabled || delay === null) return;
+    const delay = timerDelay(this.#health.interval);
+    if (delay === null) return;
     const silent = now() - this.#lastReceivedAt;
     this.#healthTimer = unref(
       setTimeout(() => {
         this.#healthTimer = null;
         this.#onHealthTimer(ws);
-      }, Math.max(1, Math.min(delay, delay - silent)))
+      }, Math.max(1, delay - silent))
     );
   }
 
   #onHealthTimer(ws) {
     if (this.#ws !== ws || ws.readyState !== OPEN || this.#probe) return;
-    const { interval } = healthCheckOptions(this.#options.healthCheck);
-    if (now() - this.#lastReceivedAt < interval) this.#armHealthTimer(ws);
+    if (now() - this.#lastReceivedAt < this.#health.interval) this.#armHealthTimer(ws);
     else this.#sendProbe(ws);
   }
 
   /** Calls `helios.ping` on `ws`; closes it as dead if no answer comes within `timeout` ms. */
   #sendProbe(ws) {
-    const { timeout, onPing } = healthCheckOptions(this.#options.healthCheck);
+    const { timeout, onPing } = this.#health;
     const id = this.#takeId();
     const sentAt = now();
     /** @type {PendingRequest} */
