@@ -1,7 +1,7 @@
 // TLS: serve({ tls }) speaks wss:// with a certificate made here by openssl; the client verifies it
 // against that certificate as its CA. Also: a client that stops reading, over TLS and plain TCP.
 
-import { test, expect, describe } from 'bun:test';
+import { test, expect, describe, afterAll } from 'bun:test';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,10 +23,11 @@ function selfSigned() {
     '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
   ]);
   if (made.exitCode !== 0) throw new Error(`openssl failed: ${made.stderr}`);
-  return { certPath, keyPath, cert: fs.readFileSync(certPath, 'utf8'), key: fs.readFileSync(keyPath, 'utf8') };
+  return { dir, certPath, keyPath, cert: fs.readFileSync(certPath, 'utf8'), key: fs.readFileSync(keyPath, 'utf8') };
 }
 
 const identity = selfSigned();
+afterAll(() => fs.rmSync(identity.dir, { recursive: true, force: true }));
 
 /** A WebSocket class that trusts the test certificate, for Starling. */
 class TrustingWebSocket extends WebSocket {
