@@ -1,6 +1,7 @@
 // Sessions across nodes: a node killed mid-stream (SIGKILL, in its own process) and its clients resuming
 // on another node with every buffered message replayed once and in order, their rooms and data back,
-// including what was sent to them while no node held their socket.
+// including what was sent to them while no node held their socket; Redis refusing writes (out of memory);
+// a node cut off from Redis while another takes its sessions over.
 
 import { test, expect, beforeAll, afterAll } from 'bun:test';
 import net from 'node:net';
@@ -83,12 +84,17 @@ async function publish(helios, from, to) {
 }
 
 /**
- * A TCP load balancer in front of the nodes: forwards every new connection to the port `target()` names at
- * that moment. Returns `{ url, close() }`.
+ * A TCP forwarder to the port `target()` names when each connection opens. `cut()` drops every connection
+ * and refuses new ones until `heal()`. Returns `{ port, cut(), heal(), close() }`.
  */
-async function balancer(target) {
+async function forwarder(target) {
   const sockets = new Set();
+  let down = false;
   const server = net.createServer((incoming) => {
+    if (down) {
+      incoming.destroy();
+      return;
+    }
     const outgoing = net.connect(target(), '127.0.0.1');
     for (const socket of [incoming, outgoing]) {
       sockets.add(socket);
@@ -103,13 +109,78 @@ async function balancer(target) {
     outgoing.pipe(incoming);
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const cut = () => {
+    down = true;
+    for (const socket of sockets) socket.destroy();
+  };
   return {
-    url: `ws://127.0.0.1:${server.address().port}`,
+    port: server.address().port,
+    cut,
+    heal() {
+      down = false;
+    },
     close() {
-      for (const socket of sockets) socket.destroy();
+      cut();
       server.close();
     },
   };
+}
+
+/** A TCP load balancer in front of the nodes: each new connection goes to the port `target()` names. */
+async function balancer(target) {
+  const forward = await forwarder(target);
+  return { url: `ws://127.0.0.1:${forward.port}`, close: forward.close };
+}
+
+/** A field of session `id`'s copy in Redis (under `prefix`), or null. */
+async function copyField(prefix, id, field) {
+  const reply = await redisCommand(redis.port, `HGET ${prefix}:session:${id} ${field}`);
+  return reply.startsWith('$-1') ? null : reply.split('\r\n')[1];
+}
+
+/** Runs `during` while Redis refuses writes (out of memory: `maxmemory` 1 byte). */
+async function outOfMemory(during) {
+  expect(await redisCommand(redis.port, 'CONFIG SET maxmemory 1')).toStartWith('+OK');
+  try {
+    await during();
+  } finally {
+    await redisCommand(redis.port, 'CONFIG SET maxmemory 0');
+  }
+}
+
+/**
+ * A client of node `b`, which reaches Redis through a forwarder, subscribed to `feed` with 1..5 received;
+ * then `b` is cut off from Redis until `a` takes the session over. Meanwhile `a` broadcasts 6..8, which it
+ * keeps for the session (`b` never hears of them), and `b` sends its client the events `direct` 101..103.
+ * Then `b` reaches Redis again. Resolves with the nodes, the client, its session and its count.
+ */
+async function partitioned() {
+  prefixes += 1;
+  const prefix = `sessions${prefixes}`;
+  const proxy = await forwarder(() => redis.port);
+  const a = localNode(prefix);
+  const b = localNode(prefix, { redis: `redis://127.0.0.1:${proxy.port}` });
+  await clusterOf(2, a, b);
+  const client = await rawSocket(b.url);
+  const { token, sessionId } = await client.next((m) => m.type === 'session' && m.event === 'created');
+  expect((await client.request(1, 'helios.subscribe', { topic: 'feed' })).data.success).toBe(true);
+  await publish(a.helios, 1, 5);
+  await waitFor(() => feed(counted(client)).length === 5, { message: 'the first 5' });
+  await waitFor(async () => (await copyField(prefix, sessionId, 'next')) === '7', { message: 'the copy of 6 messages' });
+  proxy.cut();
+  await waitFor(() => a.helios.connections.get(sessionId)?.state === 'SUSPENDED', {
+    message: 'a taking the session over',
+    timeout: 5000,
+  });
+  await publish(a.helios, 6, 8);
+  // Events to the connection on b only (a broadcast would also reach a, once b's queue is sent).
+  const held = b.helios.connections.get(sessionId);
+  for (let n = 101; n <= 103; n++) held.emit('direct', { n });
+  await waitFor(() => counted(client).length === 9, { message: "b's own messages" });
+  // a has written what it keeps for the session: numbered 7 to 9, like b's 101..103 on the client.
+  await waitFor(async () => (await copyField(prefix, sessionId, 'next')) === '10', { message: "a's copy" });
+  proxy.heal();
+  return { prefix, a, b, proxy, client, token, sessionId, count: counted(client).length };
 }
 
 /** Waits until every node sees `count` live nodes. */
@@ -339,4 +410,104 @@ describeWithRedis('cluster sessions', () => {
     await waitFor(() => feed(counted(second)).length === 5, { message: 'live events on the other node' });
     expect(feed(counted(second))).toEqual(range(21, 25));
   });
+
+  test('session writes Redis refuses are retried: a resume elsewhere afterwards replays every message, with the data', async () => {
+    const { a, b } = await twoNodes();
+    const prefix = `sessions${prefixes}`;
+    const first = await rawSocket(a.url);
+    const { token, sessionId } = await first.next((m) => m.type === 'session' && m.event === 'created');
+    expect((await first.request(1, 'helios.subscribe', { topic: 'feed' })).data.success).toBe(true);
+    await publish(a.helios, 1, 5);
+    await waitFor(async () => (await copyField(prefix, sessionId, 'next')) === '7', { message: 'the copy of 1..5' });
+    // Messages 6..10 go out, and a data entry is set, while Redis refuses every write of the session's copy.
+    await outOfMemory(async () => {
+      await publish(a.helios, 6, 10);
+      a.helios.connections.get(sessionId).data.set('mood', 'patient');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    });
+    await publish(a.helios, 11, 15);
+    await waitFor(() => feed(counted(first)).length === 15, { message: 'the 15 messages' });
+    await waitFor(async () => (await copyField(prefix, sessionId, 'next')) === '17', {
+      message: 'the copy of 1..15',
+      timeout: 5000,
+    });
+    // The client had processed up to 5 (the subscribe answer and 1..5) when its socket dropped.
+    first.ws.close(4000, 'network change');
+    await first.closed;
+    const second = await rawSocket(`${b.url}/?session_token=${token}&last_seq=6`);
+    const control = await second.next((m) => m.type === 'session');
+    expect(control).toMatchObject({ event: 'recovered', gap: false, replayed: 10, seq: 16 });
+    expect(feed(counted(second))).toEqual(range(6, 15));
+    await waitFor(() => b.helios.connections.get(sessionId)?.data.get('mood') === 'patient', {
+      message: 'the data entry set while Redis refused writes',
+    });
+  }, 10000);
+
+  test('a resume elsewhere while Redis refuses writes reports a gap, and leaves the session on one node', async () => {
+    const { a, b } = await twoNodes();
+    const prefix = `sessions${prefixes}`;
+    const first = await rawSocket(a.url);
+    const { token, sessionId } = await first.next((m) => m.type === 'session' && m.event === 'created');
+    expect((await first.request(1, 'helios.subscribe', { topic: 'feed' })).data.success).toBe(true);
+    await publish(a.helios, 1, 5);
+    await waitFor(async () => (await copyField(prefix, sessionId, 'next')) === '7', { message: 'the copy of 1..5' });
+    await outOfMemory(async () => {
+      // 6..10 never reach the copy; the client processed 1..5 only.
+      await publish(a.helios, 6, 10);
+      await waitFor(() => feed(counted(first)).length === 10, { message: '6..10 sent' });
+      first.ws.close(4000, 'network change');
+      await first.closed;
+      const second = await rawSocket(`${b.url}/?session_token=${token}&last_seq=6`);
+      const control = await second.next((m) => m.type === 'session');
+      expect(control).toMatchObject({ event: 'recovered', gap: true, replayed: 0 });
+    });
+    // Redis could not record the resume, but a was told to drop its copy all the same; once Redis takes
+    // writes again, b's copy is written.
+    await waitFor(() => !a.helios.connections.has(sessionId), { message: 'a dropping its copy' });
+    await waitFor(async () => (await copyField(prefix, sessionId, 'node')) === b.helios.stats().cluster.nodeId, {
+      message: 'b owning the copy',
+    });
+    expect(b.helios.connections.get(sessionId).state).toBe('OPEN');
+  }, 10000);
+
+  test('a node cut off from Redis gives up the sessions taken over meanwhile; its client resumes on the survivor with everything kept', async () => {
+    const { a, b, proxy, client, token, sessionId, count } = await partitioned();
+    try {
+      // b finds a owning the session: it closes its socket with 1012, and the client resumes.
+      const { code } = await waitFor(() => client.closeInfo, { message: 'b closing its socket', timeout: 5000 });
+      expect(code).toBe(1012);
+      await waitFor(() => !b.helios.connections.has(sessionId), { message: 'b ending its copy' });
+      const back = await rawSocket(`${a.url}/?session_token=${token}&last_seq=${count}`);
+      const control = await back.next((m) => m.type === 'session');
+      // 6..8 follow the client's count: none of them is skipped for numbers b used meanwhile.
+      expect(control).toMatchObject({ event: 'recovered', gap: false, replayed: 3, seq: count + 3 });
+      expect(feed(counted(back))).toEqual([6, 7, 8]);
+      // The application hears of the resume just after the client does.
+      await waitFor(() => a.helios.connections.get(sessionId).state === 'OPEN', { message: 'the session open on a' });
+      // The directory names a: another node reaches the client there.
+      expect(await b.helios.to(sessionId).emit('notice', { n: 9 })).toBe(true);
+      expect(await back.next((m) => m.type === 'event' && m.topic === 'notice')).toMatchObject({ data: { n: 9 } });
+    } finally {
+      proxy.close();
+    }
+  }, 10000);
+
+  test("a node cut off from Redis never overwrites the survivor's copy: the client resumes on it from that copy", async () => {
+    const { prefix, a, b, proxy, client, token, sessionId, count } = await partitioned();
+    try {
+      const { code } = await waitFor(() => client.closeInfo, { message: 'b closing its socket', timeout: 5000 });
+      expect(code).toBe(1012);
+      await waitFor(() => !b.helios.connections.has(sessionId), { message: 'b ending its copy' });
+      expect(await copyField(prefix, sessionId, 'node')).toBe(a.helios.stats().cluster.nodeId);
+      expect(await copyField(prefix, sessionId, 'next')).toBe('10');
+      // Back on b (a load balancer's choice), which reads the copy a wrote.
+      const back = await rawSocket(`${b.url}/?session_token=${token}&last_seq=${count}`);
+      const control = await back.next((m) => m.type === 'session');
+      expect(control).toMatchObject({ event: 'recovered', gap: false, replayed: 3, seq: count + 3 });
+      expect(feed(counted(back))).toEqual([6, 7, 8]);
+      await waitFor(() => !a.helios.connections.has(sessionId), { message: 'a dropping its copy' });
+    } finally {
+      proxy.close();
+    }
+  }, 10000);
 });

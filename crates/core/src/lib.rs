@@ -10,6 +10,7 @@
 pub mod app;
 pub mod cluster;
 pub mod config;
+mod mirror;
 mod net;
 mod node;
 pub mod pattern;

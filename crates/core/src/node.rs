@@ -1,17 +1,16 @@
 //! This server as one node of a cluster: what messages from other nodes do to its connections and rooms.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::value::RawValue;
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::app::call;
 use crate::cluster::Local;
-use crate::cluster::{SessionWrite, MAX_FRAMES_PER_WRITE};
 use crate::net::{self, Connection, Pending};
 use crate::protocol;
 use crate::server::{Exclude, Shared};
@@ -21,7 +20,7 @@ pub(crate) struct Node {
     pub(crate) shared: Arc<Shared>,
     /// Weak, so the application's dispatcher still ends once every connection is gone.
     pub(crate) calls: mpsc::WeakSender<String>,
-    pub(crate) runtime: tokio::runtime::Handle,
+    pub(crate) runtime: Handle,
     /// Turns true when the server stops: sessions taken over end then.
     pub(crate) shutdown: watch::Receiver<bool>,
 }
@@ -93,6 +92,7 @@ impl Local for Node {
         self.shared
             .ids
             .iter()
+            .filter(|entry| !self.shared.sessions.contains_key(entry.key()))
             .map(|entry| entry.key().clone())
             .collect()
     }
@@ -112,22 +112,11 @@ impl Local for Node {
     }
 
     fn drop_session(&self, session: &str) {
-        let Some(conn) = self.shared.sessions.get(session).and_then(|key| {
-            self.shared
-                .connections
-                .get(key.value())
-                .map(|conn| conn.value().clone())
-        }) else {
+        let Some(conn) = session_connection(&self.shared, session) else {
             return;
         };
         tracing::debug!(%session, "cluster: the session resumed on another node; dropping it here");
-        // A socket it still has closes (4009) and ends it; a waiting session ends now.
-        if conn.close(4009, "Session taken over") {
-            let shared = self.shared.clone();
-            self.runtime.spawn(async move {
-                net::end(&shared, &conn, 4009, "Session taken over").await;
-            });
-        }
+        end_here(&self.shared, conn, &self.runtime, Moved::ResumedElsewhere);
     }
 
     fn adopt(&self, node: &str) {
@@ -155,98 +144,43 @@ impl Local for Node {
     }
 }
 
-/// What was last written of one session.
-struct Written {
-    next: u64,
-    first: u64,
-    gen: u64,
-    rooms: Vec<String>,
-    at: Instant,
+/// Why a session ends on this node because it lives on another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Moved {
+    /// Its client resumed it on another node: a socket it still has here is an old one (4009, which
+    /// tells the client not to fight for the session).
+    ResumedElsewhere,
+    /// Another node took it over while this one was cut off from Redis: the client is told to resume
+    /// (1012, like a server restart), and finds the session where it lives now.
+    TakenOver,
 }
 
-/// Writes what changed in each session of this node to Redis every `session_flush`, in the ordered
-/// queue (pipelined with everything else); an unchanged session is written again every third of its ttl
-/// so its copy does not expire under it. Ends at `shutdown`.
-pub(crate) async fn mirror_sessions(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
-    let (Some(cluster), Some(sessions)) = (shared.cluster.clone(), shared.config.sessions.clone())
-    else {
-        return;
-    };
-    let mut written: HashMap<String, Written> = HashMap::new();
-    let mut reconnects = cluster.reconnects();
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(cluster.session_flush()) => {}
-            _ = cluster.sessions_changed() => {}
-            _ = net::stopped(&mut shutdown) => return,
+impl Moved {
+    fn close(self) -> (u16, &'static str) {
+        match self {
+            Moved::ResumedElsewhere => (4009, "Session taken over"),
+            Moved::TakenOver => (1012, "Session moved"),
         }
-        // While Redis is away, writes would only fill the queue; once it is back (it may have lost every
-        // copy), they are written whole again.
-        if !cluster.connected() {
-            continue;
-        }
-        if cluster.reconnects() != reconnects {
-            reconnects = cluster.reconnects();
-            written.clear();
-        }
-        let live: Vec<(String, u64)> = shared
-            .sessions
-            .iter()
-            .map(|entry| (entry.key().clone(), *entry.value()))
-            .collect();
-        let mut seen = HashSet::with_capacity(live.len());
-        for (id, key) in live {
-            let Some(conn) = shared
-                .connections
-                .get(&key)
-                .map(|conn| conn.value().clone())
-            else {
-                continue;
-            };
-            let before = written.get(&id);
-            let after = before.map_or(0, |written| written.next.saturating_sub(1));
-            let Some(view) = conn.session_view(after) else {
-                continue;
-            };
-            seen.insert(id.clone());
-            // Rooms change only through a subscribe or unsubscribe, whose answer is a counted frame: an
-            // unchanged view means unchanged rooms, and the rooms' lock is left alone.
-            let unchanged = before.is_some_and(|written| {
-                written.next == view.next
-                    && written.first == view.first
-                    && written.gen == view.gen
-                    && written.at.elapsed() < sessions.ttl / 3
-            });
-            if unchanged {
-                continue;
-            }
-            let mut rooms = shared.rooms.subscriptions(key);
-            rooms.sort_unstable();
-            let rooms_changed = before.is_none_or(|written| written.rooms != rooms);
-            let take = view.frames.len().min(MAX_FRAMES_PER_WRITE);
-            let next = view.next - (view.frames.len() - take) as u64;
-            let write = SessionWrite {
-                id: &id,
-                gen: view.gen,
-                first: view.first.min(next),
-                next,
-                rooms: rooms_changed.then_some(rooms.as_slice()),
-                frames: &view.frames[..take],
-            };
-            if cluster.write_session(sessions.ttl, &write) {
-                let first = write.first;
-                written.insert(
-                    id,
-                    Written {
-                        next,
-                        first,
-                        gen: view.gen,
-                        rooms,
-                        at: Instant::now(),
-                    },
-                );
-            }
-        }
-        written.retain(|id, _| seen.contains(id));
+    }
+}
+
+/// The connection of session `session` on this node, if it holds it.
+pub(crate) fn session_connection(shared: &Shared, session: &str) -> Option<Arc<Connection>> {
+    let key = *shared.sessions.get(session)?;
+    shared
+        .connections
+        .get(&key)
+        .map(|conn| conn.value().clone())
+}
+
+/// Ends session `conn` on this node without telling other nodes or Redis, which know where it lives:
+/// a socket it still has is closed (and that ends it), a waiting session ends now.
+pub(crate) fn end_here(shared: &Arc<Shared>, conn: Arc<Connection>, runtime: &Handle, why: Moved) {
+    let (code, reason) = why.close();
+    if conn.close(code, reason) {
+        let shared = shared.clone();
+        runtime.spawn(async move {
+            net::end(&shared, &conn, code, reason).await;
+        });
     }
 }

@@ -369,7 +369,7 @@ impl Server {
             };
             cluster.start(Arc::new(node), shutdown_rx.clone());
             if self.shared.config.sessions.is_some() {
-                tokio::spawn(crate::node::mirror_sessions(
+                tokio::spawn(crate::mirror::mirror_sessions(
                     self.shared.clone(),
                     shutdown_rx.clone(),
                 ));
@@ -650,11 +650,10 @@ impl Server {
             }
             Op::Ping { id, .. } => conn.ping(id),
             Op::SessionData { data, .. } => {
-                if let (Some(cluster), Some(sessions)) =
-                    (&self.shared.cluster, &self.shared.config.sessions)
-                {
+                // Kept in Redis for a session only, with the session's next write.
+                if let Some(cluster) = &self.shared.cluster {
                     if self.shared.sessions.contains_key(&*conn.id) {
-                        cluster.write_session_data(sessions.ttl, &conn.id, data.get());
+                        cluster.set_session_data(&conn.id, data.get());
                     }
                 }
             }

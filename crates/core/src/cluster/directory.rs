@@ -37,7 +37,7 @@ impl Routed {
     }
 }
 
-fn conns_key(config: &ClusterConfig) -> String {
+pub(super) fn conns_key(config: &ClusterConfig) -> String {
     config.key("conns")
 }
 

@@ -12,8 +12,9 @@ mod relay;
 mod remote;
 mod sessions;
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -24,7 +25,7 @@ pub use config::ClusterConfig;
 pub use link::LinkState;
 use sessions::Claimed;
 pub use sessions::StoredSession;
-pub(crate) use sessions::{SessionWrite, MAX_FRAMES_PER_WRITE};
+pub(crate) use sessions::{PendingWrite, SessionWrite, WriteOutcome, MAX_FRAMES_PER_WRITE};
 
 use directory::Routed;
 pub(crate) use envelope::Envelope;
@@ -51,7 +52,8 @@ pub(crate) trait Local: Send + Sync + 'static {
         timeout: Duration,
         payload: &RawValue,
     ) -> Result<(), &'static str>;
-    /// The ids of every connection of this node.
+    /// The ids of this node's connections that have no session. A session's connection is registered
+    /// by the session's writes, which find out whether another node took the session over meanwhile.
     fn held(&self) -> Vec<String>;
     /// The ids of this node's connections in the room `topic`.
     fn members(&self, topic: &str) -> Vec<String>;
@@ -86,6 +88,8 @@ pub(crate) struct Cluster {
     stop: watch::Sender<bool>,
     /// Wakes the writer of sessions before its next round (see [`Cluster::write_sessions_now`]).
     sessions_changed: Notify,
+    /// Session data entries (JSON objects) set since the writer of sessions last took them, by session.
+    session_data: Mutex<HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -135,6 +139,7 @@ impl Cluster {
             local: RwLock::default(),
             stop: watch::channel(false).0,
             sessions_changed: Notify::new(),
+            session_data: Mutex::default(),
         })
     }
 
@@ -289,21 +294,39 @@ impl Cluster {
         true
     }
 
-    /// Writes part of a session's state; false when the queue refused it.
-    pub(crate) fn write_session(&self, ttl: Duration, write: &SessionWrite<'_>) -> bool {
+    /// Writes part of a session's state; what became of it can be read from the answer, `None` when the
+    /// queue refused it.
+    pub(crate) fn write_session(
+        &self,
+        ttl: Duration,
+        write: &SessionWrite<'_>,
+    ) -> Option<PendingWrite> {
         self.link
-            .send(sessions::write(&self.config, &self.node_id, ttl, write))
+            .ask(sessions::write(&self.config, &self.node_id, ttl, write))
+            .map(PendingWrite)
     }
 
-    /// Writes a session's data entries (a JSON object).
-    pub(crate) fn write_session_data(&self, ttl: Duration, id: &str, data: &str) {
-        self.link.send(sessions::write_data(
-            &self.config,
-            &self.node_id,
-            ttl,
-            id,
-            data,
-        ));
+    fn lock_session_data(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        // A plain map, consistent between calls: a panic elsewhere leaves it usable.
+        self.session_data
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Has a session's data entries (a JSON object) written with the session's next write.
+    pub(crate) fn set_session_data(&self, id: &str, data: &str) {
+        self.lock_session_data()
+            .insert(id.to_owned(), data.to_owned());
+    }
+
+    /// The data entries set since they were last taken, by session.
+    pub(crate) fn take_session_data(&self) -> HashMap<String, String> {
+        std::mem::take(&mut *self.lock_session_data())
+    }
+
+    /// Puts back data entries that could not be written, unless newer ones were set meanwhile.
+    pub(crate) fn return_session_data(&self, id: String, data: String) {
+        self.lock_session_data().entry(id).or_insert(data);
     }
 
     /// Forgets a session that ended here (unless another node owns it by now).
@@ -325,11 +348,12 @@ impl Cluster {
 
     /// Makes this node the owner of session `id`, whose token generation is now `gen`, and tells the
     /// owner it had, if alive, to drop its copy. A client resuming here always wins (`only_from: None`);
-    /// a takeover (`only_from: Some(dead node)`) only while the dead node still owns the session. False
-    /// when another node owns it.
+    /// a takeover (`only_from: Some(dead node)`) only while the dead node still owns the session. True
+    /// when Redis recorded it; false when another node owns it, or Redis could not record it (refused
+    /// the write, or is away): the copy the claim is for may then lag its session.
     pub(crate) async fn claim_session(&self, only_from: Option<&str>, id: &str, gen: u64) -> bool {
         let Some(mut conn) = self.link.commands() else {
-            return only_from.is_none();
+            return false;
         };
         for _ in 0..3 {
             let claimed =
@@ -337,7 +361,7 @@ impl Cluster {
             match claimed {
                 Ok(Claimed::From(previous)) => {
                     if !previous.is_empty() && previous != self.node_id {
-                        self.tell(&previous, &Envelope::DropSession { session: id.into() });
+                        self.drop_session_on(&previous, id);
                     }
                     return true;
                 }
@@ -346,11 +370,16 @@ impl Cluster {
                 Ok(Claimed::Lost) => return false,
                 Err(error) => {
                     tracing::warn!(%error, "cluster: cannot record the session's new node");
-                    return only_from.is_none();
+                    return false;
                 }
             }
         }
-        true
+        false
+    }
+
+    /// Tells node `node` that session `id` lives here now: it drops its copy.
+    pub(crate) fn drop_session_on(&self, node: &str, id: &str) {
+        self.tell(node, &Envelope::DropSession { session: id.into() });
     }
 
     /// The sessions node `node` owned.

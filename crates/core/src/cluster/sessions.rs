@@ -1,37 +1,55 @@
 //! Sessions kept in Redis, so a client whose node died can resume on another: per session a hash (owner
-//! node, token generation, numbers of the first held and the next frame, rooms, data) and a list of the
-//! frames held for replay, both expiring with the session ttl, and per node the set of its sessions.
-//! Writes are made behind the traffic, in batches, and only by the node that owns the session.
+//! node, token generation, numbers of the first held and the next frame, where the frames counted with no
+//! client begin, rooms, data) and a list of the frames held for replay, both expiring with the session
+//! ttl, and per node the set of its sessions.
+//! Writes are made behind the traffic, in batches, and only by the node that owns the session: a node
+//! that finds another owner (it was cut off from Redis while a survivor took the session over, or the
+//! client resumed elsewhere) writes nothing and gives the session up. A write goes on from the copy as
+//! Redis holds it or replaces it whole: one that would leave a hole (an earlier write was refused or
+//! lost) is refused, and the node writes the session whole again.
 
 use std::collections::HashMap;
 
 use redis::aio::MultiplexedConnection;
-use redis::{Cmd, RedisResult};
+use redis::{Cmd, RedisResult, Value};
+use tokio::sync::oneshot;
 
 use super::config::ClusterConfig;
+use super::directory::conns_key;
 
 /// Most frames one write carries; the rest follow in the next batch.
 pub(crate) const MAX_FRAMES_PER_WRITE: usize = 1000;
 
-/// KEYS: session hash, replay list, owner's set. ARGV: node, ttl ms, gen, first, next, rooms JSON ('' when
-/// unchanged), session id, then the new frames. Skipped when another node owns the session.
-const WRITE: &str = r"local owner = redis.call('HGET', KEYS[1], 'node')
-if owner and owner ~= ARGV[1] then return 0 end
+/// KEYS: session hash, replay list, the writer's set, the connection directory. ARGV: node, ttl ms, gen,
+/// first, next, rooms JSON ('' when unchanged), session id, data JSON ('' when unchanged), where the
+/// frames counted with no client begin ('' when none), then the frames numbered up to `next - 1`.
+/// Returns 1 when written; 0 when another node owns the session (nothing written; the directory entry
+/// goes back to the owner if it named the writer); 2 when the frames do not start at `first` and the
+/// copy does not end where they start (nothing written).
+const WRITE: &str = r"local held = redis.call('HMGET', KEYS[1], 'node', 'first', 'next')
+local owner = held[1]
+if owner and owner ~= ARGV[1] then
+  if redis.call('HGET', KEYS[4], ARGV[7]) == ARGV[1] then redis.call('HSET', KEYS[4], ARGV[7], owner) end
+  return 0
+end
+local first, next = tonumber(ARGV[4]), tonumber(ARGV[5])
+local start = next - (#ARGV - 9)
+if start > first then
+  local held_first, held_next = tonumber(held[2]), tonumber(held[3])
+  if not held_first or held_next ~= start
+    or redis.call('LLEN', KEYS[2]) ~= held_next - held_first then return 2 end
+end
 redis.call('HSET', KEYS[1], 'node', ARGV[1], 'gen', ARGV[3], 'first', ARGV[4], 'next', ARGV[5])
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'rooms', ARGV[6]) end
-if #ARGV > 7 then redis.call('RPUSH', KEYS[2], unpack(ARGV, 8)) end
-local keep = tonumber(ARGV[5]) - tonumber(ARGV[4])
+if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'data', ARGV[8]) end
+if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'unseen', ARGV[9]) else redis.call('HDEL', KEYS[1], 'unseen') end
+if #ARGV > 9 then redis.call('RPUSH', KEYS[2], unpack(ARGV, 10)) end
+local keep = next - first
 if keep <= 0 then redis.call('DEL', KEYS[2]) else redis.call('LTRIM', KEYS[2], -keep, -1) end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[7])
-return 1";
-
-/// KEYS: session hash. ARGV: node, ttl ms, data JSON.
-const WRITE_DATA: &str = r"local owner = redis.call('HGET', KEYS[1], 'node')
-if owner and owner ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'node', ARGV[1], 'data', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[4], ARGV[7], ARGV[1])
 return 1";
 
 /// KEYS: session hash, replay list, owner's set. ARGV: node, session id. Only the owner forgets.
@@ -59,6 +77,9 @@ pub struct StoredSession {
     pub gen: u64,
     /// The number of the first frame in `frames`.
     pub first: u64,
+    /// Where the frames counted with no client begin: the session was taken over and no client has
+    /// resumed it since.
+    pub unseen: Option<u64>,
     /// The rooms it is in.
     pub rooms: Vec<String>,
     /// The JSON-serializable entries of its data, as a JSON object, if any were written.
@@ -77,8 +98,54 @@ pub(crate) struct SessionWrite<'a> {
     pub(crate) next: u64,
     /// The rooms, when they changed.
     pub(crate) rooms: Option<&'a [String]>,
+    /// The data entries (a JSON object), when they changed.
+    pub(crate) data: Option<&'a str>,
+    /// Where the frames counted with no client begin, if they do.
+    pub(crate) unseen: Option<u64>,
     /// Frames not written yet, numbered up to `next - 1`.
     pub(crate) frames: &'a [tokio_tungstenite::tungstenite::Utf8Bytes],
+}
+
+/// What became of a session write.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum WriteOutcome {
+    /// Redis holds it.
+    Stored,
+    /// Another node owns the session: nothing was written.
+    OwnedElsewhere,
+    /// The frames did not go on from the copy Redis holds: nothing was written.
+    OutOfStep,
+    /// Redis refused it (out of memory, read-only, ...).
+    Refused,
+    /// The connection failed under it: it may or may not have been carried out.
+    Lost,
+}
+
+impl WriteOutcome {
+    fn from_reply(reply: RedisResult<Value>) -> Self {
+        match reply {
+            Ok(Value::Int(1)) => WriteOutcome::Stored,
+            Ok(Value::Int(0)) => WriteOutcome::OwnedElsewhere,
+            Ok(Value::Int(2)) => WriteOutcome::OutOfStep,
+            Ok(Value::ServerError(_)) | Err(_) => WriteOutcome::Refused,
+            Ok(_) => WriteOutcome::Lost,
+        }
+    }
+}
+
+/// A session write on its way to Redis.
+#[derive(Debug)]
+pub(crate) struct PendingWrite(pub(crate) oneshot::Receiver<RedisResult<Value>>);
+
+impl PendingWrite {
+    /// What became of the write; `None` while Redis has not answered yet.
+    pub(crate) fn outcome(&mut self) -> Option<WriteOutcome> {
+        match self.0.try_recv() {
+            Ok(reply) => Some(WriteOutcome::from_reply(reply)),
+            Err(oneshot::error::TryRecvError::Empty) => None,
+            Err(oneshot::error::TryRecvError::Closed) => Some(WriteOutcome::Lost),
+        }
+    }
 }
 
 fn session_key(config: &ClusterConfig, id: &str) -> String {
@@ -108,40 +175,29 @@ pub(crate) fn write(
         .rooms
         .map(|rooms| serde_json::to_string(rooms).unwrap_or_default())
         .unwrap_or_default();
+    let unseen = write
+        .unseen
+        .map(|unseen| unseen.to_string())
+        .unwrap_or_default();
     let mut cmd = redis::cmd("EVAL");
     cmd.arg(WRITE)
-        .arg(3)
+        .arg(4)
         .arg(session_key(config, write.id))
         .arg(replay_key(config, write.id))
         .arg(node_sessions_key(config, node))
+        .arg(conns_key(config))
         .arg(node)
         .arg(ttl_ms(ttl))
         .arg(write.gen)
         .arg(write.first)
         .arg(write.next)
         .arg(rooms)
-        .arg(write.id);
+        .arg(write.id)
+        .arg(write.data.unwrap_or_default())
+        .arg(unseen);
     for frame in write.frames {
         cmd.arg(frame.as_str());
     }
-    cmd
-}
-
-/// The command writing a session's data (a JSON object) for `node`.
-pub(crate) fn write_data(
-    config: &ClusterConfig,
-    node: &str,
-    ttl: std::time::Duration,
-    id: &str,
-    data: &str,
-) -> Cmd {
-    let mut cmd = redis::cmd("EVAL");
-    cmd.arg(WRITE_DATA)
-        .arg(1)
-        .arg(session_key(config, id))
-        .arg(node)
-        .arg(ttl_ms(ttl))
-        .arg(data);
     cmd
 }
 
@@ -185,6 +241,7 @@ pub(crate) async fn load(
         node: node.clone(),
         gen: number("gen").unwrap_or(0),
         first: number("first").unwrap_or(1),
+        unseen: number("unseen"),
         rooms,
         data: fields.get("data").cloned(),
         frames,
@@ -266,11 +323,29 @@ mod tests {
                 first: 3,
                 next: 4,
                 rooms: None,
+                data: Some("{\"user\":\"ada\"}"),
+                unseen: Some(3),
                 frames: &frames,
             },
         );
         let packed = String::from_utf8_lossy(&cmd.get_packed_command()).into_owned();
         assert!(packed.contains("helios:session:s1") && packed.contains("helios:sessions:n1"));
+        assert!(packed.contains("helios:conns"));
+        assert!(packed.contains("\r\ns1\r\n$14\r\n{\"user\":\"ada\"}\r\n$1\r\n3\r\n"));
         assert!(packed.ends_with("{\"a\":1}\r\n"));
+    }
+
+    #[test]
+    fn write_replies_read_as_outcomes() {
+        let outcome = |reply| WriteOutcome::from_reply(Ok(reply));
+        assert_eq!(outcome(Value::Int(1)), WriteOutcome::Stored);
+        assert_eq!(outcome(Value::Int(0)), WriteOutcome::OwnedElsewhere);
+        assert_eq!(outcome(Value::Int(2)), WriteOutcome::OutOfStep);
+        assert_eq!(outcome(Value::Nil), WriteOutcome::Lost);
+        let refused = redis::RedisError::from((redis::ErrorKind::Extension, "OOM"));
+        assert_eq!(
+            WriteOutcome::from_reply(Err(refused)),
+            WriteOutcome::Refused
+        );
     }
 }

@@ -86,6 +86,8 @@ pub(crate) struct SessionView {
     pub(crate) first: u64,
     pub(crate) next: u64,
     pub(crate) gen: u64,
+    /// Where the frames counted with no client begin (see [`Replay::unseen`]).
+    pub(crate) unseen: Option<u64>,
     pub(crate) frames: Vec<Utf8Bytes>,
 }
 
@@ -205,6 +207,7 @@ impl Connection {
             first: replay.first(),
             next: replay.next_seq(),
             gen: session.gen,
+            unseen: replay.unseen(),
             frames: since.frames,
         })
     }
@@ -375,7 +378,9 @@ impl Connection {
 
     /// Moves the session onto `outbox`: a socket it still has is closed with 4009, the frames after
     /// `last_seq` are queued again, then `recovered(resumed)` builds the control frame that follows them.
-    /// An `expired` token only resumes a session waiting for its client (see `Claims::expired`).
+    /// An `expired` token only resumes a session waiting for its client (see `Claims::expired`). A session
+    /// taken over from another node's copy, not resumed since, also takes a token of a later generation
+    /// than the copy's: copies are written behind, so the client may have used tokens the copy never saw.
     pub(crate) fn resume(
         &self,
         gen: u64,
@@ -392,7 +397,8 @@ impl Connection {
         let Some(session) = session.as_mut().filter(|session| !session.ended) else {
             return Err(Refusal::Unknown);
         };
-        if session.gen != gen {
+        let copy_behind = gen > session.gen && session.replay.unseen().is_some();
+        if session.gen != gen && !copy_behind {
             return Err(Refusal::Used);
         }
         if expired && current.is_some() {
@@ -401,11 +407,12 @@ impl Connection {
         if let Some(previous) = current.take() {
             previous.close(TAKEN_OVER, "Session taken over");
         }
+        session.replay.rejoin(last_seq);
         let since = session.replay.since(last_seq);
         for frame in &since.frames {
             outbox.push(frame, false);
         }
-        session.gen += 1;
+        session.gen = gen + 1;
         session.issued = Instant::now();
         let resumed = Resumed {
             replayed: since.frames.len(),

@@ -17,30 +17,52 @@ use crate::session::Replay;
 use super::outbox::Outbox;
 use super::Connection;
 
+/// How a stored session comes to this node.
+#[derive(Debug, Clone, Copy)]
+enum Arrival {
+    /// Its client resumes it here, having processed this many frames.
+    Resumed(u64),
+    /// It is taken over from a node taken for dead, with no client.
+    Adopted,
+}
+
+/// The replay buffer of a stored session arriving as `arrival` says.
+fn replay_of(shared: &Shared, stored: &mut StoredSession, arrival: Arrival) -> Option<Replay> {
+    let sessions = shared.config.sessions.as_ref()?;
+    let frames = std::mem::take(&mut stored.frames)
+        .into_iter()
+        .map(Utf8Bytes::from)
+        .collect();
+    let (messages, bytes) = (sessions.buffer_messages, sessions.buffer_bytes);
+    Some(match arrival {
+        Arrival::Resumed(processed) => Replay::restore(
+            messages,
+            bytes,
+            stored.first,
+            frames,
+            stored.unseen,
+            processed,
+        ),
+        Arrival::Adopted => Replay::adopt(messages, bytes, stored.first, frames, stored.unseen),
+    })
+}
+
 /// Registers a connection for the stored session `id`, in its rooms; the caller then claims it, and
 /// makes it reachable by id once it owns it.
-/// `processed` is how many frames its client has processed (0 when no client is here yet); `gen` the
-/// token generation the session is at. Returns the connection and the calls that tell the application
-/// about it (it opened, with its data, and joined its rooms), `state` saying how it opened; `None` when
-/// this node holds the session already (another resume with the same token, racing this one, was first).
+/// `arrival` says whether its client is here; `gen` is the token generation the session is at. Returns
+/// the connection and the calls that tell the application about it (it opened, with its data, and
+/// joined its rooms), `state` saying how it opened; `None` when this node holds the session already
+/// (another resume with the same token, racing this one, was first).
 fn install(
     shared: &Arc<Shared>,
     id: &str,
-    stored: StoredSession,
+    mut stored: StoredSession,
     gen: u64,
-    processed: u64,
+    arrival: Arrival,
     calls: &mpsc::Sender<String>,
     opened: impl FnOnce(u64, Option<&RawValue>) -> String,
 ) -> Option<(Arc<Connection>, String)> {
-    let sessions = shared.config.sessions.as_ref()?;
-    let frames = stored.frames.into_iter().map(Utf8Bytes::from).collect();
-    let replay = Replay::restore(
-        sessions.buffer_messages,
-        sessions.buffer_bytes,
-        stored.first,
-        frames,
-        processed,
-    );
+    let replay = replay_of(shared, &mut stored, arrival)?;
     let key = shared.next_key();
     // Taken first, atomically: of two resumes racing with one token, the second finds it taken.
     match shared.sessions.entry(id.to_owned()) {
@@ -131,9 +153,20 @@ pub(crate) async fn resume(
     let opened = |key: u64, data: Option<&RawValue>| {
         call::restored(key, sid, url, remote, data, Restored::Resumed)
     };
+    let owner = stored.node.clone();
     // Installed meanwhile by another resume with this token, which used it.
-    let (conn, mut told) = install(shared, sid, stored, token_gen, last_seq, calls, opened)
+    let arrival = Arrival::Resumed(last_seq);
+    let (conn, mut told) = install(shared, sid, stored, token_gen, arrival, calls, opened)
         .ok_or_else(|| "token already used".to_owned())?;
+    // Recorded with the generation after this resume, so the token just used is refused everywhere; the
+    // client is here, so this node wins over a takeover in progress elsewhere. Claimed before the
+    // replay: when Redis cannot record it (it refuses writes), the owner's writes were likely refused
+    // too, so the copy may miss messages, and the resume says so (`gap`). The owner is then told to
+    // drop its copy all the same, so the session does not live on two nodes.
+    let lagging = !cluster.claim_session(None, sid, token_gen + 1).await;
+    if lagging && owner != cluster.node_id {
+        cluster.drop_session_on(&owner, sid);
+    }
     let ttl_ms = u64::try_from(sessions.ttl.as_millis()).unwrap_or(u64::MAX);
     let resumed = conn
         // The token was found unexpired before the session was looked for here.
@@ -144,18 +177,16 @@ pub(crate) async fn resume(
                 token: &token,
                 ttl_ms,
                 replayed: resumed.replayed,
-                gap: resumed.gap,
+                gap: resumed.gap || lagging,
                 seq: resumed.seq,
             })
         })
         .map_err(|refusal| refusal.to_string())?;
-    // Recorded with the generation after this resume, so the token just used is refused everywhere; the
-    // client is here, so this node wins over a takeover in progress elsewhere.
-    cluster.claim_session(None, sid, resumed.gen).await;
     shared.hold(&conn);
-    tracing::debug!(conn = %sid, replayed = resumed.replayed, "session restored from the cluster");
+    let gap = resumed.gap || lagging;
+    tracing::debug!(conn = %sid, replayed = resumed.replayed, gap, "session restored from the cluster");
     told.push(',');
-    told.push_str(&call::recovered(conn.key, resumed.replayed, resumed.gap));
+    told.push_str(&call::recovered(conn.key, resumed.replayed, gap));
     Ok((conn, told))
 }
 
@@ -184,7 +215,9 @@ pub(crate) async fn adopt(
         let opened = |key: u64, data: Option<&RawValue>| {
             call::restored(key, &id, "", "", data, Restored::Suspended)
         };
-        let Some((conn, told)) = install(&shared, &id, stored, gen, 0, &calls, opened) else {
+        let Some((conn, told)) =
+            install(&shared, &id, stored, gen, Arrival::Adopted, &calls, opened)
+        else {
             continue;
         };
         // Its client may have resumed on another node meanwhile: that node keeps it.

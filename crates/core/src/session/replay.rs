@@ -14,6 +14,10 @@ pub(crate) struct Replay {
     bytes: usize,
     max_messages: usize,
     max_bytes: usize,
+    /// The number from which frames were counted with no client counting along: the session was taken
+    /// over from another node's copy, and no client has resumed it since. A client whose count reaches
+    /// this number counted other frames (the old node's) under the same numbers.
+    unseen: Option<u64>,
 }
 
 /// What a resume gets back.
@@ -33,30 +37,87 @@ impl Replay {
             bytes: 0,
             max_messages: max_messages.max(1),
             max_bytes,
+            unseen: None,
         }
     }
 
-    /// A buffer that goes on from a copy kept elsewhere (another node's): `frames` are numbered from
-    /// `first`. A client that has processed more than the copy holds (`processed`) is believed: numbering
-    /// goes on after its count, so both ends keep counting alike.
-    pub(crate) fn restore(
+    /// A buffer holding a copy kept elsewhere (another node's): `frames` are numbered from `first`, and
+    /// those from `unseen` on were counted with no client (see [`Replay::unseen`]).
+    fn copied(
         max_messages: usize,
         max_bytes: usize,
         first: u64,
         frames: Vec<Utf8Bytes>,
-        processed: u64,
+        unseen: Option<u64>,
     ) -> Self {
         let mut replay = Replay::new(max_messages, max_bytes);
         replay.first = first.max(1);
         for frame in frames {
             replay.push(frame);
         }
-        if processed >= replay.next_seq() {
+        replay.unseen = unseen;
+        replay
+    }
+
+    /// A buffer that goes on from a copy for a client that has processed `processed` frames. A client
+    /// that has processed more than the copy holds is believed: numbering goes on after its count, so
+    /// both ends keep counting alike (see also [`Replay::rejoin`]).
+    pub(crate) fn restore(
+        max_messages: usize,
+        max_bytes: usize,
+        first: u64,
+        frames: Vec<Utf8Bytes>,
+        unseen: Option<u64>,
+        processed: u64,
+    ) -> Self {
+        let mut replay = Replay::copied(max_messages, max_bytes, first, frames, unseen);
+        if !replay.rejoin(processed) && processed >= replay.next_seq() {
             replay.frames.clear();
             replay.bytes = 0;
             replay.first = processed + 1;
         }
         replay
+    }
+
+    /// A buffer that goes on from a copy with no client: a session taken over from a node taken for
+    /// dead. What it counts from now on, until a client resumes it, no client has seen under these
+    /// numbers; a copy that was taken over before without a client since keeps its earlier mark.
+    pub(crate) fn adopt(
+        max_messages: usize,
+        max_bytes: usize,
+        first: u64,
+        frames: Vec<Utf8Bytes>,
+        unseen: Option<u64>,
+    ) -> Self {
+        let mut replay = Replay::copied(max_messages, max_bytes, first, frames, unseen);
+        replay.unseen = Some(unseen.unwrap_or_else(|| replay.next_seq()));
+        replay
+    }
+
+    /// The number from which frames were counted with no client (taken over, not resumed since).
+    pub(crate) fn unseen(&self) -> Option<u64> {
+        self.unseen
+    }
+
+    /// A client that has processed `count` frames takes the session back; from now on it counts along.
+    /// When its count reaches the frames counted with no client ([`Replay::unseen`]), it counted other
+    /// frames under those numbers (the node it was on went on without the copy): these frames then
+    /// follow its count, renumbered, and the older ones, which it has processed, go. Frames of that run
+    /// the bounds pushed out keep their numbers' places, so [`Replay::since`] reports them as a gap.
+    /// True when the frames were renumbered.
+    pub(crate) fn rejoin(&mut self, count: u64) -> bool {
+        let Some(mark) = self.unseen.take() else {
+            return false;
+        };
+        if count < mark {
+            return false;
+        }
+        while self.first < mark && !self.frames.is_empty() {
+            self.drop_oldest();
+        }
+        let gone = self.first.saturating_sub(mark);
+        self.first = count + 1 + gone;
+        true
     }
 
     /// The number of the oldest frame held (the next number when none is).
@@ -153,15 +214,69 @@ mod tests {
     #[test]
     fn a_restored_buffer_numbers_on_from_the_copy_or_the_client() {
         let frames = vec![Utf8Bytes::from("5"), Utf8Bytes::from("6")];
-        let replay = Replay::restore(100, usize::MAX, 5, frames.clone(), 4);
+        let replay = Replay::restore(100, usize::MAX, 5, frames.clone(), None, 4);
         assert_eq!(texts(&replay.since(4)), ["5", "6"]);
         assert_eq!(replay.next_seq(), 7);
         assert!(replay.since(2).gap);
         // The client saw frames the copy never got: numbering goes on after its count.
-        let ahead = Replay::restore(100, usize::MAX, 5, frames, 9);
+        let ahead = Replay::restore(100, usize::MAX, 5, frames, None, 9);
         assert_eq!(ahead.next_seq(), 10);
         assert!(ahead.since(9).frames.is_empty());
         assert!(!ahead.since(9).gap);
+    }
+
+    /// A copy of frames 1..=3 taken over with no client, which then counts `later` more.
+    fn adopted_with(later: &[&str], max: usize) -> Replay {
+        let frames = ["1", "2", "3"].map(Utf8Bytes::from).to_vec();
+        let mut replay = Replay::adopt(max, usize::MAX, 1, frames, None);
+        for frame in later {
+            replay.push(Utf8Bytes::from(*frame));
+        }
+        replay
+    }
+
+    #[test]
+    fn a_taken_over_buffer_replays_what_it_counted_alone_after_a_count_past_the_copy() {
+        let mut replay = adopted_with(&["a", "b"], 100);
+        assert_eq!(replay.unseen(), Some(4));
+        // The client went on with its old node up to 6: "a" and "b" (4 and 5 here) follow its count.
+        assert!(replay.rejoin(6));
+        let since = replay.since(6);
+        assert_eq!(texts(&since), ["a", "b"]);
+        assert!(!since.gap);
+        assert_eq!(replay.next_seq(), 9);
+        assert_eq!(replay.unseen(), None);
+        assert!(!replay.rejoin(6), "once only");
+    }
+
+    #[test]
+    fn a_taken_over_buffer_resumed_within_the_copy_keeps_its_numbers() {
+        let mut replay = adopted_with(&["a"], 100);
+        assert!(!replay.rejoin(2));
+        assert_eq!(texts(&replay.since(2)), ["3", "a"]);
+        assert_eq!(replay.next_seq(), 5);
+        assert_eq!(replay.unseen(), None);
+    }
+
+    #[test]
+    fn frames_counted_alone_and_pushed_out_are_a_gap_after_the_renumbering() {
+        // Bound of 2: of "a", "b", "c" (4, 5, 6) only "b" and "c" are left.
+        let mut replay = adopted_with(&["a", "b", "c"], 2);
+        assert!(replay.rejoin(10));
+        let since = replay.since(10);
+        assert_eq!(texts(&since), ["b", "c"]);
+        assert!(since.gap);
+        assert_eq!(replay.next_seq(), 14);
+    }
+
+    #[test]
+    fn a_copy_taken_over_twice_keeps_the_first_mark_and_a_restore_honours_it() {
+        let frames = ["1", "2", "3", "a"].map(Utf8Bytes::from).to_vec();
+        let again = Replay::adopt(100, usize::MAX, 1, frames.clone(), Some(4));
+        assert_eq!(again.unseen(), Some(4));
+        let resumed = Replay::restore(100, usize::MAX, 1, frames, Some(4), 7);
+        assert_eq!(texts(&resumed.since(7)), ["a"]);
+        assert_eq!(resumed.next_seq(), 9);
     }
 
     #[test]
