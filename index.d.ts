@@ -69,7 +69,11 @@ export interface ClusterOptions {
   channelPrefix?: string;
   /** Commands waiting for Redis; past it (Redis slow or away) they are refused and counted. Default: 10000. */
   queueLimit?: number;
-  /** ms between heartbeats; a node that misses three is taken for dead. Default: 1000. */
+  /**
+   * ms between heartbeats; a node that misses three is taken for dead. The link to Redis is watched on the
+   * same scale: a subscription silent for three heartbeats is pinged, and silent for six it is counted lost
+   * and reconnected. Default: 1000.
+   */
   heartbeat?: number;
   /** ms a cluster room query waits for the other nodes by default. Default: 1000. */
   timeout?: number;

@@ -5,7 +5,7 @@
 
 import { test, expect, beforeAll, afterAll } from 'bun:test';
 import { useCleanup, startServer, connect, waitFor, quiet, Helios } from './helpers.js';
-import { describeWithRedis, redisServer, startRedis, redisCommand } from './redis.js';
+import { describeWithRedis, redisServer, startRedis, redisCommand, redisProxy } from './redis.js';
 
 useCleanup();
 
@@ -19,21 +19,26 @@ afterAll(async () => {
   await redis?.remove();
 });
 
-/** Three nodes of one cluster (a prefix of their own), each with a public `lobby` and open `chat:*` rooms. */
-async function cluster(count = 3, options = {}) {
+/**
+ * Three nodes of one cluster (a prefix of their own, as `node.prefix`), each with a public `lobby` and open
+ * `chat:*` rooms; node `i` reaches Redis at `urls[i]` when given (through a proxy).
+ */
+async function cluster(count = 3, options = {}, urls = []) {
   prefixes += 1;
   const channelPrefix = `test${prefixes}`;
   const nodes = [];
   for (let i = 0; i < count; i++) {
-    nodes.push(
-      startServer(
-        { cluster: { redis: redis.url, channelPrefix, heartbeat: 100, ...options }, healthCheck: { enabled: false } },
-        (helios) => {
-          helios.room('lobby', { type: 'public' });
-          helios.room('chat:*', { validator: () => true });
-        },
-      ),
+    const node = startServer(
+      {
+        cluster: { redis: urls[i] ?? redis.url, channelPrefix, heartbeat: 100, ...options },
+        healthCheck: { enabled: false },
+      },
+      (helios) => {
+        helios.room('lobby', { type: 'public' });
+        helios.room('chat:*', { validator: () => true });
+      },
     );
+    nodes.push({ ...node, prefix: channelPrefix });
   }
   await joined(nodes);
   return nodes;
@@ -63,6 +68,9 @@ async function member(node, ...rooms) {
   for (const room of rooms) expect((await starling.subscribe(room)).success).toBe(true);
   return { starling, received: collect(starling) };
 }
+
+/** Resolves after `ms`. */
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The server-side id of the only connection of `node` (the server hears of it just after the client). */
 async function onlyConnectionId(node) {
@@ -189,6 +197,35 @@ describeWithRedis('cluster', () => {
       return outcome === 'UNKNOWN_CONNECTION';
     }, { message: 'the directory to forget the connection' });
   });
+
+  test('a link to Redis that goes silent without closing is noticed and replaced', async () => {
+    const proxy = await redisProxy(redis.port);
+    try {
+      const [a, b] = await cluster(2, {}, [redis.url, proxy.url]);
+      const atA = await member(a, 'lobby');
+      const atB = await member(b, 'lobby');
+      a.helios.broadcast('lobby', 'before');
+      await waitFor(() => atB.received.length === 1, { message: 'the first broadcast' });
+      // Nothing closes: B can learn of the loss only from its pings going unanswered.
+      proxy.freeze('pass');
+      const heard = (client, from) => client.received.some(([, data]) => String(data).startsWith(from));
+      let n = 0;
+      await waitFor(async () => {
+        a.helios.broadcast('lobby', `a${(n += 1)}`);
+        await sleep(20);
+        return heard(atB, 'a');
+      }, { message: "B hearing A's broadcasts again", timeout: 4000 });
+      await waitFor(async () => {
+        b.helios.broadcast('lobby', `b${(n += 1)}`);
+        await sleep(20);
+        return heard(atA, 'b');
+      }, { message: "A hearing B's broadcasts again", timeout: 4000 });
+      expect(b.helios.stats().cluster.state).toBe('connected');
+      expect(b.helios.stats().cluster.reconnects).toBeGreaterThanOrEqual(1);
+    } finally {
+      proxy.close();
+    }
+  }, 10000);
 
   test('getRoom({ cluster: true }) gathers the members of every node and says who answered', async () => {
     const nodes = await cluster();

@@ -149,9 +149,10 @@ impl Cluster {
         self.stop.send_replace(false);
         let (link, jobs, stop) = (self.link.clone(), self.jobs.clone(), self.stop.subscribe());
         let idle_ping = nodes::interval(&self.config);
+        let quiet = nodes::quiet_limit(&self.config);
         tokio::spawn(async move {
             let mut jobs = jobs.lock_owned().await;
-            link::send_loop(link, &mut jobs, idle_ping, stop).await;
+            link::send_loop(link, &mut jobs, idle_ping, quiet, stop).await;
         });
         let channels = vec![
             self.all_channel.clone(),
@@ -163,6 +164,7 @@ impl Cluster {
             self.link.clone(),
             channels,
             on_message,
+            quiet,
             shutdown.clone(),
         ));
         tokio::spawn(nodes::heartbeat(self.clone(), shutdown));

@@ -90,6 +90,15 @@ pub(crate) fn interval(config: &ClusterConfig) -> Duration {
     config.heartbeat.max(Duration::from_millis(50))
 }
 
+/// How long the subscription connection may be quiet before it is pinged, and how long a ping (of either
+/// connection) may wait for its answer: silent past that, a connection is taken for lost. Three
+/// heartbeats (at least 150 ms), the time after which other nodes take a silent node for dead: a Redis
+/// that cannot answer a ping that fast would have this node taken for dead anyway, and an idle
+/// subscription is pinged no more than once per node ttl.
+pub(crate) fn quiet_limit(config: &ClusterConfig) -> Duration {
+    interval(config) * 3
+}
+
 /// Beats every heartbeat interval until `shutdown`, keeping the list of live nodes current.
 pub(super) async fn heartbeat(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
     let mut ticks = tokio::time::interval(interval(&cluster.config));
@@ -103,6 +112,8 @@ pub(super) async fn heartbeat(cluster: Arc<Cluster>, mut shutdown: watch::Receiv
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
+            // Beats at once when the link is up again, rather than at the next tick.
+            _ = cluster.link.came_up() => {}
             _ = stopped(&mut shutdown) => return,
         }
         let Some(mut conn) = cluster.link.commands() else {
@@ -119,8 +130,14 @@ pub(super) async fn heartbeat(cluster: Arc<Cluster>, mut shutdown: watch::Receiv
                 }
             }
         }
-        match beat(&mut conn, &cluster.config, &cluster.node_id).await {
-            Ok((live, dead)) => {
+        // A beat later than a node ttl comes too late to keep this node alive; waiting longer on a
+        // connection that went silent would only delay the beat on the new one.
+        let beaten = tokio::time::timeout(
+            quiet_limit(&cluster.config),
+            beat(&mut conn, &cluster.config, &cluster.node_id),
+        );
+        match beaten.await {
+            Ok(Ok((live, dead))) => {
                 let since = *beating_since.get_or_insert_with(tokio::time::Instant::now);
                 let dead = if since.elapsed() >= cluster.config.node_ttl() {
                     dead
@@ -140,9 +157,13 @@ pub(super) async fn heartbeat(cluster: Arc<Cluster>, mut shutdown: watch::Receiv
                     .write()
                     .unwrap_or_else(|poisoned| poisoned.into_inner()) = live;
             }
-            Err(error) => {
+            Ok(Err(error)) => {
                 beating_since = None;
                 tracing::debug!(%error, "cluster: heartbeat failed");
+            }
+            Err(_) => {
+                beating_since = None;
+                tracing::debug!("cluster: heartbeat unanswered");
             }
         }
     }
