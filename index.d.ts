@@ -514,7 +514,10 @@ export declare class Helios {
  */
 export interface ConnectionTarget {
   readonly id: string;
-  /** Sends an event; resolves to true once the connection (or the node holding it) has it. */
+  /**
+   * Sends an event; resolves to true once it is queued for the connection: on another node, once that node
+   * answered that it holds the connection (no answer within `requestTimeout`: `REQUEST_TIMEOUT`).
+   */
   emit(topic: string, data?: unknown, options?: { volatile?: boolean }): Promise<boolean>;
   /** Calls a method the client registered; resolves with its Response. */
   request<T = any>(method: string, payload?: unknown, options?: { timeout?: number }): Promise<Response<T>>;

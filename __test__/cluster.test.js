@@ -72,6 +72,25 @@ async function member(node, ...rooms) {
 /** Resolves after `ms`. */
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A Redis command's reply, e.g. `:1` for an integer, without its line end. */
+async function redisReply(command) {
+  return (await redisCommand(redis.port, command)).trimEnd();
+}
+
+/** Whether the directory has an entry for connection `id`. */
+async function inDirectory(node, id) {
+  return (await redisReply(`HEXISTS ${node.prefix}:conns ${id}`)) === ':1';
+}
+
+/** Waits (polling every 20 ms) until the directory has no entry for any of `ids`. */
+function leftDirectory(node, ...ids) {
+  return waitFor(async () => {
+    await sleep(20);
+    for (const id of ids) if (await inDirectory(node, id)) return false;
+    return true;
+  }, { message: `the directory to forget ${ids.join(', ')}` });
+}
+
 /** The server-side id of the only connection of `node` (the server hears of it just after the client). */
 async function onlyConnectionId(node) {
   await waitFor(() => node.helios.connections.size === 1, { message: 'the connection on its node' });
@@ -197,6 +216,73 @@ describeWithRedis('cluster', () => {
       return outcome === 'UNKNOWN_CONNECTION';
     }, { message: 'the directory to forget the connection' });
   });
+
+  test('a routed emit rejects with UNKNOWN_CONNECTION when the node the directory names does not hold the connection', async () => {
+    const [a, b] = await cluster(2);
+    const client = await connect(b.url);
+    const id = await onlyConnectionId(b);
+    // A stale entry (the connection closed while its release was on its way): B is alive, but not holding it.
+    await redisReply(`HSET ${a.prefix}:conns gone-${id} ${b.helios.stats().cluster.nodeId}`);
+    await expect(a.helios.to(`gone-${id}`).emit('x', 1)).rejects.toMatchObject({ code: 'UNKNOWN_CONNECTION' });
+    const got = collect(client);
+    expect(await a.helios.to(id).emit('x', 2)).toBe(true);
+    await waitFor(() => got.length === 1, { message: 'the routed event' });
+  });
+
+  test("a dead node's connections are unknown at once, and the node that reaps it removes their entries", async () => {
+    const proxy = await redisProxy(redis.port);
+    try {
+      const [a, b] = await cluster(2, {}, [redis.url, proxy.url]);
+      await connect(b.url);
+      const id = await onlyConnectionId(b);
+      await waitFor(() => inDirectory(a, id), { message: 'the directory entry' });
+      const dead = b.helios.stats().cluster.nodeId;
+      // B's host vanishes: its connections go silent, and Redis keeps its end open (B still subscribed).
+      proxy.freeze('hang');
+      await waitFor(() => a.helios.stats().cluster.nodes === 1, { message: 'B taken for dead' });
+      await expect(a.helios.to(id).emit('x', 1)).rejects.toMatchObject({ code: 'UNKNOWN_CONNECTION' });
+      const request = a.helios.to(id).request('m', null, { timeout: 5000 });
+      await expect(request).rejects.toMatchObject({ code: 'UNKNOWN_CONNECTION' });
+      await leftDirectory(a, id);
+      expect(await redisReply(`EXISTS ${a.prefix}:conns:${dead}`)).toBe(':0');
+    } finally {
+      proxy.close();
+    }
+  });
+
+  test('entries of connections that closed while Redis was away leave the directory once it is back', async () => {
+    const proxy = await redisProxy(redis.port);
+    try {
+      // Heartbeats of a second: the outage is over long before A could take B for dead and reap it.
+      const [a, b] = await cluster(2, { queueLimit: 5, heartbeat: 1000 }, [redis.url, proxy.url]);
+      const clients = [await connect(b.url), await connect(b.url)];
+      await waitFor(() => b.helios.connections.size === 2, { message: 'both connections' });
+      const ids = [...b.helios.connections.keys()];
+      await waitFor(async () => (await inDirectory(a, ids[0])) && (await inDirectory(a, ids[1])), {
+        message: 'the directory entries',
+      });
+      proxy.cut();
+      await waitFor(() => b.helios.stats().cluster.state === 'disconnected', { message: 'the loss' });
+      // The bounded queue fills up, so the releases of the closing connections are refused.
+      for (let n = 0; n < 10; n++) b.helios.broadcast('lobby', n);
+      for (const client of clients) await client.close();
+      await waitFor(() => b.helios.connections.size === 0, { message: 'the closes' });
+      expect(b.helios.stats().cluster.dropped).toBeGreaterThanOrEqual(7);
+      proxy.heal();
+      await joined([a, b]);
+      await leftDirectory(a, ...ids);
+      await expect(a.helios.to(ids[0]).emit('x', 1)).rejects.toMatchObject({ code: 'UNKNOWN_CONNECTION' });
+      // A connection that stayed is still there.
+      const staying = await connect(b.url);
+      const got = collect(staying);
+      const id = await onlyConnectionId(b);
+      await waitFor(() => inDirectory(a, id), { message: 'the new entry' });
+      expect(await a.helios.to(id).emit('x', 2)).toBe(true);
+      await waitFor(() => got.length === 1, { message: 'the routed event' });
+    } finally {
+      proxy.close();
+    }
+  }, 10000);
 
   test('a link to Redis that goes silent without closing is noticed and replaced', async () => {
     const proxy = await redisProxy(redis.port);

@@ -690,6 +690,7 @@ impl Server {
                 volatile,
             } => {
                 let envelope = Envelope::Emit {
+                    ticket,
                     conn: id.clone(),
                     topic,
                     volatile,
