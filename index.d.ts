@@ -69,7 +69,11 @@ export interface ClusterOptions {
   channelPrefix?: string;
   /** Commands waiting for Redis; past it (Redis slow or away) they are refused and counted. Default: 10000. */
   queueLimit?: number;
-  /** ms between heartbeats; a node that misses three is taken for dead. Default: 1000. */
+  /**
+   * ms between heartbeats; a node that misses three is taken for dead. The link to Redis is watched on the
+   * same scale: a subscription silent for three heartbeats is pinged, and silent for six it is counted lost
+   * and reconnected. Default: 1000.
+   */
   heartbeat?: number;
   /** ms a cluster room query waits for the other nodes by default. Default: 1000. */
   timeout?: number;
@@ -510,7 +514,10 @@ export declare class Helios {
  */
 export interface ConnectionTarget {
   readonly id: string;
-  /** Sends an event; resolves to true once the connection (or the node holding it) has it. */
+  /**
+   * Sends an event; resolves to true once it is queued for the connection: on another node, once that node
+   * answered that it holds the connection (no answer within `requestTimeout`: `REQUEST_TIMEOUT`).
+   */
   emit(topic: string, data?: unknown, options?: { volatile?: boolean }): Promise<boolean>;
   /** Calls a method the client registered; resolves with its Response. */
   request<T = any>(method: string, payload?: unknown, options?: { timeout?: number }): Promise<Response<T>>;

@@ -5,7 +5,7 @@
 
 import { test, expect, beforeAll, afterAll } from 'bun:test';
 import { useCleanup, startServer, connect, waitFor, quiet, Helios } from './helpers.js';
-import { describeWithRedis, redisServer, startRedis, redisCommand } from './redis.js';
+import { describeWithRedis, redisServer, startRedis, redisCommand, redisProxy } from './redis.js';
 
 useCleanup();
 
@@ -19,21 +19,26 @@ afterAll(async () => {
   await redis?.remove();
 });
 
-/** Three nodes of one cluster (a prefix of their own), each with a public `lobby` and open `chat:*` rooms. */
-async function cluster(count = 3, options = {}) {
+/**
+ * Three nodes of one cluster (a prefix of their own, as `node.prefix`), each with a public `lobby` and open
+ * `chat:*` rooms; node `i` reaches Redis at `urls[i]` when given (through a proxy).
+ */
+async function cluster(count = 3, options = {}, urls = []) {
   prefixes += 1;
   const channelPrefix = `test${prefixes}`;
   const nodes = [];
   for (let i = 0; i < count; i++) {
-    nodes.push(
-      startServer(
-        { cluster: { redis: redis.url, channelPrefix, heartbeat: 100, ...options }, healthCheck: { enabled: false } },
-        (helios) => {
-          helios.room('lobby', { type: 'public' });
-          helios.room('chat:*', { validator: () => true });
-        },
-      ),
+    const node = startServer(
+      {
+        cluster: { redis: urls[i] ?? redis.url, channelPrefix, heartbeat: 100, ...options },
+        healthCheck: { enabled: false },
+      },
+      (helios) => {
+        helios.room('lobby', { type: 'public' });
+        helios.room('chat:*', { validator: () => true });
+      },
     );
+    nodes.push({ ...node, prefix: channelPrefix });
   }
   await joined(nodes);
   return nodes;
@@ -62,6 +67,28 @@ async function member(node, ...rooms) {
   const starling = await connect(node.url);
   for (const room of rooms) expect((await starling.subscribe(room)).success).toBe(true);
   return { starling, received: collect(starling) };
+}
+
+/** Resolves after `ms`. */
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A Redis command's reply, e.g. `:1` for an integer, without its line end. */
+async function redisReply(command) {
+  return (await redisCommand(redis.port, command)).trimEnd();
+}
+
+/** Whether the directory has an entry for connection `id`. */
+async function inDirectory(node, id) {
+  return (await redisReply(`HEXISTS ${node.prefix}:conns ${id}`)) === ':1';
+}
+
+/** Waits (polling every 20 ms) until the directory has no entry for any of `ids`. */
+function leftDirectory(node, ...ids) {
+  return waitFor(async () => {
+    await sleep(20);
+    for (const id of ids) if (await inDirectory(node, id)) return false;
+    return true;
+  }, { message: `the directory to forget ${ids.join(', ')}` });
 }
 
 /** The server-side id of the only connection of `node` (the server hears of it just after the client). */
@@ -189,6 +216,102 @@ describeWithRedis('cluster', () => {
       return outcome === 'UNKNOWN_CONNECTION';
     }, { message: 'the directory to forget the connection' });
   });
+
+  test('a routed emit rejects with UNKNOWN_CONNECTION when the node the directory names does not hold the connection', async () => {
+    const [a, b] = await cluster(2);
+    const client = await connect(b.url);
+    const id = await onlyConnectionId(b);
+    // A stale entry (the connection closed while its release was on its way): B is alive, but not holding it.
+    await redisReply(`HSET ${a.prefix}:conns gone-${id} ${b.helios.stats().cluster.nodeId}`);
+    await expect(a.helios.to(`gone-${id}`).emit('x', 1)).rejects.toMatchObject({ code: 'UNKNOWN_CONNECTION' });
+    const got = collect(client);
+    expect(await a.helios.to(id).emit('x', 2)).toBe(true);
+    await waitFor(() => got.length === 1, { message: 'the routed event' });
+  });
+
+  test("a dead node's connections are unknown at once, and the node that reaps it removes their entries", async () => {
+    const proxy = await redisProxy(redis.port);
+    try {
+      const [a, b] = await cluster(2, {}, [redis.url, proxy.url]);
+      await connect(b.url);
+      const id = await onlyConnectionId(b);
+      await waitFor(() => inDirectory(a, id), { message: 'the directory entry' });
+      const dead = b.helios.stats().cluster.nodeId;
+      // B's host vanishes: its connections go silent, and Redis keeps its end open (B still subscribed).
+      proxy.freeze('hang');
+      await waitFor(() => a.helios.stats().cluster.nodes === 1, { message: 'B taken for dead' });
+      await expect(a.helios.to(id).emit('x', 1)).rejects.toMatchObject({ code: 'UNKNOWN_CONNECTION' });
+      const request = a.helios.to(id).request('m', null, { timeout: 5000 });
+      await expect(request).rejects.toMatchObject({ code: 'UNKNOWN_CONNECTION' });
+      await leftDirectory(a, id);
+      expect(await redisReply(`EXISTS ${a.prefix}:conns:${dead}`)).toBe(':0');
+    } finally {
+      proxy.close();
+    }
+  });
+
+  test('entries of connections that closed while Redis was away leave the directory once it is back', async () => {
+    const proxy = await redisProxy(redis.port);
+    try {
+      // Heartbeats of a second: the outage is over long before A could take B for dead and reap it.
+      const [a, b] = await cluster(2, { queueLimit: 5, heartbeat: 1000 }, [redis.url, proxy.url]);
+      const clients = [await connect(b.url), await connect(b.url)];
+      await waitFor(() => b.helios.connections.size === 2, { message: 'both connections' });
+      const ids = [...b.helios.connections.keys()];
+      await waitFor(async () => (await inDirectory(a, ids[0])) && (await inDirectory(a, ids[1])), {
+        message: 'the directory entries',
+      });
+      proxy.cut();
+      await waitFor(() => b.helios.stats().cluster.state === 'disconnected', { message: 'the loss' });
+      // The bounded queue fills up, so the releases of the closing connections are refused.
+      for (let n = 0; n < 10; n++) b.helios.broadcast('lobby', n);
+      for (const client of clients) await client.close();
+      await waitFor(() => b.helios.connections.size === 0, { message: 'the closes' });
+      expect(b.helios.stats().cluster.dropped).toBeGreaterThanOrEqual(7);
+      proxy.heal();
+      await joined([a, b]);
+      await leftDirectory(a, ...ids);
+      await expect(a.helios.to(ids[0]).emit('x', 1)).rejects.toMatchObject({ code: 'UNKNOWN_CONNECTION' });
+      // A connection that stayed is still there.
+      const staying = await connect(b.url);
+      const got = collect(staying);
+      const id = await onlyConnectionId(b);
+      await waitFor(() => inDirectory(a, id), { message: 'the new entry' });
+      expect(await a.helios.to(id).emit('x', 2)).toBe(true);
+      await waitFor(() => got.length === 1, { message: 'the routed event' });
+    } finally {
+      proxy.close();
+    }
+  }, 10000);
+
+  test('a link to Redis that goes silent without closing is noticed and replaced', async () => {
+    const proxy = await redisProxy(redis.port);
+    try {
+      const [a, b] = await cluster(2, {}, [redis.url, proxy.url]);
+      const atA = await member(a, 'lobby');
+      const atB = await member(b, 'lobby');
+      a.helios.broadcast('lobby', 'before');
+      await waitFor(() => atB.received.length === 1, { message: 'the first broadcast' });
+      // Nothing closes: B can learn of the loss only from its pings going unanswered.
+      proxy.freeze('pass');
+      const heard = (client, from) => client.received.some(([, data]) => String(data).startsWith(from));
+      let n = 0;
+      await waitFor(async () => {
+        a.helios.broadcast('lobby', `a${(n += 1)}`);
+        await sleep(20);
+        return heard(atB, 'a');
+      }, { message: "B hearing A's broadcasts again", timeout: 4000 });
+      await waitFor(async () => {
+        b.helios.broadcast('lobby', `b${(n += 1)}`);
+        await sleep(20);
+        return heard(atA, 'b');
+      }, { message: "A hearing B's broadcasts again", timeout: 4000 });
+      expect(b.helios.stats().cluster.state).toBe('connected');
+      expect(b.helios.stats().cluster.reconnects).toBeGreaterThanOrEqual(1);
+    } finally {
+      proxy.close();
+    }
+  }, 10000);
 
   test('getRoom({ cluster: true }) gathers the members of every node and says who answered', async () => {
     const nodes = await cluster();

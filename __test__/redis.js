@@ -96,3 +96,63 @@ export async function startRedis() {
   await redis.start();
   return redis;
 }
+
+/**
+ * A TCP proxy in front of the Redis on `redisPort`, for one node, that fails the ways a network does:
+ * `freeze(later)` makes every connection through it go silent without closing (a half-open link: bytes
+ * are lost both ways and neither end hears of it, not even of a close, as when Redis's host vanishes);
+ * `cut()` resets every connection. Connections made afterwards get through (`later` 'pass', the default
+ * after `freeze`; or after `heal()`), are accepted and never answered ('hang'), or are refused ('refuse',
+ * after `cut`). `close()` ends everything.
+ */
+export async function redisProxy(redisPort) {
+  const port = await freePort();
+  const pairs = new Set();
+  let later = 'pass';
+  const server = net.createServer((client) => {
+    client.on('error', () => {});
+    if (later === 'refuse') return void client.destroy();
+    const pair = { client, upstream: null, frozen: later === 'hang' };
+    pairs.add(pair);
+    if (pair.frozen) return;
+    const upstream = net.connect(redisPort, '127.0.0.1');
+    pair.upstream = upstream;
+    upstream.on('error', () => {});
+    client.on('data', (chunk) => pair.frozen || upstream.write(chunk));
+    upstream.on('data', (chunk) => pair.frozen || client.write(chunk));
+    const end = () => {
+      if (pair.frozen) return;
+      client.destroy();
+      upstream.destroy();
+      pairs.delete(pair);
+    };
+    client.on('close', end);
+    upstream.on('close', end);
+  });
+  await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const destroy = (pair) => {
+    pair.client.destroy();
+    pair.upstream?.destroy();
+  };
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    freeze(next = 'pass') {
+      later = next;
+      for (const pair of pairs) pair.frozen = true;
+    },
+    cut() {
+      later = 'refuse';
+      for (const pair of pairs) destroy(pair);
+      pairs.clear();
+    },
+    heal() {
+      later = 'pass';
+    },
+    close() {
+      later = 'refuse';
+      for (const pair of pairs) destroy(pair);
+      pairs.clear();
+      server.close();
+    },
+  };
+}

@@ -231,7 +231,10 @@ class Target {
     this.id = id;
   }
 
-  /** Sends an event; resolves to true once the connection (or the node holding it) has it. */
+  /**
+   * Sends an event; resolves to true once it is queued for the connection (on another node: once that node
+   * answered that it holds the connection).
+   */
   emit(topic, data, options = {}) {
     if (typeof topic !== 'string' || topic.length === 0) {
       return Promise.reject(new TypeError('topic must be a non-empty string'));

@@ -56,13 +56,15 @@ impl Local for Node {
     }
 
     fn emit(&self, conn: &str, topic: &str, volatile: bool, data: &RawValue) -> bool {
-        match self.connection(conn) {
-            Some(conn) => conn.queue(
-                &Utf8Bytes::from(protocol::event_frame(topic, data)),
-                volatile,
-            ),
-            None => false,
-        }
+        let Some(conn) = self.connection(conn) else {
+            return false;
+        };
+        // A dropped volatile event is counted where it is dropped; the connection was here all the same.
+        conn.queue(
+            &Utf8Bytes::from(protocol::event_frame(topic, data)),
+            volatile,
+        );
+        true
     }
 
     fn request(
@@ -95,6 +97,10 @@ impl Local for Node {
             .filter(|entry| !self.shared.sessions.contains_key(entry.key()))
             .map(|entry| entry.key().clone())
             .collect()
+    }
+
+    fn holds(&self, conn: &str) -> bool {
+        self.shared.ids.contains_key(conn)
     }
 
     fn members(&self, topic: &str) -> Vec<String> {

@@ -689,6 +689,7 @@ impl Server {
                 volatile,
             } => {
                 let envelope = Envelope::Emit {
+                    ticket,
                     conn: id.clone(),
                     topic,
                     volatile,

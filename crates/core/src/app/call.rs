@@ -17,7 +17,7 @@
 //! | 11   | `[11, upgradeId, url, {headers}, remoteAddress]`        | run the upgrade hook (no connection yet); answered with op 7 |
 //! | 13   | `[13, conn, "recovered", replayed, gap]`, `[13, conn, "refreshed", token]` | the session was resumed on a new socket, or got a new token |
 //! | 12   | `[12, conn, limit]`                                     | the connection hit a limit: `rate-limited` (first refusal of a run), `message-too-large`, `backpressure` (closed with 1009 / 1013), `idle-timeout` (closed for silence) |
-//! | 14   | `[14, ticket, status, data, error]`                     | cluster: a request routed to another node (op 9) was answered; a routed emit (op 8) that reached its node is answered `200, true` |
+//! | 14   | `[14, ticket, status, data, error]`                     | cluster: a request routed to another node (op 9) was answered; a routed emit (op 8) is answered `200, true` once the node holding the connection queued it |
 //! | 15   | `[15, ticket, reason]`                                  | cluster: a routed emit or request failed: `unknown-connection`, `timeout`, `connection-closed`, `too-many-pending`, `cluster-unavailable` |
 //! | 16   | `[16, ticket, node, [connectionIds]]`                   | cluster: one node's answer to a room query (op 10) |
 //!

@@ -4,10 +4,10 @@
 //! | kind | array                                                   | channel | meaning                          |
 //! |------|---------------------------------------------------------|---------|----------------------------------|
 //! | 0    | `[origin, 0, target, exclude, volatile, data]`          | all     | a broadcast to a room or pattern; `exclude` is a connection id or null |
-//! | 1    | `[origin, 1, connection, topic, volatile, data]`        | node    | an event for one connection      |
+//! | 1    | `[origin, 1, ticket, connection, topic, volatile, data]` | node   | an event for one connection      |
 //! | 2    | `[origin, 2, ticket, connection, method, timeoutMs, payload]` | node | a server request to one connection |
-//! | 3    | `[origin, 3, ticket, status, data, error]`              | node    | the client's answer to kind 2    |
-//! | 4    | `[origin, 4, ticket, reason]`                           | node    | kind 2 failed (`timeout`, `unknown-connection`, ...) |
+//! | 3    | `[origin, 3, ticket, status, data, error]`              | node    | the client's answer to kind 2; to kind 1: `200, true`, the event was queued for the connection |
+//! | 4    | `[origin, 4, ticket, reason]`                           | node    | kind 1 or 2 failed (`timeout`, `unknown-connection`, ...) |
 //! | 5    | `[origin, 5, ticket, topic]`                            | all     | who is in the room `topic`?      |
 //! | 6    | `[origin, 6, ticket, [connection ids]]`                 | node    | the answer to kind 5             |
 //! | 7    | `[origin, 7, sessionId]`                                | node    | the session resumed elsewhere: drop your copy |
@@ -29,8 +29,9 @@ pub(crate) enum Envelope<'a> {
         volatile: bool,
         data: &'a RawValue,
     },
-    /// An event for one connection of the receiving node.
+    /// An event for one connection of the receiving node, which answers `ticket` either way.
     Emit {
+        ticket: u64,
         conn: Cow<'a, str>,
         topic: Cow<'a, str>,
         volatile: bool,
@@ -77,11 +78,12 @@ impl Envelope<'_> {
                 data,
             } => to_text(&(origin, 0, target, exclude, volatile, data)),
             Envelope::Emit {
+                ticket,
                 conn,
                 topic,
                 volatile,
                 data,
-            } => to_text(&(origin, 1, conn, topic, volatile, data)),
+            } => to_text(&(origin, 1, ticket, conn, topic, volatile, data)),
             Envelope::Request {
                 ticket,
                 conn,
@@ -116,10 +118,11 @@ pub(crate) fn decode(text: &str) -> Result<(Cow<'_, str>, Envelope<'_>), String>
             data: raw(&item, 5)?,
         },
         1 => Envelope::Emit {
-            conn: field(&item, 2)?,
-            topic: field(&item, 3)?,
-            volatile: field(&item, 4)?,
-            data: raw(&item, 5)?,
+            ticket: field(&item, 2)?,
+            conn: field(&item, 3)?,
+            topic: field(&item, 4)?,
+            volatile: field(&item, 5)?,
+            data: raw(&item, 6)?,
         },
         2 => Envelope::Request {
             ticket: field(&item, 2)?,
@@ -188,6 +191,7 @@ mod tests {
             data: raw("[1,2]"),
         });
         round_trip(Envelope::Emit {
+            ticket: 8,
             conn: "c2".into(),
             topic: "t".into(),
             volatile: false,

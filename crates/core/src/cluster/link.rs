@@ -2,15 +2,22 @@
 //! Redis keeps this node's publish order), one that listens to the node's channels, and the reconnect
 //! loop of each, with capped exponential backoff. Redis being away never blocks a caller: commands wait
 //! in a bounded queue, and what does not fit is refused and counted.
+//!
+//! A connection can also go silent without ever failing (a half-open TCP connection: Redis's host
+//! vanished, or a middlebox dropped the flow). Neither side then notices by itself, so each is watched:
+//! every command has a reply timeout, an idle command connection is pinged, and the subscription
+//! connection is pinged once it has been quiet for a while and counted lost when it stays silent.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::future::{BoxFuture, OptionFuture};
 use futures_util::StreamExt;
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, Cmd, RedisResult, Value};
-use tokio::sync::{mpsc, oneshot, watch};
+use redis::aio::{MultiplexedConnection, PubSub, PubSubSink};
+use redis::{AsyncConnectionConfig, Client, Cmd, Msg, RedisResult, Value};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::time::Instant;
 
 /// Most commands sent in one pipeline.
 const MAX_PIPELINE: usize = 512;
@@ -76,7 +83,9 @@ pub(crate) struct Link {
     subscriber_up: AtomicBool,
     state: Mutex<LinkState>,
     /// Wakes the sending loop to check its connection: the listening one was just lost, so Redis may be.
-    check: tokio::sync::Notify,
+    check: Notify,
+    /// Told each time both connections are up again (see [`Link::came_up`]).
+    up: Notify,
     pub(crate) counters: Counters,
 }
 
@@ -95,7 +104,8 @@ impl Link {
             publisher_up: AtomicBool::new(false),
             subscriber_up: AtomicBool::new(false),
             state: Mutex::new(LinkState::Connecting),
-            check: tokio::sync::Notify::new(),
+            check: Notify::new(),
+            up: Notify::new(),
             counters: Counters::default(),
         });
         Ok((link, jobs))
@@ -148,6 +158,12 @@ impl Link {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Resolves once both connections are up, since the last time it resolved (at once if they came up
+    /// meanwhile): the heartbeat then beats without waiting for its next tick.
+    pub(crate) async fn came_up(&self) {
+        self.up.notified().await;
+    }
+
     /// Records that one side went up or down, and logs the link's state once per change.
     fn mark(&self, side: &AtomicBool, up: bool, why: &str) {
         side.store(up, Ordering::Release);
@@ -176,6 +192,9 @@ impl Link {
             }
         }
         *state = next;
+        if next == LinkState::Connected {
+            self.up.notify_one();
+        }
     }
 }
 
@@ -220,13 +239,16 @@ fn connection_lost(error: &redis::RedisError) -> bool {
         || error.is_unrecoverable_error()
 }
 
-/// Sends queued commands in order, in pipelines, reconnecting when the connection fails; an idle
-/// connection is pinged every `idle_ping`, so a lost Redis is noticed before the next message needs it.
-/// Ends when `stop` turns true, after sending what is queued for at most a second.
+/// Sends queued commands in order, in pipelines, reconnecting when the connection fails (a reply is
+/// awaited [`RESPONSE_TIMEOUT`] at most). An idle connection is pinged every `idle_ping`, and when the
+/// subscription was just lost, so a lost Redis is noticed before the next message needs it; a ping
+/// unanswered for `answer_within` counts the connection lost. Ends when `stop` turns true, after sending
+/// what is queued for at most a second.
 pub(crate) async fn send_loop(
     link: Arc<Link>,
     jobs: &mut mpsc::Receiver<Job>,
     idle_ping: Duration,
+    answer_within: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     let config = AsyncConnectionConfig::new()
@@ -256,30 +278,46 @@ pub(crate) async fn send_loop(
         *link.lock_commands() = Some(conn.clone());
         link.mark(&link.publisher_up, true, "");
         loop {
-            let received = tokio::select! {
-                received = jobs.recv_many(&mut batch, MAX_PIPELINE) => received,
-                _ = tokio::time::sleep(idle_ping) => {
-                    batch.push(Job { cmd: redis::cmd("PING"), reply: None });
-                    1
+            let sent = tokio::select! {
+                received = jobs.recv_many(&mut batch, MAX_PIPELINE) => {
+                    if received == 0 {
+                        return;
+                    }
+                    run(&mut conn, &mut batch, &link).await.map_err(|error| error.to_string())
                 }
-                _ = link.check.notified() => {
-                    batch.push(Job { cmd: redis::cmd("PING"), reply: None });
-                    1
-                }
+                _ = tokio::time::sleep(idle_ping) => ping_commands(&mut conn, &link, answer_within).await,
+                _ = link.check.notified() => ping_commands(&mut conn, &link, answer_within).await,
                 _ = stopped(&mut stop) => {
                     flush(&mut conn, jobs, &link).await;
                     return;
                 }
             };
-            if received == 0 {
-                return;
-            }
-            if let Err(error) = run(&mut conn, &mut batch, &link).await {
+            if let Err(why) = sent {
                 *link.lock_commands() = None;
-                link.mark(&link.publisher_up, false, &error.to_string());
+                link.mark(&link.publisher_up, false, &why);
                 break;
             }
         }
+    }
+}
+
+/// Pings the command connection; an error when the connection failed or Redis did not answer within
+/// `answer_within` (the connection is half-open, or Redis is stuck).
+async fn ping_commands(
+    conn: &mut MultiplexedConnection,
+    link: &Link,
+    answer_within: Duration,
+) -> Result<(), String> {
+    let ping = redis::cmd("PING");
+    match tokio::time::timeout(answer_within, ping.query_async::<Value>(conn)).await {
+        Ok(Ok(_)) => {
+            link.counters.sent.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+        Ok(Err(error)) if connection_lost(&error) => Err(error.to_string()),
+        // Even an error reply is Redis answering.
+        Ok(Err(_)) => Ok(()),
+        Err(_) => Err("no answer to a ping".to_owned()),
     }
 }
 
@@ -347,11 +385,13 @@ async fn run(
 }
 
 /// Listens to `channels`, handing each message's text to `on_message` in the order Redis delivers them,
-/// and resubscribes after a lost connection. Ends when `stop` turns true.
+/// and resubscribes after a lost connection. A connection silent for `quiet` is pinged, and one silent for
+/// twice `quiet` is taken for lost (see [`listen`]). Ends when `stop` turns true.
 pub(crate) async fn listen_loop(
     link: Arc<Link>,
     channels: Vec<String>,
     on_message: impl Fn(&str) + Send + 'static,
+    quiet: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = Backoff::new();
@@ -383,25 +423,82 @@ pub(crate) async fn listen_loop(
         };
         backoff.reset();
         link.mark(&link.subscriber_up, true, "");
-        let mut messages = pubsub.into_on_message();
-        loop {
-            let message = tokio::select! {
-                message = messages.next() => message,
-                _ = stopped(&mut stop) => return,
-            };
-            let Some(message) = message else { break };
-            link.counters.received.fetch_add(1, Ordering::Relaxed);
-            match std::str::from_utf8(message.get_payload_bytes()) {
-                Ok(text) => on_message(text),
-                Err(_) => tracing::warn!("cluster: a message that is not UTF-8, ignored"),
+        match listen(&link, pubsub, &on_message, quiet, &mut stop).await {
+            Ended::Stopped => return,
+            Ended::Lost(why) => {
+                link.mark(&link.subscriber_up, false, why);
+                link.check.notify_one();
             }
         }
-        link.mark(
-            &link.subscriber_up,
-            false,
-            "the subscription connection closed",
-        );
-        link.check.notify_one();
+    }
+}
+
+/// Why listening on one subscription connection ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// `stop` turned true.
+    Stopped,
+    /// The connection is gone, for this reason.
+    Lost(&'static str),
+}
+
+/// Hands each message of one subscription connection to `on_message` until the connection closes, goes
+/// silent, or `stop` turns true. Nothing heard for `quiet` (an idle cluster): it is pinged, which Redis
+/// answers in subscribed mode too, behind any message already on its way. Nothing at all heard for twice
+/// `quiet`: the connection is half-open (its packets lost while TCP never fails) and counts as lost.
+async fn listen(
+    link: &Link,
+    pubsub: PubSub,
+    on_message: &impl Fn(&str),
+    quiet: Duration,
+    stop: &mut watch::Receiver<bool>,
+) -> Ended {
+    let (sink, mut messages) = pubsub.split();
+    let mut heard = Instant::now();
+    let mut pong: Option<BoxFuture<'static, RedisResult<Value>>> = None;
+    loop {
+        let deadline = heard + if pong.is_some() { quiet * 2 } else { quiet };
+        let waiting = pong.is_some();
+        tokio::select! {
+            message = messages.next() => {
+                let Some(message) = message else {
+                    return Ended::Lost("the subscription connection closed");
+                };
+                heard = Instant::now();
+                hand_over(link, &message, on_message);
+            }
+            Some(answer) = OptionFuture::from(pong.as_mut()), if waiting => {
+                pong = None;
+                match answer {
+                    Err(error) if connection_lost(&error) => {
+                        return Ended::Lost("the subscription connection failed");
+                    }
+                    // Even an error reply is Redis answering.
+                    _ => heard = Instant::now(),
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                if waiting {
+                    return Ended::Lost("the subscription connection went silent");
+                }
+                pong = Some(ping_subscription(sink.clone()));
+            }
+            _ = stopped(stop) => return Ended::Stopped,
+        }
+    }
+}
+
+/// A ping on the subscription connection, resolving with Redis's answer.
+fn ping_subscription(mut sink: PubSubSink) -> BoxFuture<'static, RedisResult<Value>> {
+    Box::pin(async move { sink.ping::<Value>().await })
+}
+
+/// Counts one message from the node channels and hands its text to `on_message`.
+fn hand_over(link: &Link, message: &Msg, on_message: &impl Fn(&str)) {
+    link.counters.received.fetch_add(1, Ordering::Relaxed);
+    match std::str::from_utf8(message.get_payload_bytes()) {
+        Ok(text) => on_message(text),
+        Err(_) => tracing::warn!("cluster: a message that is not UTF-8, ignored"),
     }
 }
 

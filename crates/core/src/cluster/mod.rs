@@ -13,7 +13,7 @@ mod remote;
 mod sessions;
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -41,7 +41,8 @@ pub struct ClusterError(#[from] redis::RedisError);
 pub(crate) trait Local: Send + Sync + 'static {
     /// Delivers a broadcast to this node's members of `target`, except connection `exclude`.
     fn broadcast(&self, target: &str, exclude: Option<&str>, volatile: bool, data: &RawValue);
-    /// Sends an event to connection `conn` of this node; false when it is not here.
+    /// Sends an event to connection `conn` of this node; false when it is not here (true even when a
+    /// volatile event was dropped on the way, as for an emit on this node).
     fn emit(&self, conn: &str, topic: &str, volatile: bool, data: &RawValue) -> bool;
     /// Sends request `id` to connection `conn` of this node; the error is why it could not.
     fn request(
@@ -55,6 +56,8 @@ pub(crate) trait Local: Send + Sync + 'static {
     /// The ids of this node's connections that have no session. A session's connection is registered
     /// by the session's writes, which find out whether another node took the session over meanwhile.
     fn held(&self) -> Vec<String>;
+    /// Whether connection `conn` is on this node.
+    fn holds(&self, conn: &str) -> bool;
     /// The ids of this node's connections in the room `topic`.
     fn members(&self, topic: &str) -> Vec<String>;
     /// The session `session` resumed on another node: forget it here without telling anyone.
@@ -90,6 +93,9 @@ pub(crate) struct Cluster {
     sessions_changed: Notify,
     /// Session data entries (JSON objects) set since the writer of sessions last took them, by session.
     session_data: Mutex<HashMap<String, String>>,
+    /// Set when the full queue refused a connection's release (or a cleanup failed): the next heartbeat
+    /// cleans the directory.
+    release_refused: AtomicBool,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -140,6 +146,7 @@ impl Cluster {
             stop: watch::channel(false).0,
             sessions_changed: Notify::new(),
             session_data: Mutex::default(),
+            release_refused: AtomicBool::new(false),
         })
     }
 
@@ -154,9 +161,10 @@ impl Cluster {
         self.stop.send_replace(false);
         let (link, jobs, stop) = (self.link.clone(), self.jobs.clone(), self.stop.subscribe());
         let idle_ping = nodes::interval(&self.config);
+        let quiet = nodes::quiet_limit(&self.config);
         tokio::spawn(async move {
             let mut jobs = jobs.lock_owned().await;
-            link::send_loop(link, &mut jobs, idle_ping, stop).await;
+            link::send_loop(link, &mut jobs, idle_ping, quiet, stop).await;
         });
         let channels = vec![
             self.all_channel.clone(),
@@ -168,6 +176,7 @@ impl Cluster {
             self.link.clone(),
             channels,
             on_message,
+            quiet,
             shutdown.clone(),
         ));
         tokio::spawn(nodes::heartbeat(self.clone(), shutdown));
@@ -179,6 +188,13 @@ impl Cluster {
         for cmd in nodes::leave(&self.config, &self.node_id) {
             self.link.send(cmd);
         }
+        // Every connection's release is queued ahead: what is left names this node only if a release was
+        // lost while Redis was away. One batch, as the flush at stop is brief.
+        self.link.send(directory::reap_batch(
+            &self.config,
+            &self.node_id,
+            directory::BATCH,
+        ));
         self.stop.send_replace(true);
         *self
             .local
@@ -217,20 +233,22 @@ impl Cluster {
 
     /// Records that connection `conn` has ended here; requests other nodes sent it fail at once.
     pub(crate) fn release(&self, conn: &str) {
-        self.link
-            .send(directory::release(&self.config, conn, &self.node_id));
+        let release = directory::release(&self.config, &self.node_id, [conn]);
+        if !self.link.send(release) {
+            self.release_refused.store(true, Ordering::Relaxed);
+        }
         for id in self.remote.sent_to(conn) {
             self.request_failed(id, "connection-closed");
         }
     }
 
     /// Sends `envelope` (an emit or a request, `ticket`) to the node holding connection `conn`; the
-    /// application hears through [`Local`] if no node holds it, and, for an emit, once it was delivered.
+    /// application hears through [`Local`] at once if no live node holds it, otherwise when that node
+    /// answers (an emit: whether the connection was there).
     pub(crate) fn route(&self, ticket: u64, conn: &str, envelope: &Envelope<'_>) {
         let Some((local, runtime)) = self.local() else {
             return;
         };
-        let emit = matches!(envelope, Envelope::Emit { .. });
         let cmd = directory::route(&self.config, conn, &envelope.encode(&self.node_id));
         let Some(reply) = self.link.ask(cmd) else {
             local.failed(ticket, "cluster-unavailable");
@@ -247,10 +265,117 @@ impl Cluster {
                     return;
                 }
             };
-            match (routed, emit) {
-                (Routed::Unknown, _) => local.failed(ticket, "unknown-connection"),
-                (Routed::Delivered, true) => local.answered(ticket, 200, delivered(), None),
-                (Routed::Delivered, false) => {}
+            if routed == Routed::Unknown {
+                local.failed(ticket, "unknown-connection");
+            }
+        });
+    }
+
+    /// Tells node `origin` what became of its routed emit `ticket`: queued for the connection (`200,
+    /// true`), or failed because this node does not hold the connection (any more).
+    fn answer_emit(&self, origin: &str, ticket: u64, held: bool) {
+        if held {
+            let answer = Envelope::Answer {
+                ticket,
+                status: 200,
+                data: delivered(),
+                error: None,
+            };
+            self.tell(origin, &answer);
+        } else {
+            let failed = Envelope::Failed {
+                ticket,
+                reason: "unknown-connection".into(),
+            };
+            self.tell(origin, &failed);
+        }
+    }
+
+    /// After the link came back: registers this node's connections again (a restarted Redis may have
+    /// lost them, or a node that took this one for dead removed them), then removes the entries of those
+    /// that closed while their release could not reach Redis.
+    fn register_again(self: &Arc<Self>) {
+        if let Some((local, _)) = self.local() {
+            for id in local.held() {
+                self.hold(&id);
+            }
+        }
+        self.prune();
+    }
+
+    /// Removes the entries of this node's connections that closed while their release could not reach
+    /// Redis (lost with a failed connection, or refused by a full queue), in its own task.
+    fn prune(self: &Arc<Self>) {
+        let Some((local, runtime)) = self.local() else {
+            return;
+        };
+        let Some(mut conn) = self.link.commands() else {
+            // Not connected: the link coming back runs it.
+            return;
+        };
+        self.release_refused.store(false, Ordering::Relaxed);
+        let cluster = self.clone();
+        runtime.spawn(async move {
+            let still_here = |id: &str| local.holds(id);
+            let rehold = |ids: &[String]| {
+                for id in ids.iter().filter(|id| local.holds(id)) {
+                    cluster.hold(id);
+                }
+            };
+            let pruned = directory::prune(
+                &mut conn,
+                &cluster.config,
+                &cluster.node_id,
+                still_here,
+                rehold,
+            )
+            .await;
+            match pruned {
+                Ok(0) => {}
+                Ok(removed) => {
+                    tracing::info!(
+                        removed,
+                        "cluster: forgot connections that closed while Redis was away"
+                    );
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "cluster: cannot clean the directory yet");
+                    // Tried again after the next beat.
+                    cluster.release_refused.store(true, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+
+    /// After a beat: cleans the directory if the full queue refused a release since the last time.
+    pub(crate) fn prune_if_refused(self: &Arc<Self>) {
+        if self.release_refused.load(Ordering::Relaxed) {
+            self.prune();
+        }
+    }
+
+    /// Removes the directory entries of dead node `node`, in batches, in their own task; tries again
+    /// every heartbeat while Redis fails it, until done or the server stops.
+    fn reap(self: &Arc<Self>, node: String) {
+        let Some((_, runtime)) = self.local() else {
+            return;
+        };
+        let (cluster, mut stop) = (self.clone(), self.stop.subscribe());
+        runtime.spawn(async move {
+            loop {
+                if let Some(mut conn) = cluster.link.commands() {
+                    match directory::reap(&mut conn, &cluster.config, &node).await {
+                        Ok(removed) => {
+                            tracing::debug!(%node, removed, "cluster: forgot a dead node's connections");
+                            return;
+                        }
+                        Err(error) => tracing::debug!(%error, %node, "cluster: cannot forget a dead node's connections yet"),
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(nodes::interval(&cluster.config)) => {}
+                    _ = link::stopped(&mut stop) => return,
+                }
             }
         });
     }

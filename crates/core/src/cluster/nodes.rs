@@ -1,6 +1,7 @@
 //! Which nodes are alive: each node refreshes a key that expires after three heartbeats and lists
 //! itself in a set; every heartbeat reads the set back, keeps the nodes whose key still exists and
-//! forgets the others. The node that removes a dead one from the set takes its sessions over.
+//! forgets the others. The node that removes a dead one from the set takes its sessions over and removes
+//! its entries from the connection directory.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -90,6 +91,15 @@ pub(crate) fn interval(config: &ClusterConfig) -> Duration {
     config.heartbeat.max(Duration::from_millis(50))
 }
 
+/// How long the subscription connection may be quiet before it is pinged, and how long a ping (of either
+/// connection) may wait for its answer: silent past that, a connection is taken for lost. Three
+/// heartbeats (at least 150 ms), the time after which other nodes take a silent node for dead: a Redis
+/// that cannot answer a ping that fast would have this node taken for dead anyway, and an idle
+/// subscription is pinged no more than once per node ttl.
+pub(crate) fn quiet_limit(config: &ClusterConfig) -> Duration {
+    interval(config) * 3
+}
+
 /// Beats every heartbeat interval until `shutdown`, keeping the list of live nodes current.
 pub(super) async fn heartbeat(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
     let mut ticks = tokio::time::interval(interval(&cluster.config));
@@ -100,27 +110,40 @@ pub(super) async fn heartbeat(cluster: Arc<Cluster>, mut shutdown: watch::Receiv
     // memory, read-only), every node's key has expired, and the first node back must give the others the
     // time to beat again rather than take them all for dead.
     let mut beating_since: Option<tokio::time::Instant> = None;
+    // Set when the link came back: once a beat has gone through, the directory is put right again.
+    let mut register_again = false;
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
+            // Beats at once when the link is up again, rather than at the next tick.
+            _ = cluster.link.came_up() => {}
             _ = stopped(&mut shutdown) => return,
         }
         let Some(mut conn) = cluster.link.commands() else {
             continue;
         };
-        // A Redis that came back may have lost its data (no persistence): say again where connections are.
         let now = cluster.link.counters.reconnects.load(Ordering::Relaxed);
         if now != reconnects {
             reconnects = now;
             beating_since = None;
-            if let Some((local, _)) = cluster.local() {
-                for id in local.held() {
-                    cluster.hold(&id);
-                }
-            }
+            register_again = true;
         }
-        match beat(&mut conn, &cluster.config, &cluster.node_id).await {
-            Ok((live, dead)) => {
+        // A beat later than a node ttl comes too late to keep this node alive; waiting longer on a
+        // connection that went silent would only delay the beat on the new one.
+        let beaten = tokio::time::timeout(
+            quiet_limit(&cluster.config),
+            beat(&mut conn, &cluster.config, &cluster.node_id),
+        );
+        match beaten.await {
+            Ok(Ok((live, dead))) => {
+                // After the beat, not before: a node that took this one for dead meanwhile stops
+                // removing its entries once it beats again (see `directory::reap`), so the entries
+                // written now stay.
+                if std::mem::take(&mut register_again) {
+                    cluster.register_again();
+                } else {
+                    cluster.prune_if_refused();
+                }
                 let since = *beating_since.get_or_insert_with(tokio::time::Instant::now);
                 let dead = if since.elapsed() >= cluster.config.node_ttl() {
                     dead
@@ -133,6 +156,7 @@ pub(super) async fn heartbeat(cluster: Arc<Cluster>, mut shutdown: watch::Receiv
                         if let Some((local, _)) = cluster.local() {
                             local.adopt(&node);
                         }
+                        cluster.reap(node);
                     }
                 }
                 *cluster
@@ -140,9 +164,13 @@ pub(super) async fn heartbeat(cluster: Arc<Cluster>, mut shutdown: watch::Receiv
                     .write()
                     .unwrap_or_else(|poisoned| poisoned.into_inner()) = live;
             }
-            Err(error) => {
+            Ok(Err(error)) => {
                 beating_since = None;
                 tracing::debug!(%error, "cluster: heartbeat failed");
+            }
+            Err(_) => {
+                beating_since = None;
+                tracing::debug!("cluster: heartbeat unanswered");
             }
         }
     }

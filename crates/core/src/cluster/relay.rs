@@ -5,7 +5,8 @@ use std::time::Duration;
 use super::envelope::{self, Envelope};
 use super::{Cluster, Local};
 
-/// Acts on one message from the node channels; this node's own broadcasts come back and are skipped.
+/// Acts on one message from the node channels; this node's own broadcasts and room queries come back on
+/// the channel every node listens to and are skipped.
 pub(super) fn relay(cluster: &Cluster, local: &dyn Local, text: &str) {
     let (origin, envelope) = match envelope::decode(text) {
         Ok(decoded) => decoded,
@@ -14,7 +15,13 @@ pub(super) fn relay(cluster: &Cluster, local: &dyn Local, text: &str) {
             return;
         }
     };
-    if origin == cluster.node_id {
+    // A message on this node's own channel from itself is acted on: the directory named this node for a
+    // connection the application did not find here, and the sender waits for the answer.
+    let echo = matches!(
+        envelope,
+        Envelope::Broadcast { .. } | Envelope::RoomQuery { .. }
+    );
+    if echo && origin == cluster.node_id {
         return;
     }
     match envelope {
@@ -25,14 +32,17 @@ pub(super) fn relay(cluster: &Cluster, local: &dyn Local, text: &str) {
             data,
         } => local.broadcast(&target, exclude.as_deref(), volatile, data),
         Envelope::Emit {
+            ticket,
             conn,
             topic,
             volatile,
             data,
         } => {
-            if !local.emit(&conn, &topic, volatile, data) {
+            let held = local.emit(&conn, &topic, volatile, data);
+            if !held {
                 tracing::debug!(%conn, "cluster: event for a connection that is no longer here");
             }
+            cluster.answer_emit(&origin, ticket, held);
         }
         Envelope::Request {
             ticket,

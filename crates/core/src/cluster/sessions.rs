@@ -15,12 +15,13 @@ use redis::{Cmd, RedisResult, Value};
 use tokio::sync::oneshot;
 
 use super::config::ClusterConfig;
-use super::directory::conns_key;
+use super::directory::{conns_key, index_key};
 
 /// Most frames one write carries; the rest follow in the next batch.
 pub(crate) const MAX_FRAMES_PER_WRITE: usize = 1000;
 
-/// KEYS: session hash, replay list, the writer's set, the connection directory. ARGV: node, ttl ms, gen,
+/// KEYS: session hash, replay list, the writer's set, the connection directory, the writer's index of its
+/// directory entries. ARGV: node, ttl ms, gen,
 /// first, next, rooms JSON ('' when unchanged), session id, data JSON ('' when unchanged), where the
 /// frames counted with no client begin ('' when none), then the frames numbered up to `next - 1`.
 /// Returns 1 when written; 0 when another node owns the session (nothing written; the directory entry
@@ -50,6 +51,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[7])
 redis.call('HSET', KEYS[4], ARGV[7], ARGV[1])
+redis.call('SADD', KEYS[5], ARGV[7])
 return 1";
 
 /// KEYS: session hash, replay list, owner's set. ARGV: node, session id. Only the owner forgets.
@@ -181,11 +183,12 @@ pub(crate) fn write(
         .unwrap_or_default();
     let mut cmd = redis::cmd("EVAL");
     cmd.arg(WRITE)
-        .arg(4)
+        .arg(5)
         .arg(session_key(config, write.id))
         .arg(replay_key(config, write.id))
         .arg(node_sessions_key(config, node))
         .arg(conns_key(config))
+        .arg(index_key(config, node))
         .arg(node)
         .arg(ttl_ms(ttl))
         .arg(write.gen)
