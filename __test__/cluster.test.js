@@ -284,6 +284,30 @@ describeWithRedis('cluster', () => {
     }
   }, 10000);
 
+  test('connections whose registration the full queue refused are registered after the next beat', async () => {
+    // Heartbeats of a second: a stalled Redis is not taken for a lost link, so no reconnection registers
+    // the connections again; only the retry does.
+    const [a, b] = await cluster(2, { queueLimit: 5, heartbeat: 1000 });
+    // A script that keeps Redis busy for a second: B's commands wait and its queue fills up.
+    const busy = "EVAL \"local t = redis.call('TIME') local start = t[1] * 1000000 + t[2] " +
+      "repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - start > 1000000 return 1\" 0";
+    const stalled = redisCommand(redis.port, busy, 5000);
+    await sleep(100);
+    for (let n = 0; n < 20; n++) b.helios.broadcast('lobby', n);
+    const clients = [];
+    for (let n = 0; n < 8; n++) clients.push(await connect(b.url));
+    await waitFor(() => b.helios.connections.size === 8, { message: 'the connections' });
+    const ids = [...b.helios.connections.keys()];
+    expect((await stalled).trimEnd()).toBe(':1');
+    expect(b.helios.stats().cluster.dropped).toBeGreaterThanOrEqual(8);
+    await waitFor(async () => {
+      await sleep(50);
+      for (const id of ids) if (!(await inDirectory(a, id))) return false;
+      return true;
+    }, { message: 'every connection in the directory', timeout: 5000 });
+    for (const id of ids) expect(await a.helios.to(id).emit('x', 1)).toBe(true);
+  }, 10000);
+
   test('a link to Redis that goes silent without closing is noticed and replaced', async () => {
     const proxy = await redisProxy(redis.port);
     try {

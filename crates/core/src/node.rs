@@ -103,6 +103,10 @@ impl Local for Node {
         self.shared.ids.contains_key(conn)
     }
 
+    fn holds_without_session(&self, conn: &str) -> bool {
+        self.holds(conn) && !self.shared.sessions.contains_key(conn)
+    }
+
     fn members(&self, topic: &str) -> Vec<String> {
         self.shared
             .rooms

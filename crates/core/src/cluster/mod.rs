@@ -12,7 +12,7 @@ mod relay;
 mod remote;
 mod sessions;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -58,6 +58,8 @@ pub(crate) trait Local: Send + Sync + 'static {
     fn held(&self) -> Vec<String>;
     /// Whether connection `conn` is on this node.
     fn holds(&self, conn: &str) -> bool;
+    /// Whether connection `conn` is on this node and has no session (see [`Local::held`]).
+    fn holds_without_session(&self, conn: &str) -> bool;
     /// The ids of this node's connections in the room `topic`.
     fn members(&self, topic: &str) -> Vec<String>;
     /// The session `session` resumed on another node: forget it here without telling anyone.
@@ -96,6 +98,8 @@ pub(crate) struct Cluster {
     /// Set when the full queue refused a connection's release (or a cleanup failed): the next heartbeat
     /// cleans the directory.
     release_refused: AtomicBool,
+    /// Connections whose registration the full queue refused: registered again after the next beat.
+    refused_holds: Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -147,6 +151,7 @@ impl Cluster {
             sessions_changed: Notify::new(),
             session_data: Mutex::default(),
             release_refused: AtomicBool::new(false),
+            refused_holds: Mutex::default(),
         })
     }
 
@@ -227,8 +232,19 @@ impl Cluster {
 
     /// Records that this node holds connection `conn`.
     pub(crate) fn hold(&self, conn: &str) {
-        self.link
-            .send(directory::hold(&self.config, conn, &self.node_id));
+        if !self
+            .link
+            .send(directory::hold(&self.config, conn, &self.node_id))
+        {
+            self.lock_refused_holds().insert(conn.to_owned());
+        }
+    }
+
+    fn lock_refused_holds(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        // A plain set, consistent between calls: a panic elsewhere leaves it usable.
+        self.refused_holds
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Records that connection `conn` has ended here; requests other nodes sent it fail at once.
@@ -295,6 +311,8 @@ impl Cluster {
     /// lost them, or a node that took this one for dead removed them), then removes the entries of those
     /// that closed while their release could not reach Redis.
     fn register_again(self: &Arc<Self>) {
+        // Every connection without a session is registered again here; those with one, by their writes.
+        self.lock_refused_holds().clear();
         if let Some((local, _)) = self.local() {
             for id in local.held() {
                 self.hold(&id);
@@ -347,8 +365,18 @@ impl Cluster {
         });
     }
 
-    /// After a beat: cleans the directory if the full queue refused a release since the last time.
-    pub(crate) fn prune_if_refused(self: &Arc<Self>) {
+    /// After a beat: registers again the connections whose registration the full queue refused (those
+    /// still here without a session: a session's connection is registered by its next write), and cleans
+    /// the directory if a release was refused.
+    pub(crate) fn catch_up_directory(self: &Arc<Self>) {
+        let refused = std::mem::take(&mut *self.lock_refused_holds());
+        if !refused.is_empty() {
+            if let Some((local, _)) = self.local() {
+                for id in refused.iter().filter(|id| local.holds_without_session(id)) {
+                    self.hold(id);
+                }
+            }
+        }
         if self.release_refused.load(Ordering::Relaxed) {
             self.prune();
         }

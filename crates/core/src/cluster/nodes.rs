@@ -142,7 +142,7 @@ pub(super) async fn heartbeat(cluster: Arc<Cluster>, mut shutdown: watch::Receiv
                 if std::mem::take(&mut register_again) {
                     cluster.register_again();
                 } else {
-                    cluster.prune_if_refused();
+                    cluster.catch_up_directory();
                 }
                 let since = *beating_since.get_or_insert_with(tokio::time::Instant::now);
                 let dead = if since.elapsed() >= cluster.config.node_ttl() {
