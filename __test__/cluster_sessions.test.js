@@ -510,4 +510,38 @@ describeWithRedis('cluster sessions', () => {
       proxy.close();
     }
   }, 10000);
+  test('a session its client resumed on the survivor and ended there is not written back by the node that was cut off', async () => {
+    prefixes += 1;
+    const prefix = `sessions${prefixes}`;
+    const proxy = await forwarder(() => redis.port);
+    try {
+      const a = localNode(prefix);
+      const b = localNode(prefix, { redis: `redis://127.0.0.1:${proxy.port}` });
+      await clusterOf(2, a, b);
+      const client = await rawSocket(b.url);
+      const { token, sessionId } = await client.next((m) => m.type === 'session' && m.event === 'created');
+      await waitFor(async () => (await copyField(prefix, sessionId, 'node')) !== null, { message: 'the first copy' });
+      proxy.cut();
+      await waitFor(() => a.helios.connections.get(sessionId)?.state === 'SUSPENDED', {
+        message: 'a taking the session over',
+        timeout: 5000,
+      });
+      // The client's socket on b drops (not a normal close, so b keeps the session waiting) ...
+      client.ws.close(4000);
+      await waitFor(() => b.helios.connections.get(sessionId)?.state === 'SUSPENDED', { message: 'b waiting' });
+      // ... and it resumes on a, then ends the session there with a normal close.
+      const back = await rawSocket(`${a.url}/?session_token=${token}&last_seq=1`);
+      expect(await back.next((m) => m.type === 'session')).toMatchObject({ event: 'recovered' });
+      back.ws.close(1000);
+      await waitFor(async () => (await copyField(prefix, sessionId, 'node')) === null, { message: 'a forgetting it' });
+      proxy.heal();
+      await waitFor(() => !b.helios.connections.has(sessionId), { message: 'b giving its copy up', timeout: 5000 });
+      expect(await copyField(prefix, sessionId, 'node')).toBeNull();
+      // The token used on a stays used.
+      const replayed = await rawSocket(`${b.url}/?session_token=${token}&last_seq=1`);
+      expect(await replayed.next((m) => m.type === 'session')).toMatchObject({ event: 'recovery-failed', reason: 'unknown session' });
+    } finally {
+      proxy.close();
+    }
+  }, 15000);
 });

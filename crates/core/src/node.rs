@@ -166,6 +166,13 @@ pub(crate) enum Moved {
 }
 
 impl Moved {
+    /// Whether a connection closed with `code` ended here because its session lives on another node.
+    pub(crate) fn closed_with(code: u16) -> bool {
+        [Moved::ResumedElsewhere, Moved::TakenOver]
+            .into_iter()
+            .any(|why| why.close().0 == code)
+    }
+
     fn close(self) -> (u16, &'static str) {
         match self {
             Moved::ResumedElsewhere => (4009, "Session taken over"),

@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::net::keys::Keyed;
 use crate::net::Verdict;
 use crate::net::{self, Connection, Pending, Text, TlsError, TlsIdentity};
-use crate::node::Node;
+use crate::node::{Moved, Node};
 use crate::pattern::PatternError;
 use crate::protocol::{self, ErrorCode};
 use crate::rooms::{request, Broadcast, Denial, Join, Rooms};
@@ -95,13 +95,15 @@ impl Shared {
         }
     }
 
-    /// A connection ended for good (with its session, when it had one).
-    pub(crate) fn release(&self, conn: &Connection, session: bool) {
+    /// A connection ended for good (with its session, when it had one), closed with `code`.
+    pub(crate) fn release(&self, conn: &Connection, session: bool, code: u16) {
         if let Some(cluster) = &self.cluster {
             self.ids.remove_if(&*conn.id, |_, key| *key == conn.key);
             cluster.release(&conn.id);
-            if session {
-                cluster.forget_session(&conn.id);
+            if let Some(sessions) = self.config.sessions.as_ref().filter(|_| session) {
+                // A session that moved to another node lives on: no end mark for it.
+                let ended = (!Moved::closed_with(code)).then_some(sessions.ttl);
+                cluster.forget_session(&conn.id, ended);
             }
         }
     }

@@ -482,10 +482,11 @@ impl Cluster {
         self.lock_session_data().entry(id).or_insert(data);
     }
 
-    /// Forgets a session that ended here (unless another node owns it by now).
-    pub(crate) fn forget_session(&self, id: &str) {
+    /// Forgets a session that ended here (unless another node owns it by now). When it ended for good
+    /// (`ended`: its ttl), no node that held it before writes it back for that long.
+    pub(crate) fn forget_session(&self, id: &str, ended: Option<Duration>) {
         self.link
-            .send(sessions::forget(&self.config, &self.node_id, id));
+            .send(sessions::forget(&self.config, &self.node_id, id, ended));
     }
 
     /// Reads a session from Redis; the error says why it could not be read.

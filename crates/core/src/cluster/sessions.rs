@@ -1,12 +1,15 @@
 //! Sessions kept in Redis, so a client whose node died can resume on another: per session a hash (owner
 //! node, token generation, numbers of the first held and the next frame, where the frames counted with no
 //! client begin, rooms, data) and a list of the frames held for replay, both expiring with the session
-//! ttl, and per node the set of its sessions.
+//! ttl, and per node the set of its sessions; a session its owner ended leaves an end mark for a ttl.
 //! Writes are made behind the traffic, in batches, and only by the node that owns the session: a node
 //! that finds another owner (it was cut off from Redis while a survivor took the session over, or the
 //! client resumed elsewhere) writes nothing and gives the session up. A write goes on from the copy as
 //! Redis holds it or replaces it whole: one that would leave a hole (an earlier write was refused or
-//! lost) is refused, and the node writes the session whole again.
+//! lost) is refused, and the node writes the session whole again. A write of a session that Redis does
+//! not hold but marks as ended is refused as well: the writer held it before and was cut off while its
+//! client resumed elsewhere and ended it there; without the mark it would bring the session back, and
+//! with it a token already used.
 
 use std::collections::HashMap;
 
@@ -21,14 +24,19 @@ use super::directory::{conns_key, index_key};
 pub(crate) const MAX_FRAMES_PER_WRITE: usize = 1000;
 
 /// KEYS: session hash, replay list, the writer's set, the connection directory, the writer's index of its
-/// directory entries. ARGV: node, ttl ms, gen,
+/// directory entries, the session's end mark. ARGV: node, ttl ms, gen,
 /// first, next, rooms JSON ('' when unchanged), session id, data JSON ('' when unchanged), where the
 /// frames counted with no client begin ('' when none), then the frames numbered up to `next - 1`.
 /// Returns 1 when written; 0 when another node owns the session (nothing written; the directory entry
-/// goes back to the owner if it named the writer); 2 when the frames do not start at `first` and the
+/// goes back to the owner if it named the writer) or its owner ended it (the writer's entry goes); 2 when the frames do not start at `first` and the
 /// copy does not end where they start (nothing written).
 const WRITE: &str = r"local held = redis.call('HMGET', KEYS[1], 'node', 'first', 'next')
 local owner = held[1]
+if not owner and redis.call('EXISTS', KEYS[6]) == 1 then
+  if redis.call('HGET', KEYS[4], ARGV[7]) == ARGV[1] then redis.call('HDEL', KEYS[4], ARGV[7]) end
+  redis.call('SREM', KEYS[5], ARGV[7])
+  return 0
+end
 if owner and owner ~= ARGV[1] then
   if redis.call('HGET', KEYS[4], ARGV[7]) == ARGV[1] then redis.call('HSET', KEYS[4], ARGV[7], owner) end
   return 0
@@ -54,11 +62,15 @@ redis.call('HSET', KEYS[4], ARGV[7], ARGV[1])
 redis.call('SADD', KEYS[5], ARGV[7])
 return 1";
 
-/// KEYS: session hash, replay list, owner's set. ARGV: node, session id. Only the owner forgets.
+/// KEYS: session hash, replay list, owner's set, the session's end mark. ARGV: node, session id, ttl ms
+/// ('' when the session moved to another node rather than ended). Only the owner forgets. The end mark,
+/// kept for a session ttl, stops a node that held the session before (cut off from Redis meanwhile) from
+/// writing it back.
 const FORGET: &str = r"local owner = redis.call('HGET', KEYS[1], 'node')
 if owner and owner ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('SREM', KEYS[3], ARGV[2])
+if ARGV[3] ~= '' then redis.call('SET', KEYS[4], '1', 'PX', ARGV[3]) end
 return 1";
 
 /// KEYS: session hash, the previous owner's set, the new owner's set. ARGV: node, required owner ('' for
@@ -158,6 +170,10 @@ fn replay_key(config: &ClusterConfig, id: &str) -> String {
     config.key(&format!("replay:{id}"))
 }
 
+fn ended_key(config: &ClusterConfig, id: &str) -> String {
+    config.key(&format!("ended:{id}"))
+}
+
 fn node_sessions_key(config: &ClusterConfig, node: &str) -> String {
     config.key(&format!("sessions:{node}"))
 }
@@ -183,12 +199,13 @@ pub(crate) fn write(
         .unwrap_or_default();
     let mut cmd = redis::cmd("EVAL");
     cmd.arg(WRITE)
-        .arg(5)
+        .arg(6)
         .arg(session_key(config, write.id))
         .arg(replay_key(config, write.id))
         .arg(node_sessions_key(config, node))
         .arg(conns_key(config))
         .arg(index_key(config, node))
+        .arg(ended_key(config, write.id))
         .arg(node)
         .arg(ttl_ms(ttl))
         .arg(write.gen)
@@ -205,15 +222,22 @@ pub(crate) fn write(
 }
 
 /// The command forgetting a session that ended on `node`.
-pub(crate) fn forget(config: &ClusterConfig, node: &str, id: &str) -> Cmd {
+pub(crate) fn forget(
+    config: &ClusterConfig,
+    node: &str,
+    id: &str,
+    ended: Option<std::time::Duration>,
+) -> Cmd {
     let mut cmd = redis::cmd("EVAL");
     cmd.arg(FORGET)
-        .arg(3)
+        .arg(4)
         .arg(session_key(config, id))
         .arg(replay_key(config, id))
         .arg(node_sessions_key(config, node))
+        .arg(ended_key(config, id))
         .arg(node)
-        .arg(id);
+        .arg(id)
+        .arg(ended.map(|ttl| ttl_ms(ttl).to_string()).unwrap_or_default());
     cmd
 }
 

@@ -229,7 +229,7 @@ pub(crate) async fn end(shared: &Shared, conn: &Connection, code: u16, reason: &
     conn.close_pending();
     shared.connections.remove(&conn.key);
     let had_session = shared.sessions.remove(&*conn.id).is_some();
-    shared.release(conn, had_session);
+    shared.release(conn, had_session, code);
     // Every room at once; the application clears its view of them when it hears of the close.
     shared.rooms.close(conn.key);
     tracing::debug!(conn = %conn.id, code, "connection closed");
