@@ -10,8 +10,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::app::call;
-use crate::cluster::Local;
-use crate::net::{self, Connection, Pending};
+use crate::cluster::{FinalState, HandOff, Local};
+use crate::net::{self, Connection, Pending, Refusal};
 use crate::protocol;
 use crate::server::{Exclude, Shared};
 
@@ -44,6 +44,33 @@ impl Node {
                 let _ = calls.send(call).await;
             });
         }
+    }
+
+    /// Stops serving session `session` for a hand-over to a client with a token of generation `gen`: its
+    /// final state and rooms; the error is the answer when it does not (not held here, or a used token).
+    /// A session waiting for its client ends now; one with a socket ends when the socket, closed with
+    /// 4009, does.
+    fn stop_serving(
+        &self,
+        session: &str,
+        gen: u64,
+    ) -> Result<(net::SessionView, Vec<String>), HandOff> {
+        let conn = session_connection(&self.shared, session).ok_or(HandOff::NotHeld)?;
+        let (state, waiting) = conn.hand_over(gen).map_err(|refusal| match refusal {
+            Refusal::Used => HandOff::TokenUsed,
+            Refusal::Unknown | Refusal::Expired => HandOff::NotHeld,
+        })?;
+        // Read before the connection ends and leaves its rooms.
+        let mut rooms = self.shared.rooms.subscriptions(conn.key);
+        rooms.sort_unstable();
+        if waiting {
+            let (shared, conn) = (self.shared.clone(), conn.clone());
+            let (code, reason) = Moved::ResumedElsewhere.close();
+            self.runtime.spawn(async move {
+                net::end(&shared, &conn, code, reason).await;
+            });
+        }
+        Ok((state, rooms))
     }
 }
 
@@ -122,11 +149,51 @@ impl Local for Node {
     }
 
     fn drop_session(&self, session: &str) {
-        let Some(conn) = session_connection(&self.shared, session) else {
+        let conn = session_connection(&self.shared, session).filter(|conn| !conn.handed_over());
+        let Some(conn) = conn else {
+            // Handed over (or gone): the new node has claimed it, so the copy goes only if Redis still
+            // names this node (the claim was refused, and the new node's writes must find no owner).
+            if let Some(cluster) = &self.shared.cluster {
+                cluster.forget_session(session, None);
+            }
             return;
         };
         tracing::debug!(%session, "cluster: the session resumed on another node; dropping it here");
         end_here(&self.shared, conn, &self.runtime, Moved::ResumedElsewhere);
+    }
+
+    fn hand_over(&self, origin: &str, ticket: u64, session: &str, gen: u64) {
+        let Some(cluster) = self.shared.cluster.clone() else {
+            return;
+        };
+        let (state, rooms) = match self.stop_serving(session, gen) {
+            Ok(stopped) => stopped,
+            Err(refused) => {
+                cluster.answer_hand_over(origin, ticket, refused);
+                return;
+            }
+        };
+        tracing::debug!(%session, %origin, "cluster: handing the session over to the node its client resumes on");
+        let ttl = self
+            .shared
+            .config
+            .sessions
+            .as_ref()
+            .map(|sessions| sessions.ttl)
+            .unwrap_or_default();
+        let (origin, session) = (origin.to_owned(), session.to_owned());
+        self.runtime.spawn(async move {
+            let state = FinalState {
+                id: &session,
+                gen: state.gen,
+                first: state.first,
+                rooms: &rooms,
+                unseen: state.unseen,
+                frames: &state.frames,
+            };
+            let outcome = cluster.write_final(ttl, &state).await;
+            cluster.answer_hand_over(&origin, ticket, outcome);
+        });
     }
 
     fn adopt(&self, node: &str) {

@@ -100,7 +100,10 @@ impl Shared {
         if let Some(cluster) = &self.cluster {
             self.ids.remove_if(&*conn.id, |_, key| *key == conn.key);
             cluster.release(&conn.id);
-            if let Some(sessions) = self.config.sessions.as_ref().filter(|_| session) {
+            // A session handed over is forgotten only once its new node claimed it (`DropSession`): its
+            // copy is what that node reads.
+            let kept = session && !conn.handed_over();
+            if let Some(sessions) = self.config.sessions.as_ref().filter(|_| kept) {
                 // A session that moved to another node lives on: no end mark for it.
                 let ended = (!Moved::closed_with(code)).then_some(sessions.ttl);
                 cluster.forget_session(&conn.id, ended);

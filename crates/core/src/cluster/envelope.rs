@@ -11,6 +11,8 @@
 //! | 5    | `[origin, 5, ticket, topic]`                            | all     | who is in the room `topic`?      |
 //! | 6    | `[origin, 6, ticket, [connection ids]]`                 | node    | the answer to kind 5             |
 //! | 7    | `[origin, 7, sessionId]`                                | node    | the session resumed elsewhere: drop your copy |
+//! | 8    | `[origin, 8, ticket, sessionId, gen]`                   | node    | the session's client resumes on the origin with a token of generation `gen`: stop serving it, write its latest state, answer |
+//! | 9    | `[origin, 9, ticket, outcome]`                          | node    | the answer to kind 8: `stored` (Redis holds the final write), `not-held`, `not-owned`, `token-used` (the session goes on) or `failed` |
 
 use std::borrow::Cow;
 
@@ -60,6 +62,15 @@ pub(crate) enum Envelope<'a> {
     Members { ticket: u64, ids: Vec<Cow<'a, str>> },
     /// A session resumed on the origin node: the receiving node drops its copy.
     DropSession { session: Cow<'a, str> },
+    /// The session's client resumes on the origin node with a token of generation `gen`: the receiving
+    /// node, its owner, stops serving it, writes its latest state to Redis and answers `ticket`.
+    HandOver {
+        ticket: u64,
+        session: Cow<'a, str>,
+        gen: u64,
+    },
+    /// The answer to a hand-over the receiving node asked for (see [`super::HandOff`]).
+    HandedOver { ticket: u64, outcome: Cow<'a, str> },
 }
 
 fn to_text(value: &impl Serialize) -> String {
@@ -101,6 +112,12 @@ impl Envelope<'_> {
             Envelope::RoomQuery { ticket, topic } => to_text(&(origin, 5, ticket, topic)),
             Envelope::Members { ticket, ids } => to_text(&(origin, 6, ticket, ids)),
             Envelope::DropSession { session } => to_text(&(origin, 7, session)),
+            Envelope::HandOver {
+                ticket,
+                session,
+                gen,
+            } => to_text(&(origin, 8, ticket, session, gen)),
+            Envelope::HandedOver { ticket, outcome } => to_text(&(origin, 9, ticket, outcome)),
         }
     }
 }
@@ -151,6 +168,15 @@ pub(crate) fn decode(text: &str) -> Result<(Cow<'_, str>, Envelope<'_>), String>
         },
         7 => Envelope::DropSession {
             session: field(&item, 2)?,
+        },
+        8 => Envelope::HandOver {
+            ticket: field(&item, 2)?,
+            session: field(&item, 3)?,
+            gen: field(&item, 4)?,
+        },
+        9 => Envelope::HandedOver {
+            ticket: field(&item, 2)?,
+            outcome: field(&item, 3)?,
         },
         kind => return Err(format!("unknown kind {kind}")),
     };
@@ -230,6 +256,15 @@ mod tests {
         });
         round_trip(Envelope::DropSession {
             session: "s".into(),
+        });
+        round_trip(Envelope::HandOver {
+            ticket: 3,
+            session: "s".into(),
+            gen: 4,
+        });
+        round_trip(Envelope::HandedOver {
+            ticket: 3,
+            outcome: "stored".into(),
         });
     }
 

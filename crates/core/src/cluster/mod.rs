@@ -6,6 +6,7 @@
 mod config;
 mod directory;
 mod envelope;
+mod handoff;
 mod link;
 mod nodes;
 mod relay;
@@ -20,15 +21,20 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, watch, Mutex as AsyncMutex, Notify};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 pub use config::ClusterConfig;
 pub use link::LinkState;
 use sessions::Claimed;
 pub use sessions::StoredSession;
-pub(crate) use sessions::{PendingWrite, SessionWrite, WriteOutcome, MAX_FRAMES_PER_WRITE};
+pub(crate) use sessions::{
+    FinalState, PendingWrite, SessionWrite, WriteOutcome, MAX_FRAMES_PER_WRITE,
+};
 
 use directory::Routed;
 pub(crate) use envelope::Envelope;
+pub(crate) use handoff::HandOff;
+use handoff::HandOffs;
 use link::{Job, Link};
 use remote::RemoteRequests;
 
@@ -64,6 +70,10 @@ pub(crate) trait Local: Send + Sync + 'static {
     fn members(&self, topic: &str) -> Vec<String>;
     /// The session `session` resumed on another node: forget it here without telling anyone.
     fn drop_session(&self, session: &str);
+    /// The client of session `session` resumes on node `origin` with a token of generation `gen`: unless
+    /// that token was used already, stop serving the session, write its latest state and answer
+    /// `ticket` (see [`Cluster::answer_hand_over`]).
+    fn hand_over(&self, origin: &str, ticket: u64, session: &str, gen: u64);
     /// Node `node` is dead and this node won its sessions: take them over, suspended, until their
     /// clients resume (here, or on another node that then takes them from here).
     fn adopt(&self, node: &str);
@@ -87,6 +97,8 @@ pub(crate) struct Cluster {
     /// Live nodes (this one included once it has beaten), sorted.
     nodes: RwLock<Vec<String>>,
     remote: RemoteRequests,
+    /// Hand-overs of sessions this node asked their owners for.
+    handoffs: HandOffs,
     /// While serving: what messages act on, and the runtime that carries out routed work.
     local: RwLock<Option<(Arc<dyn Local>, tokio::runtime::Handle)>>,
     /// Turns true when the server has stopped: the sending loop flushes and ends.
@@ -146,6 +158,7 @@ impl Cluster {
             jobs: Arc::new(AsyncMutex::new(jobs)),
             nodes: RwLock::default(),
             remote: RemoteRequests::default(),
+            handoffs: HandOffs::default(),
             local: RwLock::default(),
             stop: watch::channel(false).0,
             sessions_changed: Notify::new(),
@@ -536,6 +549,89 @@ impl Cluster {
         self.tell(node, &Envelope::DropSession { session: id.into() });
     }
 
+    /// Asks node `owner`, alive and holding session `id`, to hand it over to a client with a token of
+    /// generation `gen` (see the `handoff` module), and waits for its answer while the owner is among
+    /// the live nodes, at most a node ttl and a heartbeat: an owner silent for that long is dead or cut
+    /// off.
+    pub(crate) async fn hand_over(&self, owner: &str, id: &str, gen: u64) -> HandOff {
+        let (ticket, mut answer) = self.handoffs.open();
+        self.tell(
+            owner,
+            &Envelope::HandOver {
+                ticket,
+                session: id.into(),
+                gen,
+            },
+        );
+        let beat = nodes::interval(&self.config);
+        let deadline = tokio::time::Instant::now() + self.config.node_ttl() + beat;
+        let outcome = loop {
+            let wake = deadline.min(tokio::time::Instant::now() + beat);
+            match tokio::time::timeout_at(wake, &mut answer).await {
+                Ok(Ok(outcome)) => break outcome,
+                // Dropped unanswered: cannot happen while this waits, counts as no answer.
+                Ok(Err(_)) => break HandOff::TimedOut,
+                Err(_) if !self.is_live(owner) => break HandOff::Gone,
+                Err(_) if tokio::time::Instant::now() >= deadline => break HandOff::TimedOut,
+                Err(_) => {}
+            }
+        };
+        self.handoffs.close(ticket);
+        outcome
+    }
+
+    /// Node `origin` asked for a hand-over (`ticket`): tells it what became of it.
+    pub(crate) fn answer_hand_over(&self, origin: &str, ticket: u64, outcome: HandOff) {
+        let outcome = outcome.as_str().into();
+        self.tell(origin, &Envelope::HandedOver { ticket, outcome });
+    }
+
+    /// The answer to hand-over `ticket` arrived.
+    fn handed_over(&self, ticket: u64, outcome: &str) {
+        self.handoffs.answer(ticket, HandOff::parse(outcome));
+    }
+
+    /// Writes the final state of a session this node hands over, whole (in batches of at most
+    /// [`MAX_FRAMES_PER_WRITE`] frames, in order), with the data entries still waiting for the writer of
+    /// sessions; returns once Redis answered every batch.
+    pub(crate) async fn write_final(&self, ttl: Duration, state: &FinalState<'_>) -> HandOff {
+        let data = self.lock_session_data().remove(state.id);
+        // A session with no frame held is still written once, for its rooms, data and generation.
+        let batches: Vec<&[Utf8Bytes]> = if state.frames.is_empty() {
+            vec![&[]]
+        } else {
+            state.frames.chunks(MAX_FRAMES_PER_WRITE).collect()
+        };
+        let mut pending = Vec::with_capacity(batches.len());
+        let mut next = state.first;
+        for (index, frames) in batches.into_iter().enumerate() {
+            next += frames.len() as u64;
+            let write = SessionWrite {
+                id: state.id,
+                gen: state.gen,
+                first: state.first,
+                next,
+                // The first batch replaces the copy whole; the others go on from it.
+                rooms: (index == 0).then_some(state.rooms),
+                data: data.as_deref().filter(|_| index == 0),
+                unseen: state.unseen,
+                frames,
+            };
+            let Some(reply) = self.write_session(ttl, &write) else {
+                return HandOff::Failed;
+            };
+            pending.push(reply);
+        }
+        for reply in pending {
+            match reply.0.await.map(WriteOutcome::from_reply) {
+                Ok(WriteOutcome::Stored) => {}
+                Ok(WriteOutcome::OwnedElsewhere) => return HandOff::NotOwned,
+                _ => return HandOff::Failed,
+            }
+        }
+        HandOff::Stored
+    }
+
     /// The sessions node `node` owned.
     pub(crate) async fn sessions_of(&self, node: &str) -> Vec<String> {
         let Some(mut conn) = self.link.commands() else {
@@ -570,6 +666,15 @@ impl Cluster {
     /// Resolves when [`Cluster::write_sessions_now`] was called (since the last time it resolved).
     pub(crate) async fn sessions_changed(&self) {
         self.sessions_changed.notified().await;
+    }
+
+    /// Whether node `node` is in the list of live nodes.
+    pub(crate) fn is_live(&self, node: &str) -> bool {
+        self.nodes
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .any(|live| live == node)
     }
 
     /// Live nodes, this one included once it has beaten.

@@ -71,5 +71,11 @@ pub(super) fn relay(cluster: &Cluster, local: &dyn Local, text: &str) {
         }
         Envelope::Members { ticket, ids } => local.room_answer(ticket, &origin, &ids),
         Envelope::DropSession { session } => local.drop_session(&session),
+        Envelope::HandOver {
+            ticket,
+            session,
+            gen,
+        } => local.hand_over(&origin, ticket, &session, gen),
+        Envelope::HandedOver { ticket, outcome } => cluster.handed_over(ticket, &outcome),
     }
 }

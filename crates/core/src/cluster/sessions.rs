@@ -120,6 +120,20 @@ pub(crate) struct SessionWrite<'a> {
     pub(crate) frames: &'a [tokio_tungstenite::tungstenite::Utf8Bytes],
 }
 
+/// The whole state of a session its owner hands over to another node, as its final write carries it.
+#[derive(Debug)]
+pub(crate) struct FinalState<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) gen: u64,
+    /// The number of the first frame in `frames`.
+    pub(crate) first: u64,
+    pub(crate) rooms: &'a [String],
+    /// Where the frames counted with no client begin, if they do.
+    pub(crate) unseen: Option<u64>,
+    /// Every frame held for replay.
+    pub(crate) frames: &'a [tokio_tungstenite::tungstenite::Utf8Bytes],
+}
+
 /// What became of a session write.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum WriteOutcome {
@@ -136,7 +150,7 @@ pub(crate) enum WriteOutcome {
 }
 
 impl WriteOutcome {
-    fn from_reply(reply: RedisResult<Value>) -> Self {
+    pub(super) fn from_reply(reply: RedisResult<Value>) -> Self {
         match reply {
             Ok(Value::Int(1)) => WriteOutcome::Stored,
             Ok(Value::Int(0)) => WriteOutcome::OwnedElsewhere,

@@ -13,6 +13,7 @@ use crate::session::{Claims, Replay};
 
 use super::connection::{Detach, Refusal, Resumed};
 use super::outbox::Outbox;
+use super::restore::Unrestored;
 use super::Connection;
 
 /// A client that closes normally is done with its session.
@@ -76,7 +77,10 @@ pub(crate) async fn attach(
             let restored = super::restore::resume(shared, client, outbox.clone(), calls).await;
             match restored {
                 Ok((conn, told)) => return Attached::Restored(conn, told),
-                Err(reason) => attempt = Err(Missing::Refused(reason)),
+                Err(Unrestored::Refused(reason)) => attempt = Err(Missing::Refused(reason)),
+                Err(Unrestored::HeldHere) => {
+                    attempt = resume(shared, &query, outbox.clone(), ttl_ms);
+                }
             }
         }
         match attempt {

@@ -78,6 +78,8 @@ struct SessionState {
     /// Counts the times the session lost its socket, so a stale expiry timer does nothing.
     suspensions: u64,
     ended: bool,
+    /// Ended by a hand-over to another node: its copy in Redis is the other node's to claim.
+    handed_over: bool,
 }
 
 /// A session's resumable state, as [`Connection::session_view`] reads it.
@@ -99,6 +101,7 @@ impl SessionState {
             issued: Instant::now(),
             suspensions,
             ended: false,
+            handed_over: false,
         }
     }
 }
@@ -210,6 +213,45 @@ impl Connection {
             unseen: replay.unseen(),
             frames: since.frames,
         })
+    }
+
+    /// Stops the session for a hand-over to another node whose client has a token of generation `gen`,
+    /// in one step so no frame slips between: from here on nothing is counted or kept for it, and a
+    /// socket it has is closed with 4009. Returns its whole state (as [`Connection::session_view`] with
+    /// nothing written) and whether it has no socket (the caller then ends it); [`Refusal::Unknown`] when
+    /// it had ended, [`Refusal::Used`] when the token is older than the session's (it goes on here).
+    pub(crate) fn hand_over(&self, gen: u64) -> Result<(SessionView, bool), Refusal> {
+        let mut link = self.link();
+        let Link { outbox, session } = &mut *link;
+        let Some(session) = session.as_mut().filter(|session| !session.ended) else {
+            return Err(Refusal::Unknown);
+        };
+        // A used token must not take the session from its client.
+        if gen < session.gen {
+            return Err(Refusal::Used);
+        }
+        session.ended = true;
+        session.handed_over = true;
+        let replay = &session.replay;
+        let view = SessionView {
+            first: replay.first(),
+            next: replay.next_seq(),
+            gen: session.gen,
+            unseen: replay.unseen(),
+            frames: replay.since(replay.first().saturating_sub(1)).frames,
+        };
+        if let Some(outbox) = outbox {
+            outbox.close(TAKEN_OVER, "Session taken over");
+        }
+        Ok((view, outbox.is_none()))
+    }
+
+    /// Whether the session ended by a hand-over to another node (see [`Connection::hand_over`]).
+    pub(crate) fn handed_over(&self) -> bool {
+        self.link()
+            .session
+            .as_ref()
+            .is_some_and(|session| session.handed_over)
     }
 
     fn link(&self) -> std::sync::MutexGuard<'_, Link> {

@@ -23,7 +23,7 @@ mod wire;
 
 pub(crate) use admission::Verdict;
 pub(crate) use attach::end;
-pub(crate) use connection::{Connection, Pending, SessionView};
+pub(crate) use connection::{Connection, Pending, Refusal, SessionView};
 pub(crate) use listener::accept;
 pub use listener::bind;
 pub(crate) use outbox::Text;

@@ -1,6 +1,8 @@
 //! Sessions brought over from another node through the cluster: resumed here by a client whose node
 //! died (or whose load balancer sent it elsewhere), or adopted, still waiting for their clients, from a
-//! node found dead, so that what is sent to them meanwhile is kept for their return.
+//! node found dead, so that what is sent to them meanwhile is kept for their return. A resume of a
+//! session whose owner is alive first has the owner hand it over (see `cluster::handoff`), so the copy
+//! it reads has every message the owner counted.
 
 use std::sync::Arc;
 
@@ -9,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::app::call::{self, Restored};
-use crate::cluster::StoredSession;
+use crate::cluster::{Cluster, HandOff, StoredSession};
 use crate::protocol::{session_frame, SessionEvent};
 use crate::server::Shared;
 use crate::session::Replay;
@@ -117,15 +119,30 @@ pub(crate) struct Returning<'a> {
     pub(crate) remote: &'a str,
 }
 
+/// Why a session was not restored from the cluster.
+pub(crate) enum Unrestored {
+    /// Refused, for the reason the client is told.
+    Refused(String),
+    /// This node holds the session now (it took it over from its dead owner while the resume waited
+    /// for a hand-over): the client resumes it as a session of this node.
+    HeldHere,
+}
+
+impl From<String> for Unrestored {
+    fn from(reason: String) -> Self {
+        Unrestored::Refused(reason)
+    }
+}
+
 /// Resumes, on this node, a session this node does not hold: read from Redis, checked against the
 /// token's generation, its frames after the client's count replayed. Returns the connection and the
-/// calls that tell the application (opened, rooms, recovered); the error is what the client is told.
+/// calls that tell the application (opened, rooms, recovered); the error says what the client is told.
 pub(crate) async fn resume(
     shared: &Arc<Shared>,
     client: Returning<'_>,
     outbox: Arc<Outbox>,
     calls: &mpsc::Sender<String>,
-) -> Result<(Arc<Connection>, String), String> {
+) -> Result<(Arc<Connection>, String), Unrestored> {
     let Returning {
         sid,
         gen: token_gen,
@@ -136,34 +153,31 @@ pub(crate) async fn resume(
     let (Some(cluster), Some(tokens), Some(sessions)) =
         (&shared.cluster, &shared.tokens, &shared.config.sessions)
     else {
-        return Err("unknown session".to_owned());
+        return Err("unknown session".to_owned().into());
     };
-    let stored = cluster
-        .load_session(sid)
-        .await
-        .map_err(|error| {
-            tracing::warn!(%error, "cluster: cannot read a session from Redis");
-            "unknown session".to_owned()
-        })?
-        .ok_or_else(|| "unknown session".to_owned())?;
-    // Generations are written behind: the token may be ahead of the copy, never behind it.
-    if token_gen < stored.gen {
-        return Err("token already used".to_owned());
-    }
+    let (stored, handed_over) = load_handed_over(cluster, sid, token_gen).await?;
     let opened = |key: u64, data: Option<&RawValue>| {
         call::restored(key, sid, url, remote, data, Restored::Resumed)
     };
     let owner = stored.node.clone();
     // Installed meanwhile by another resume with this token, which used it.
     let arrival = Arrival::Resumed(last_seq);
-    let (conn, mut told) = install(shared, sid, stored, token_gen, arrival, calls, opened)
-        .ok_or_else(|| "token already used".to_owned())?;
+    let Some((conn, mut told)) = install(shared, sid, stored, token_gen, arrival, calls, opened)
+    else {
+        // Reachable by id only once claimed: a session taken over here, or resumed here and so with a
+        // used token, which the resume of a session of this node refuses.
+        if shared.ids.contains_key(sid) {
+            return Err(Unrestored::HeldHere);
+        }
+        return Err("token already used".to_owned().into());
+    };
     // Recorded with the generation after this resume, so the token just used is refused everywhere; the
     // client is here, so this node wins over a takeover in progress elsewhere. Claimed before the
     // replay: when Redis cannot record it (it refuses writes), the owner's writes were likely refused
-    // too, so the copy may miss messages, and the resume says so (`gap`). The owner is then told to
-    // drop its copy all the same, so the session does not live on two nodes.
-    let lagging = !cluster.claim_session(None, sid, token_gen + 1).await;
+    // too, so the copy may miss messages, and the resume says so (`gap`), as when a live owner did not
+    // hand the session over. The owner is then told to drop its copy all the same, so the session does
+    // not live on two nodes.
+    let lagging = !cluster.claim_session(None, sid, token_gen + 1).await || !handed_over;
     if lagging && owner != cluster.node_id {
         cluster.drop_session_on(&owner, sid);
     }
@@ -181,13 +195,59 @@ pub(crate) async fn resume(
                 seq: resumed.seq,
             })
         })
-        .map_err(|refusal| refusal.to_string())?;
+        .map_err(|refusal| Unrestored::Refused(refusal.to_string()))?;
     shared.hold(&conn);
     let gap = resumed.gap || lagging;
     tracing::debug!(conn = %sid, replayed = resumed.replayed, gap, "session restored from the cluster");
     told.push(',');
     told.push_str(&call::recovered(conn.key, resumed.replayed, gap));
     Ok((conn, told))
+}
+
+/// Reads session `sid` from Redis for a resume here with a token of generation `token_gen`. When another
+/// node owns it and is alive, that node is first asked to hand it over (stop serving it and write its
+/// latest state), and the copy is read once it answered: the copy then has every frame the owner
+/// counted. Also returns whether the copy is known to be complete: false when a live owner did not
+/// answer in time or could not write. A used token is refused before and after.
+async fn load_handed_over(
+    cluster: &Cluster,
+    sid: &str,
+    token_gen: u64,
+) -> Result<(StoredSession, bool), String> {
+    let stored = load(cluster, sid, token_gen).await?;
+    if stored.node == cluster.node_id || !cluster.is_live(&stored.node) {
+        // A dead owner's copy is all there is: what it had not written is the documented loss.
+        return Ok((stored, true));
+    }
+    let owner = stored.node;
+    let outcome = cluster.hand_over(&owner, sid, token_gen).await;
+    if outcome == HandOff::TokenUsed {
+        return Err("token already used".to_owned());
+    }
+    if !outcome.complete() {
+        tracing::warn!(session = %sid, %owner, outcome = outcome.as_str(), "cluster: the session's owner did not hand it over; resuming from the copy");
+    }
+    // Read again: with the final write (or whatever part of it Redis stored), or as another resume left it.
+    let stored = load(cluster, sid, token_gen).await?;
+    Ok((stored, outcome.complete()))
+}
+
+/// Reads session `sid` from Redis for a client with a token of generation `token_gen`; the error is what
+/// the client is told.
+async fn load(cluster: &Cluster, sid: &str, token_gen: u64) -> Result<StoredSession, String> {
+    let stored = cluster
+        .load_session(sid)
+        .await
+        .map_err(|error| {
+            tracing::warn!(%error, "cluster: cannot read a session from Redis");
+            "unknown session".to_owned()
+        })?
+        .ok_or_else(|| "unknown session".to_owned())?;
+    // Generations are written behind: the token may be ahead of the copy, never behind it.
+    if token_gen < stored.gen {
+        return Err("token already used".to_owned());
+    }
+    Ok(stored)
 }
 
 /// Takes over the sessions of the dead node `node`: each waits here, suspended, for its client until the
