@@ -198,7 +198,21 @@ async function twoNodes(cluster = {}) {
   const a = localNode(prefix, cluster);
   const b = localNode(prefix, cluster);
   await clusterOf(2, a, b);
-  return { a, b };
+  return { prefix, a, b };
+}
+
+/**
+ * Two nodes of a new cluster and a raw client of `a` subscribed to `feed`, with 1..5 received and in the
+ * session's copy.
+ */
+async function feedOnTwoNodes() {
+  const { prefix, a, b } = await twoNodes();
+  const first = await rawSocket(a.url);
+  const { token, sessionId } = await first.next((m) => m.type === 'session' && m.event === 'created');
+  expect((await first.request(1, 'helios.subscribe', { topic: 'feed' })).data.success).toBe(true);
+  await publish(a.helios, 1, 5);
+  await waitFor(async () => (await copyField(prefix, sessionId, 'next')) === '7', { message: 'the copy of 1..5' });
+  return { prefix, a, b, first, token, sessionId };
 }
 
 describeWithRedis('cluster sessions', () => {
@@ -300,11 +314,7 @@ describeWithRedis('cluster sessions', () => {
 
   test("a resume on another node while the session's owner is alive gets every message the owner had not written yet, with no gap", async () => {
     // Sessions written every 2 s: the copy lags the session on purpose.
-    prefixes += 1;
-    const prefix = `sessions${prefixes}`;
-    const a = localNode(prefix, { sessionFlush: 2000 });
-    const b = localNode(prefix, { sessionFlush: 2000 });
-    await clusterOf(2, a, b);
+    const { prefix, a, b } = await twoNodes({ sessionFlush: 2000 });
     const first = await rawSocket(a.url);
     const { token, sessionId } = await first.next((m) => m.type === 'session' && m.event === 'created');
     expect((await first.request(1, 'helios.subscribe', { topic: 'feed' })).data.success).toBe(true);
@@ -445,13 +455,7 @@ describeWithRedis('cluster sessions', () => {
   });
 
   test('session writes Redis refuses are retried: a resume elsewhere afterwards replays every message, with the data', async () => {
-    const { a, b } = await twoNodes();
-    const prefix = `sessions${prefixes}`;
-    const first = await rawSocket(a.url);
-    const { token, sessionId } = await first.next((m) => m.type === 'session' && m.event === 'created');
-    expect((await first.request(1, 'helios.subscribe', { topic: 'feed' })).data.success).toBe(true);
-    await publish(a.helios, 1, 5);
-    await waitFor(async () => (await copyField(prefix, sessionId, 'next')) === '7', { message: 'the copy of 1..5' });
+    const { prefix, a, b, first, token, sessionId } = await feedOnTwoNodes();
     // Messages 6..10 go out, and a data entry is set, while Redis refuses every write of the session's copy.
     await outOfMemory(async () => {
       await publish(a.helios, 6, 10);
@@ -477,13 +481,7 @@ describeWithRedis('cluster sessions', () => {
   }, 10000);
 
   test('a resume elsewhere while Redis refuses writes reports a gap, and leaves the session on one node', async () => {
-    const { a, b } = await twoNodes();
-    const prefix = `sessions${prefixes}`;
-    const first = await rawSocket(a.url);
-    const { token, sessionId } = await first.next((m) => m.type === 'session' && m.event === 'created');
-    expect((await first.request(1, 'helios.subscribe', { topic: 'feed' })).data.success).toBe(true);
-    await publish(a.helios, 1, 5);
-    await waitFor(async () => (await copyField(prefix, sessionId, 'next')) === '7', { message: 'the copy of 1..5' });
+    const { prefix, a, b, first, token, sessionId } = await feedOnTwoNodes();
     await outOfMemory(async () => {
       // 6..10 never reach the copy; the client processed 1..5 only.
       await publish(a.helios, 6, 10);
@@ -543,6 +541,7 @@ describeWithRedis('cluster sessions', () => {
       proxy.close();
     }
   }, 10000);
+
   test('a session its client resumed on the survivor and ended there is not written back by the node that was cut off', async () => {
     prefixes += 1;
     const prefix = `sessions${prefixes}`;

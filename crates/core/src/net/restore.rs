@@ -35,17 +35,16 @@ fn replay_of(shared: &Shared, stored: &mut StoredSession, arrival: Arrival) -> O
         .into_iter()
         .map(Utf8Bytes::from)
         .collect();
-    let (messages, bytes) = (sessions.buffer_messages, sessions.buffer_bytes);
+    let copy = Replay::copied(
+        sessions.buffer_messages,
+        sessions.buffer_bytes,
+        stored.first,
+        frames,
+        stored.unseen,
+    );
     Some(match arrival {
-        Arrival::Resumed(processed) => Replay::restore(
-            messages,
-            bytes,
-            stored.first,
-            frames,
-            stored.unseen,
-            processed,
-        ),
-        Arrival::Adopted => Replay::adopt(messages, bytes, stored.first, frames, stored.unseen),
+        Arrival::Resumed(processed) => copy.resumed_at(processed),
+        Arrival::Adopted => copy.adopted(),
     })
 }
 

@@ -42,8 +42,9 @@ impl Replay {
     }
 
     /// A buffer holding a copy kept elsewhere (another node's): `frames` are numbered from `first`, and
-    /// those from `unseen` on were counted with no client (see [`Replay::unseen`]).
-    fn copied(
+    /// those from `unseen` on were counted with no client (see [`Replay::unseen`]). It goes on as
+    /// [`Replay::resumed_at`] or [`Replay::adopted`] says.
+    pub(crate) fn copied(
         max_messages: usize,
         max_bytes: usize,
         first: u64,
@@ -59,39 +60,24 @@ impl Replay {
         replay
     }
 
-    /// A buffer that goes on from a copy for a client that has processed `processed` frames. A client
-    /// that has processed more than the copy holds is believed: numbering goes on after its count, so
-    /// both ends keep counting alike (see also [`Replay::rejoin`]).
-    pub(crate) fn restore(
-        max_messages: usize,
-        max_bytes: usize,
-        first: u64,
-        frames: Vec<Utf8Bytes>,
-        unseen: Option<u64>,
-        processed: u64,
-    ) -> Self {
-        let mut replay = Replay::copied(max_messages, max_bytes, first, frames, unseen);
-        if !replay.rejoin(processed) && processed >= replay.next_seq() {
-            replay.frames.clear();
-            replay.bytes = 0;
-            replay.first = processed + 1;
+    /// The copy goes on for a client that has processed `processed` frames. A client that has processed
+    /// more than the copy holds is believed: numbering goes on after its count, so both ends keep
+    /// counting alike (see also [`Replay::rejoin`]).
+    pub(crate) fn resumed_at(mut self, processed: u64) -> Self {
+        if !self.rejoin(processed) && processed >= self.next_seq() {
+            self.frames.clear();
+            self.bytes = 0;
+            self.first = processed + 1;
         }
-        replay
+        self
     }
 
-    /// A buffer that goes on from a copy with no client: a session taken over from a node taken for
-    /// dead. What it counts from now on, until a client resumes it, no client has seen under these
-    /// numbers; a copy that was taken over before without a client since keeps its earlier mark.
-    pub(crate) fn adopt(
-        max_messages: usize,
-        max_bytes: usize,
-        first: u64,
-        frames: Vec<Utf8Bytes>,
-        unseen: Option<u64>,
-    ) -> Self {
-        let mut replay = Replay::copied(max_messages, max_bytes, first, frames, unseen);
-        replay.unseen = Some(unseen.unwrap_or_else(|| replay.next_seq()));
-        replay
+    /// The copy goes on with no client: a session taken over from a node taken for dead. What it counts
+    /// from now on, until a client resumes it, no client has seen under these numbers; a copy that was
+    /// taken over before without a client since keeps its earlier mark.
+    pub(crate) fn adopted(mut self) -> Self {
+        self.unseen = Some(self.unseen.unwrap_or_else(|| self.next_seq()));
+        self
     }
 
     /// The number from which frames were counted with no client (taken over, not resumed since).
@@ -214,12 +200,12 @@ mod tests {
     #[test]
     fn a_restored_buffer_numbers_on_from_the_copy_or_the_client() {
         let frames = vec![Utf8Bytes::from("5"), Utf8Bytes::from("6")];
-        let replay = Replay::restore(100, usize::MAX, 5, frames.clone(), None, 4);
+        let replay = Replay::copied(100, usize::MAX, 5, frames.clone(), None).resumed_at(4);
         assert_eq!(texts(&replay.since(4)), ["5", "6"]);
         assert_eq!(replay.next_seq(), 7);
         assert!(replay.since(2).gap);
         // The client saw frames the copy never got: numbering goes on after its count.
-        let ahead = Replay::restore(100, usize::MAX, 5, frames, None, 9);
+        let ahead = Replay::copied(100, usize::MAX, 5, frames, None).resumed_at(9);
         assert_eq!(ahead.next_seq(), 10);
         assert!(ahead.since(9).frames.is_empty());
         assert!(!ahead.since(9).gap);
@@ -228,7 +214,7 @@ mod tests {
     /// A copy of frames 1..=3 taken over with no client, which then counts `later` more.
     fn adopted_with(later: &[&str], max: usize) -> Replay {
         let frames = ["1", "2", "3"].map(Utf8Bytes::from).to_vec();
-        let mut replay = Replay::adopt(max, usize::MAX, 1, frames, None);
+        let mut replay = Replay::copied(max, usize::MAX, 1, frames, None).adopted();
         for frame in later {
             replay.push(Utf8Bytes::from(*frame));
         }
@@ -272,9 +258,9 @@ mod tests {
     #[test]
     fn a_copy_taken_over_twice_keeps_the_first_mark_and_a_restore_honours_it() {
         let frames = ["1", "2", "3", "a"].map(Utf8Bytes::from).to_vec();
-        let again = Replay::adopt(100, usize::MAX, 1, frames.clone(), Some(4));
+        let again = Replay::copied(100, usize::MAX, 1, frames.clone(), Some(4)).adopted();
         assert_eq!(again.unseen(), Some(4));
-        let resumed = Replay::restore(100, usize::MAX, 1, frames, Some(4), 7);
+        let resumed = Replay::copied(100, usize::MAX, 1, frames, Some(4)).resumed_at(7);
         assert_eq!(texts(&resumed.since(7)), ["a"]);
         assert_eq!(resumed.next_seq(), 9);
     }
