@@ -235,6 +235,8 @@ impl Mirror {
             let Some(conn) = owned_connection(shared, &id, key) else {
                 continue;
             };
+            // Read and queued under one hold: a hand-over's final write cannot come between the two.
+            let _order = cluster.session_writes();
             let Some((view, whole)) = self.view(&id, &conn) else {
                 continue;
             };

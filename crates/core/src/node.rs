@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::app::call;
-use crate::cluster::{FinalState, HandOff, Local};
+use crate::cluster::{Cluster, FinalState, HandOff, Local};
 use crate::net::{self, Connection, Pending, Refusal};
 use crate::protocol;
 use crate::server::{Exclude, Shared};
@@ -166,14 +166,6 @@ impl Local for Node {
         let Some(cluster) = self.shared.cluster.clone() else {
             return;
         };
-        let (state, rooms) = match self.stop_serving(session, gen) {
-            Ok(stopped) => stopped,
-            Err(refused) => {
-                cluster.answer_hand_over(origin, ticket, refused);
-                return;
-            }
-        };
-        tracing::debug!(%session, %origin, "cluster: handing the session over to the node its client resumes on");
         let ttl = self
             .shared
             .config
@@ -181,19 +173,34 @@ impl Local for Node {
             .as_ref()
             .map(|sessions| sessions.ttl)
             .unwrap_or_default();
-        let (origin, session) = (origin.to_owned(), session.to_owned());
-        self.runtime.spawn(async move {
-            let state = FinalState {
-                id: &session,
-                gen: state.gen,
-                first: state.first,
-                rooms: &rooms,
-                unseen: state.unseen,
-                frames: &state.frames,
-            };
-            let outcome = cluster.write_final(ttl, &state).await;
-            cluster.answer_hand_over(&origin, ticket, outcome);
-        });
+        // Stopped and queued under one hold, so the writer of sessions queues nothing older behind it.
+        let queued = {
+            let _order = cluster.session_writes();
+            self.stop_serving(session, gen).and_then(|(state, rooms)| {
+                tracing::debug!(%session, %origin, "cluster: handing the session over to the node its client resumes on");
+                cluster.queue_final(
+                    ttl,
+                    &FinalState {
+                        id: session,
+                        gen: state.gen,
+                        first: state.first,
+                        rooms: &rooms,
+                        unseen: state.unseen,
+                        frames: &state.frames,
+                    },
+                )
+            })
+        };
+        match queued {
+            Ok(pending) => {
+                let origin = origin.to_owned();
+                self.runtime.spawn(async move {
+                    let outcome = Cluster::final_stored(pending).await;
+                    cluster.answer_hand_over(&origin, ticket, outcome);
+                });
+            }
+            Err(refused) => cluster.answer_hand_over(origin, ticket, refused),
+        }
     }
 
     fn adopt(&self, node: &str) {

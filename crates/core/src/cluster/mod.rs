@@ -112,6 +112,8 @@ pub(crate) struct Cluster {
     release_refused: AtomicBool,
     /// Connections whose registration the full queue refused: registered again after the next beat.
     refused_holds: Mutex<HashSet<String>>,
+    /// Held while a session's state is read and its write queued (see [`Cluster::session_writes`]).
+    session_writes: Mutex<()>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -165,6 +167,7 @@ impl Cluster {
             session_data: Mutex::default(),
             release_refused: AtomicBool::new(false),
             refused_holds: Mutex::default(),
+            session_writes: Mutex::default(),
         })
     }
 
@@ -472,6 +475,17 @@ impl Cluster {
             .map(PendingWrite)
     }
 
+    /// Serializes reading a session's state with queueing its write, for the writer of sessions and a
+    /// hand-over alike: the commands queue in the order they were read, so the writer cannot queue a
+    /// state it read before a hand-over stopped the session behind that hand-over's final write, which
+    /// would then be replaced by an older copy.
+    pub(crate) fn session_writes(&self) -> std::sync::MutexGuard<'_, ()> {
+        // Guards nothing but the order: a panic elsewhere leaves it usable.
+        self.session_writes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn lock_session_data(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
         // A plain map, consistent between calls: a panic elsewhere leaves it usable.
         self.session_data
@@ -591,10 +605,14 @@ impl Cluster {
         self.handoffs.answer(ticket, HandOff::parse(outcome));
     }
 
-    /// Writes the final state of a session this node hands over, whole (in batches of at most
+    /// Queues the final state of a session this node hands over, whole (in batches of at most
     /// [`MAX_FRAMES_PER_WRITE`] frames, in order), with the data entries still waiting for the writer of
-    /// sessions; returns once Redis answered every batch.
-    pub(crate) async fn write_final(&self, ttl: Duration, state: &FinalState<'_>) -> HandOff {
+    /// sessions. Called under [`Cluster::session_writes`], with the session stopped under the same hold.
+    pub(crate) fn queue_final(
+        &self,
+        ttl: Duration,
+        state: &FinalState<'_>,
+    ) -> Result<Vec<PendingWrite>, HandOff> {
         let data = self.lock_session_data().remove(state.id);
         // A session with no frame held is still written once, for its rooms, data and generation.
         let batches: Vec<&[Utf8Bytes]> = if state.frames.is_empty() {
@@ -617,11 +635,13 @@ impl Cluster {
                 unseen: state.unseen,
                 frames,
             };
-            let Some(reply) = self.write_session(ttl, &write) else {
-                return HandOff::Failed;
-            };
-            pending.push(reply);
+            pending.push(self.write_session(ttl, &write).ok_or(HandOff::Failed)?);
         }
+        Ok(pending)
+    }
+
+    /// What became of a final write queued by [`Cluster::queue_final`], once Redis answered every batch.
+    pub(crate) async fn final_stored(pending: Vec<PendingWrite>) -> HandOff {
         for reply in pending {
             match reply.0.await.map(WriteOutcome::from_reply) {
                 Ok(WriteOutcome::Stored) => {}
