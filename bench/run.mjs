@@ -662,12 +662,54 @@ function summarize(job, runs, serverNames) {
   });
   // Ratios are paired: each round's throughput over the baseline's in the same round, then the median of those,
   // so a round that ran while the machine was slower counts against every server alike.
-  for (const row of rows) row.vs_bun_plain = round(median(pairedRatios(job, runs, row.server, BASELINE)), 2);
+  for (const row of rows) {
+    row.vs_bun_plain_rounds = pairedRatios(job, runs, row.server, BASELINE).map((x) => round(x, 2));
+    row.vs_bun_plain = round(median(row.vs_bun_plain_rounds), 2);
+  }
   // The second yardstick of RPC and fan-out: the server Node users pick most.
   if (job.scenario === 'rpc' || job.scenario === 'fanout') {
-    for (const row of rows) row.vs_socketio = round(median(pairedRatios(job, runs, row.server, SOCKETIO)), 1);
+    for (const row of rows) {
+      row.vs_socketio_rounds = pairedRatios(job, runs, row.server, SOCKETIO).map((x) => round(x, 1));
+      row.vs_socketio = round(median(row.vs_socketio_rounds), 1);
+    }
+  }
+  if (job.scenario === 'rpc') {
+    const p99 = (result) => result.p99_us;
+    for (const row of rows) row.p99_vs_bun_plain_rounds = pairedRatios(job, runs, row.server, BASELINE, p99).map((x) => round(x, 2));
   }
   return rows;
+}
+
+/**
+ * Helios's goals against the other servers, as ratios in the same round: RPC and fan-out at least Bun.serve's
+ * and 10× and 5× Socket.IO's, RPC's p99 at most Bun.serve's, connects at least Bun.serve's rate.
+ */
+const GOALS = {
+  rpc: { vs_bun_plain: 1, vs_socketio: 10, p99_vs_bun_plain: 1 },
+  fanout: { vs_bun_plain: 1, vs_socketio: 5 },
+  idle: { vs_bun_plain: 1 },
+};
+
+/** Under a table of several rounds: each Helios server's per-round ratios, and in how many rounds each goal held. */
+function printRounds(job, rows) {
+  const goals = GOALS[job.scenario];
+  if (!goals) return;
+  const aspects = [
+    ['vs_bun_plain', 'vs Bun.serve', (goal, x) => x >= goal, (goal) => `≥ ${goal.toFixed(1)}×`, 2],
+    ['vs_socketio', 'vs Socket.IO', (goal, x) => x >= goal, (goal) => `≥ ${goal}×`, 1],
+    ['p99_vs_bun_plain', 'p99 over Bun.serve\'s', (goal, x) => x <= goal, () => 'at most Bun.serve\'s', 2],
+  ];
+  for (const row of rows) {
+    if (!row.server.startsWith('helios')) continue;
+    const parts = [];
+    for (const [key, name, holds, wanted, digits] of aspects) {
+      const ratios = row[`${key}_rounds`];
+      if (goals[key] === undefined || !ratios || ratios.length < 2) continue;
+      const met = ratios.filter((x) => holds(goals[key], x)).length;
+      parts.push(`${name} ${ratios.map((x) => fmtRatio(x, digits)).join(' ')} (${wanted(goals[key])} in ${met} of ${ratios.length})`);
+    }
+    if (parts.length) console.log(`  ${row.label}, per round: ${parts.join('; ')}`);
+  }
 }
 
 const fmtKiB = (x) => (x === null ? '—' : x.toFixed(2));
@@ -912,6 +954,7 @@ async function main() {
         `${o['resume-interval']} ms, ${o['resume-away']} s away; lost and duplicated summed over rounds)`,
     }[job.scenario];
     printTable(job, title, summary[job.key]);
+    printRounds(job, summary[job.key]);
     const compared = compareBuilds(job, runs, serverNames);
     if (compared) ab[job.key] = compared;
   }
