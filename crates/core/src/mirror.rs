@@ -224,7 +224,6 @@ impl Mirror {
             .iter()
             .map(|entry| (entry.key().clone(), *entry.value()))
             .collect();
-        let mut data = cluster.take_session_data();
         let mut seen = HashSet::with_capacity(live.len());
         let mut budget = budget;
         for (id, key) in live {
@@ -241,7 +240,8 @@ impl Mirror {
                 continue;
             };
             seen.insert(id.clone());
-            let entries = data.remove(&id);
+            // Taken under the hold too: a hand-over's final write carries what was set until then.
+            let entries = cluster.take_session_data_of(&id);
             if entries.is_none() && !whole && self.unchanged(&id, &view, ttl) {
                 continue;
             }
@@ -249,12 +249,9 @@ impl Mirror {
                 budget = budget.saturating_sub(1);
             }
         }
-        // Entries of sessions not written this round (not owned here yet, or after a probe) wait.
-        for (id, entries) in data {
-            if shared.sessions.contains_key(&id) {
-                cluster.return_session_data(id, entries);
-            }
-        }
+        // Entries of sessions not written this round (not owned here yet, or after a probe) wait; those of
+        // sessions that ended go.
+        cluster.keep_session_data(|id| shared.sessions.contains_key(id));
         if budget > 0 {
             self.written.retain(|id, _| seen.contains(id));
             self.data_sent.retain(|id, _| seen.contains(id));

@@ -499,9 +499,14 @@ impl Cluster {
             .insert(id.to_owned(), data.to_owned());
     }
 
-    /// The data entries set since they were last taken, by session.
-    pub(crate) fn take_session_data(&self) -> HashMap<String, String> {
-        std::mem::take(&mut *self.lock_session_data())
+    /// The data entries of session `id` set since they were last taken.
+    pub(crate) fn take_session_data_of(&self, id: &str) -> Option<String> {
+        self.lock_session_data().remove(id)
+    }
+
+    /// Drops the waiting data entries of the sessions `live` says ended.
+    pub(crate) fn keep_session_data(&self, live: impl Fn(&str) -> bool) {
+        self.lock_session_data().retain(|id, _| live(id));
     }
 
     /// Puts back data entries that could not be written, unless newer ones were set meanwhile.
@@ -613,7 +618,7 @@ impl Cluster {
         ttl: Duration,
         state: &FinalState<'_>,
     ) -> Result<Vec<PendingWrite>, HandOff> {
-        let data = self.lock_session_data().remove(state.id);
+        let data = self.take_session_data_of(state.id);
         // A session with no frame held is still written once, for its rooms, data and generation.
         let batches: Vec<&[Utf8Bytes]> = if state.frames.is_empty() {
             vec![&[]]
