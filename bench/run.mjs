@@ -680,6 +680,14 @@ function summarize(job, runs, serverNames) {
   return rows;
 }
 
+/** What each goal compares, round by round: a ratio of Helios over the other server that must be at least the
+ * goal, or at most it (`most`); `wanted` says so in the printed line. */
+const ASPECTS = {
+  vs_bun_plain: { name: 'vs Bun.serve', digits: 2, wanted: (goal) => `≥ ${goal.toFixed(1)}×` },
+  vs_socketio: { name: 'vs Socket.IO', digits: 1, wanted: (goal) => `≥ ${goal}×` },
+  p99_vs_bun_plain: { name: "p99 over Bun.serve's", digits: 2, most: true, wanted: () => "at most Bun.serve's" },
+};
+
 /**
  * Helios's goals against the other servers, as ratios in the same round: RPC and fan-out at least Bun.serve's
  * and 10× and 5× Socket.IO's, RPC's p99 at most Bun.serve's, connects at least Bun.serve's rate.
@@ -692,21 +700,15 @@ const GOALS = {
 
 /** Under a table of several rounds: each Helios server's per-round ratios, and in how many rounds each goal held. */
 function printRounds(job, rows) {
-  const goals = GOALS[job.scenario];
-  if (!goals) return;
-  const aspects = [
-    ['vs_bun_plain', 'vs Bun.serve', (goal, x) => x >= goal, (goal) => `≥ ${goal.toFixed(1)}×`, 2],
-    ['vs_socketio', 'vs Socket.IO', (goal, x) => x >= goal, (goal) => `≥ ${goal}×`, 1],
-    ['p99_vs_bun_plain', 'p99 over Bun.serve\'s', (goal, x) => x <= goal, () => 'at most Bun.serve\'s', 2],
-  ];
   for (const row of rows) {
     if (!row.server.startsWith('helios')) continue;
     const parts = [];
-    for (const [key, name, holds, wanted, digits] of aspects) {
+    for (const [key, goal] of Object.entries(GOALS[job.scenario] ?? {})) {
       const ratios = row[`${key}_rounds`];
-      if (goals[key] === undefined || !ratios || ratios.length < 2) continue;
-      const met = ratios.filter((x) => holds(goals[key], x)).length;
-      parts.push(`${name} ${ratios.map((x) => fmtRatio(x, digits)).join(' ')} (${wanted(goals[key])} in ${met} of ${ratios.length})`);
+      if (!ratios || ratios.length < 2) continue;
+      const { name, digits, most, wanted } = ASPECTS[key];
+      const met = ratios.filter((x) => (most ? x <= goal : x >= goal)).length;
+      parts.push(`${name} ${ratios.map((x) => fmtRatio(x, digits)).join(' ')} (${wanted(goal)} in ${met} of ${ratios.length})`);
     }
     if (parts.length) console.log(`  ${row.label}, per round: ${parts.join('; ')}`);
   }

@@ -94,6 +94,20 @@ pub(crate) struct SessionView {
 }
 
 impl SessionState {
+    /// The session as a copy needs it, having the frames up to `after` (see [`Connection::session_view`]).
+    fn view(&self, after: u64) -> SessionView {
+        let replay = &self.replay;
+        SessionView {
+            first: replay.first(),
+            next: replay.next_seq(),
+            gen: self.gen,
+            unseen: replay.unseen(),
+            frames: replay
+                .since(after.max(replay.first().saturating_sub(1)))
+                .frames,
+        }
+    }
+
     fn new(replay: Replay, gen: u64, suspensions: u64) -> Self {
         SessionState {
             replay,
@@ -204,15 +218,7 @@ impl Connection {
     pub(crate) fn session_view(&self, after: u64) -> Option<SessionView> {
         let link = self.link();
         let session = link.session.as_ref().filter(|session| !session.ended)?;
-        let replay = &session.replay;
-        let since = replay.since(after.max(replay.first().saturating_sub(1)));
-        Some(SessionView {
-            first: replay.first(),
-            next: replay.next_seq(),
-            gen: session.gen,
-            unseen: replay.unseen(),
-            frames: since.frames,
-        })
+        Some(session.view(after))
     }
 
     /// Stops the session for a hand-over to another node whose client has a token of generation `gen`,
@@ -232,14 +238,7 @@ impl Connection {
         }
         session.ended = true;
         session.handed_over = true;
-        let replay = &session.replay;
-        let view = SessionView {
-            first: replay.first(),
-            next: replay.next_seq(),
-            gen: session.gen,
-            unseen: replay.unseen(),
-            frames: replay.since(replay.first().saturating_sub(1)).frames,
-        };
+        let view = session.view(0);
         if let Some(outbox) = outbox {
             outbox.close(TAKEN_OVER, "Session taken over");
         }
