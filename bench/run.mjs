@@ -222,6 +222,47 @@ function cpuSeconds(pid) {
   }
 }
 
+/**
+ * CPU seconds a process's live threads have used so far, to the nanosecond (each thread's schedstat under /proc/<pid>/task):
+ * fine enough for phases of a second, where `cpuSeconds` counts in steps of 10 ms. Null elsewhere.
+ */
+function threadsCpuSeconds(pid) {
+  try {
+    let ns = 0;
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[0]);
+      } catch {} // the thread ended meanwhile
+    }
+    return ns / 1e9;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * CPU the server and the load generator spend while connections open, summed over the phases between
+ * `start()` and `stop()`; `perConnection(n)` gives each one's µs per connection.
+ */
+function connectingMeter(serverPid, loadgenPid) {
+  const spent = { server: 0, loadgen: 0 };
+  let from = null;
+  const read = () => ({ server: threadsCpuSeconds(serverPid), loadgen: threadsCpuSeconds(loadgenPid) });
+  const us = (seconds, n) => (seconds > 0 && n > 0 ? round((seconds / n) * 1e6, 1) : null);
+  return {
+    start: () => (from = read()),
+    stop: () => {
+      const to = read();
+      for (const who of ['server', 'loadgen']) {
+        const known = spent[who] !== null && from?.[who] != null && to[who] !== null;
+        spent[who] = known ? spent[who] + to[who] - from[who] : null;
+      }
+      from = null;
+    },
+    perConnection: (n) => ({ server_us_per_connect: us(spent.server, n), loadgen_us_per_connect: us(spent.loadgen, n) }),
+  };
+}
+
 /** Busy and total CPU time of the whole machine so far, in seconds, from /proc/stat; null elsewhere. */
 function machineCpu() {
   try {
@@ -495,6 +536,8 @@ async function runIdle(job, name, o, progress) {
       '--source-addresses', o['source-addresses'], '--pause-at', half,
     ].map(String);
     const lg = startLoadgen(args, { progress, onEvent: (e) => events[e.event]?.resolve(e) });
+    const connecting = connectingMeter(pid, lg.child.pid);
+    connecting.start();
     const early = lg.result.then((r) => ({ early: r }));
     // Memory at half the connections too: the second half's cost per connection leaves out what the first
     // connections cost once (code paged in, pools, tables), so it is what each further connection costs.
@@ -504,11 +547,14 @@ async function runIdle(job, name, o, progress) {
       result = paused.early;
     } else {
       if (half > 0) {
+        connecting.stop();
         progress(`${fmtInt(paused.connected)} open; settling ${o.settle} s, then GC and RSS`);
         mid = { open: paused.connected, ...(await settledRss(server, pid, o.settle)) };
+        connecting.start();
         lg.child.stdin.write('\n');
       }
       const first = await Promise.race([events.connected.promise, early]);
+      if (!first.early) connecting.stop();
       if (first.early) {
         result = first.early;
       } else {
@@ -536,6 +582,8 @@ async function runIdle(job, name, o, progress) {
               ? round((openKiB - baseKiB + (50_000 - open) * marginal) / 50_000, 2)
               : null,
           throughput: result.connect_rate,
+          // What each side spends per handshake: the connect rate is the slower side's, this is each one's cost.
+          ...connecting.perConnection(result.connected),
         });
       }
     }
@@ -642,6 +690,8 @@ function summarize(job, runs, serverNames) {
       open: pick('open'),
       connect_rate: pick('connect_rate'),
       connect_p99_us: pick('connect_p99_us'),
+      server_us_per_connect: pick('server_us_per_connect'),
+      loadgen_us_per_connect: pick('loadgen_us_per_connect'),
       rss_base_kib: pick('rss_base_kib'),
       rss_open_kib: pick('rss_open_kib'),
       rss_per_connection_kib: pick('rss_per_connection_kib'),
@@ -716,6 +766,7 @@ function printRounds(job, rows) {
 
 const fmtKiB = (x) => (x === null ? '—' : x.toFixed(2));
 const fmtS = (x) => (x === null ? '—' : x.toFixed(2));
+const fmtUs = (x) => (x === null ? '—' : x.toFixed(1));
 
 function printTable(job, title, rows) {
   const columns = {
@@ -744,6 +795,8 @@ function printTable(job, title, rows) {
       ['connects/s', (r) => fmtInt(r.connect_rate)],
       ['vs Bun.serve', (r) => fmtRatio(r.vs_bun_plain)],
       ['p99 ms connect', (r) => fmtMs(r.connect_p99_us)],
+      ['server µs/connect', (r) => fmtUs(r.server_us_per_connect)],
+      ['loadgen µs/connect', (r) => fmtUs(r.loadgen_us_per_connect)],
     ],
     resume: [
       ['resumed', (r) => fmtInt(r.resumed)],
