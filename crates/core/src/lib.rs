@@ -20,6 +20,7 @@ pub mod router;
 mod server;
 pub mod session;
 pub mod stats;
+mod sync;
 
 pub use app::App;
 pub use config::{Config, HealthCheck, ParseMode, RateLimit};

@@ -25,6 +25,7 @@ use crate::rooms::{request, Broadcast, Denial, Join, Rooms};
 use crate::router::Router;
 use crate::session::Tokens;
 use crate::stats::{Snapshot, Stats};
+use crate::sync::{Locked, ReadWrite};
 
 /// The event every connection receives when the server starts a graceful stop.
 const SHUTDOWN_TOPIC: &str = "server:shutdown";
@@ -74,9 +75,7 @@ pub(crate) enum Exclude<'a> {
 impl Shared {
     pub(crate) fn router(&self) -> RwLockReadGuard<'_, Router> {
         // Registration cannot leave the table half-written, so a poisoned lock is still a valid table.
-        self.router
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.router.reading()
     }
 
     pub(crate) fn snapshot(&self) -> Snapshot {
@@ -246,10 +245,7 @@ impl Server {
 
     /// The routing table, for registering methods, middleware and event handlers at any time.
     pub fn router_mut(&self) -> RwLockWriteGuard<'_, Router> {
-        self.shared
-            .router
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.shared.router.writing()
     }
 
     /// Whether every health-check pong is reported to the application; off by default so idle
@@ -339,9 +335,7 @@ impl Server {
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
-        self.running
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.running.locked()
     }
 
     /// Starts serving on a bound listener, over TLS when `tls` is given, delivering calls to `app`. Must run

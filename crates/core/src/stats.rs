@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use crate::cluster::ClusterSnapshot;
+use crate::sync::Locked;
 
 /// Running totals, updated lock-free on the hot paths.
 #[derive(Debug, Default)]
@@ -61,10 +62,7 @@ impl Stats {
     }
 
     pub(crate) fn closed(&self, code: u16) {
-        let mut closed = self
-            .closed
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut closed = self.closed.locked();
         *closed.entry(code).or_default() += 1;
     }
 
@@ -77,11 +75,7 @@ impl Stats {
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
-            closed: self
-                .closed
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .clone(),
+            closed: self.closed.locked().clone(),
             cluster: None,
         }
     }

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::sync::Locked;
 use futures_util::future::{BoxFuture, OptionFuture};
 use futures_util::StreamExt;
 use redis::aio::{MultiplexedConnection, PubSub, PubSubSink};
@@ -145,17 +146,12 @@ impl Link {
     }
 
     fn lock_commands(&self) -> std::sync::MutexGuard<'_, Option<MultiplexedConnection>> {
-        self.commands
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.commands.locked()
     }
 
     /// The current state.
     pub(crate) fn state(&self) -> LinkState {
-        *self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        *self.state.locked()
     }
 
     /// Resolves once both connections are up, since the last time it resolved (at once if they came up
@@ -169,10 +165,7 @@ impl Link {
         side.store(up, Ordering::Release);
         let both =
             self.publisher_up.load(Ordering::Acquire) && self.subscriber_up.load(Ordering::Acquire);
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = self.state.locked();
         let next = match (*state, both) {
             (_, true) => LinkState::Connected,
             (LinkState::Connecting, false) => LinkState::Connecting,

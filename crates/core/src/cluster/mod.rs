@@ -31,6 +31,7 @@ pub(crate) use sessions::{
     FinalState, PendingWrite, SessionWrite, WriteOutcome, MAX_FRAMES_PER_WRITE,
 };
 
+use crate::sync::{Locked, ReadWrite};
 use directory::Routed;
 pub(crate) use envelope::Envelope;
 pub(crate) use handoff::HandOff;
@@ -174,11 +175,7 @@ impl Cluster {
     /// Connects and starts listening; messages from other nodes act through `local` until `shutdown`
     /// turns true. Must run inside a tokio runtime.
     pub(crate) fn start(self: &Arc<Self>, local: Arc<dyn Local>, shutdown: watch::Receiver<bool>) {
-        *self
-            .local
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
-            Some((local.clone(), tokio::runtime::Handle::current()));
+        *self.local.writing() = Some((local.clone(), tokio::runtime::Handle::current()));
         self.stop.send_replace(false);
         let (link, jobs, stop) = (self.link.clone(), self.jobs.clone(), self.stop.subscribe());
         let idle_ping = nodes::interval(&self.config);
@@ -217,17 +214,11 @@ impl Cluster {
             directory::BATCH,
         ));
         self.stop.send_replace(true);
-        *self
-            .local
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+        *self.local.writing() = None;
     }
 
     fn local(&self) -> Option<(Arc<dyn Local>, tokio::runtime::Handle)> {
-        self.local
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        self.local.reading().clone()
     }
 
     /// Sends `envelope` to every other node.
@@ -258,9 +249,7 @@ impl Cluster {
 
     fn lock_refused_holds(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
         // A plain set, consistent between calls: a panic elsewhere leaves it usable.
-        self.refused_holds
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.refused_holds.locked()
     }
 
     /// Records that connection `conn` has ended here; requests other nodes sent it fail at once.
@@ -481,16 +470,12 @@ impl Cluster {
     /// would then be replaced by an older copy.
     pub(crate) fn session_writes(&self) -> std::sync::MutexGuard<'_, ()> {
         // Guards nothing but the order: a panic elsewhere leaves it usable.
-        self.session_writes
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.session_writes.locked()
     }
 
     fn lock_session_data(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
         // A plain map, consistent between calls: a panic elsewhere leaves it usable.
-        self.session_data
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.session_data.locked()
     }
 
     /// Has a session's data entries (a JSON object) written with the session's next write.
@@ -695,19 +680,12 @@ impl Cluster {
 
     /// Whether node `node` is in the list of live nodes.
     pub(crate) fn is_live(&self, node: &str) -> bool {
-        self.nodes
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .iter()
-            .any(|live| live == node)
+        self.nodes.reading().iter().any(|live| live == node)
     }
 
     /// Live nodes, this one included once it has beaten.
     pub(crate) fn nodes(&self) -> Vec<String> {
-        self.nodes
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        self.nodes.reading().clone()
     }
 
     /// The cluster part of `stats()`.

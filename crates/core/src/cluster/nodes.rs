@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use super::config::ClusterConfig;
 use super::link::stopped;
 use super::Cluster;
+use crate::sync::ReadWrite;
 
 fn alive_key(config: &ClusterConfig, node: &str) -> String {
     config.key(&format!("alive:{node}"))
@@ -159,10 +160,7 @@ pub(super) async fn heartbeat(cluster: Arc<Cluster>, mut shutdown: watch::Receiv
                         cluster.reap(node);
                     }
                 }
-                *cluster
-                    .nodes
-                    .write()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = live;
+                *cluster.nodes.writing() = live;
             }
             Ok(Err(error)) => {
                 beating_since = None;

@@ -18,6 +18,7 @@ use crate::app::call;
 use crate::protocol;
 use crate::session::Replay;
 use crate::stats::Stats;
+use crate::sync::Locked;
 
 /// Close code of a socket whose session was resumed on another socket.
 const TAKEN_OVER: u16 = 4009;
@@ -255,9 +256,7 @@ impl Connection {
 
     fn link(&self) -> std::sync::MutexGuard<'_, Link> {
         // Every update leaves the link consistent before anything can panic; keep serving.
-        self.link
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.link.locked()
     }
 
     /// `call` as the application must get it: after the connection's open call (comma-joined, as the
@@ -482,9 +481,7 @@ impl Connection {
 
     fn pending(&self) -> std::sync::MutexGuard<'_, Waiting> {
         // A poisoned lock only means another thread panicked mid-update of a plain map; keep serving.
-        self.pending
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.pending.locked()
     }
 
     /// Sends server request `id` to the client, unless the connection has ended, the id is taken, or `max`

@@ -5,6 +5,7 @@
 //! call going just before, in the same item of the calls channel. A connection that stays silent costs
 //! the application nothing — no crossing, no object — and its close is not reported either.
 
+use crate::sync::Locked;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
 
@@ -67,9 +68,7 @@ impl Introduction {
 
     fn open(&self) -> std::sync::MutexGuard<'_, Option<Box<str>>> {
         // Every update is a single assignment: a poisoned lock still holds a valid value.
-        self.open
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.open.locked()
     }
 }
 

@@ -13,6 +13,7 @@ use super::cork;
 use super::frame::{self, BINARY, TEXT};
 use super::wire::{Sent, Wire};
 use crate::stats::Stats;
+use crate::sync::Locked;
 
 /// A text frame to send, as its sender has it. The application's answers come borrowed from the text of
 /// its flush: a plain socket takes them as they stand, and they are copied into shared bytes only where a
@@ -119,9 +120,7 @@ impl Outbox {
 
     fn queue(&self) -> MutexGuard<'_, Queue> {
         // Every update of the queue is a single push or take: a poisoned lock still holds a valid queue.
-        self.queue
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.queue.locked()
     }
 
     /// Queues `item`; false once the socket task has ended.

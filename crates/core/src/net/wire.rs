@@ -15,6 +15,7 @@ use std::io::{self, IoSlice};
 use std::sync::{Mutex, MutexGuard};
 use std::task::{ready, Context, Poll};
 
+use crate::sync::Locked;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
@@ -123,9 +124,7 @@ impl Wire {
 
     fn backlog(&self) -> MutexGuard<'_, Backlog> {
         // Every update leaves the backlog consistent; a poisoned lock still holds valid bytes.
-        self.backlog
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.backlog.locked()
     }
 
     /// Bytes waiting to be written.

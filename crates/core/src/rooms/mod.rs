@@ -15,6 +15,7 @@ pub use request::Denial;
 
 use crate::pattern::{Pattern, PatternError, Separator};
 use crate::router::HandlerId;
+use crate::sync::{Locked, ReadWrite};
 use declarations::Declarations;
 use index::Membership;
 
@@ -45,22 +46,16 @@ impl Default for Rooms {
 impl Rooms {
     fn declarations(&self) -> RwLockReadGuard<'_, Declarations> {
         // Declarations are replaced whole, never left half-written: a poisoned lock is still valid.
-        self.declarations
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.declarations.reading()
     }
 
     fn declarations_mut(&self) -> RwLockWriteGuard<'_, Declarations> {
-        self.declarations
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.declarations.writing()
     }
 
     fn membership(&self) -> MutexGuard<'_, Membership> {
         // Each update keeps the indexes consistent before it can panic, so keep serving.
-        self.membership
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.membership.locked()
     }
 
     /// Declares a public room: an exact name anyone may join.
