@@ -64,7 +64,7 @@ function load(root, scratch) {
   let id = 0;
   const batches = Array.from({ length: 16 }, () => {
     const calls = [];
-    for (let i = 0; i < REQUESTS; i++) calls.push(`[2,${(i % CONNECTIONS) + 1},${id++},0,${PAYLOAD}]`);
+    for (let i = 0; i < REQUESTS; i++) calls.push(`2,${(i % CONNECTIONS) + 1},${id++},0,${PAYLOAD}`);
     return `[${calls.join(',')}]`;
   });
   let next = 0;

@@ -350,9 +350,21 @@ class Helios {
     // connection.
     this.#native.beginTurn();
     try {
-      for (const call of calls) {
+      for (let i = 0; i < calls.length; i++) {
+        const call = calls[i];
         try {
-          this.#run(call);
+          if (call === CALL.request) {
+            // The common request comes bare: its four fields follow its kind in the batch (see the core's
+            // `app::call`), which spares JSON.parse an array per request.
+            const key = calls[i + 1];
+            const requestId = calls[i + 2];
+            const handlerId = calls[i + 3];
+            const payload = calls[i + 4];
+            i += 4;
+            this.#runBareRequest(key, requestId, handlerId, payload);
+          } else {
+            this.#run(call);
+          }
         } catch (error) {
           logFailure('[helios] failed to handle a call:', error);
         }
@@ -464,6 +476,12 @@ class Helios {
       default:
         console.error(`[helios] unknown call kind ${kind}`);
     }
+  }
+
+  /** A request to a handler registered under the method's own name, with no middleware. */
+  #runBareRequest(key, requestId, handlerId, payload) {
+    const connection = this.#connections.get(key);
+    if (connection) this.#runRequest(connection, requestId, this.#methodNames[handlerId], handlerId, undefined, payload);
   }
 
   #runRequest(connection, requestId, method, handlerId, middlewareIds, payload) {

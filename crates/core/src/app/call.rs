@@ -1,11 +1,13 @@
-//! Calls from the core to the application, each a JSON array whose first element is its kind:
+//! Calls from the core to the application, each a JSON array whose first element is its kind (but for the
+//! bare request below), delivered in batches: a JSON array of calls.
 //!
 //! | kind | array                                                  | meaning                                  |
 //! |------|--------------------------------------------------------|------------------------------------------|
 //! | 0    | `[0, conn, id, url, remoteAddress, data]`              | a connection opened; `data` is the object the upgrade hook gave, or null |
 //! | 0    | `[0, conn, id, url, remoteAddress, data, restored]`    | cluster: a session brought over from another node, `data` its stored data; `restored` is `resumed` (its client resumed it here: call 13 follows) or `suspended` (taken over from a dead node, waiting for its client; url and address empty) |
 //! | 1    | `[1, conn, code, reason, ended]`                       | a connection's socket closed; `ended` is false when its session waits for the client to come back |
-//! | 2    | `[2, conn, requestId, handler, payload, method?, [middleware]?]` | run a method; `method` is left out (null when middleware follows) for a handler registered under the method's own name, which the application knows, and `[middleware]` when there is none: the common request carries only what changes |
+//! | 2    | `2, conn, requestId, handler, payload` (bare)          | run a method registered under its own name, with no middleware: the commonest call, so it comes as five values in the batch itself rather than as an array of its own, which the application would parse and drop at once |
+//! | 2    | `[2, conn, requestId, handler, payload, method, [middleware]?]` | run a method through a pattern (`method` is the name the client called), or through middleware (`method` is null when the handler is registered under the name itself) |
 //! | 3    | `[3, conn, topic, [handlers], data]`                   | a client event                           |
 //! | 4    | `[4, conn, requestId, status, data, error]`            | a client answered a server request       |
 //! | 5    | `[5, conn, requestId, reason]`                         | a server request failed: `timeout`, or `too-many-pending` (the connection's limit) |
@@ -114,8 +116,12 @@ pub(crate) fn request(
     payload: Json<'_>,
 ) -> String {
     let (id, payload) = (id.get(), payload.get());
+    let bare = route.exact && route.middleware.is_empty();
     let mut call = String::with_capacity(40 + id.len() + payload.len());
-    call.push_str("[2,");
+    if !bare {
+        call.push('[');
+    }
+    call.push_str("2,");
     call.push_str(itoa::Buffer::new().format(conn));
     call.push(',');
     call.push_str(id);
@@ -123,16 +129,15 @@ pub(crate) fn request(
     call.push_str(itoa::Buffer::new().format(route.handler));
     call.push(',');
     call.push_str(payload);
-    let method = (!route.exact).then_some(method);
-    if method.is_some() || !route.middleware.is_empty() {
+    if !bare {
         call.push(',');
-        call.push_str(&to_text(&method));
+        call.push_str(&to_text(&(!route.exact).then_some(method)));
+        if !route.middleware.is_empty() {
+            call.push(',');
+            call.push_str(&to_text(&route.middleware));
+        }
+        call.push(']');
     }
-    if !route.middleware.is_empty() {
-        call.push(',');
-        call.push_str(&to_text(&route.middleware));
-    }
-    call.push(']');
     call
 }
 
@@ -256,8 +261,7 @@ mod tests {
     }
 
     #[test]
-    fn a_request_call_carries_the_method_and_middleware_only_when_the_application_cannot_know_them()
-    {
+    fn a_request_call_is_bare_unless_it_carries_the_method_or_middleware() {
         let json = |text| Json::check(text).expect("json");
         let route = |exact, middleware: &[HandlerId]| Route {
             handler: 4,
@@ -265,7 +269,7 @@ mod tests {
             exact,
         };
         let call = |route: &Route| request(3, json("9"), "user.get", route, json(r#"{"a":1}"#));
-        assert_eq!(call(&route(true, &[])), r#"[2,3,9,4,{"a":1}]"#);
+        assert_eq!(call(&route(true, &[])), r#"2,3,9,4,{"a":1}"#);
         assert_eq!(call(&route(false, &[])), r#"[2,3,9,4,{"a":1},"user.get"]"#);
         assert_eq!(
             call(&route(true, &[1, 2])),
