@@ -7,9 +7,8 @@
 //
 // With --against, the `lib/` of another checkout (ROOT/lib, for example a `git worktree` of an older commit)
 // runs too, in alternating slices in the same process, so that the machine's changes of pace fall on both alike;
-// compare the medians; both must read the request calls in the shape written below (the core's since the name
-// of an exactly registered method and an empty middleware list were left out of them). Prints microseconds
-// per request.
+// compare the medians; both must read the request calls in the shape written below (the core's since the
+// commonest request call comes bare, its five values in the batch itself). Prints microseconds per request.
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
