@@ -12,13 +12,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::sync::Locked;
 use futures_util::future::{BoxFuture, OptionFuture};
 use futures_util::StreamExt;
 use redis::aio::{MultiplexedConnection, PubSub, PubSubSink};
 use redis::{AsyncConnectionConfig, Client, Cmd, Msg, RedisResult, Value};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::time::Instant;
+
+use crate::sync::Locked;
 
 /// Most commands sent in one pipeline.
 const MAX_PIPELINE: usize = 512;

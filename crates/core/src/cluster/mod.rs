@@ -31,13 +31,14 @@ pub(crate) use sessions::{
     FinalState, PendingWrite, SessionWrite, WriteOutcome, MAX_FRAMES_PER_WRITE,
 };
 
-use crate::sync::{Locked, ReadWrite};
 use directory::Routed;
 pub(crate) use envelope::Envelope;
 pub(crate) use handoff::HandOff;
 use handoff::HandOffs;
 use link::{Job, Link};
 use remote::RemoteRequests;
+
+use crate::sync::{Locked, ReadWrite};
 
 /// Why the cluster could not be set up.
 #[derive(Debug, thiserror::Error)]

@@ -5,9 +5,10 @@
 //! call going just before, in the same item of the calls channel. A connection that stays silent costs
 //! the application nothing — no crossing, no object — and its close is not reported either.
 
-use crate::sync::Locked;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
+
+use crate::sync::Locked;
 
 /// The application has not heard of the connection: the open call waits.
 const DUE: u8 = 0;

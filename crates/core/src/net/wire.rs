@@ -15,9 +15,10 @@ use std::io::{self, IoSlice};
 use std::sync::{Mutex, MutexGuard};
 use std::task::{ready, Context, Poll};
 
-use crate::sync::Locked;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
+
+use crate::sync::Locked;
 
 /// The socket and what waits to be written to it.
 #[derive(Debug)]
