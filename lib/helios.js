@@ -353,15 +353,15 @@ class Helios {
       for (let i = 0; i < calls.length; i++) {
         const call = calls[i];
         try {
-          if (call === CALL.request) {
-            // The common request comes bare: its four fields follow its kind in the batch (see the core's
-            // `app::call`), which spares JSON.parse an array per request.
+          if (typeof call === 'number') {
+            // A bare call, a request or an event for one handler: its four values follow its kind in the
+            // batch (see the core's `app::call`), which spares JSON.parse an array per call.
             const key = calls[i + 1];
-            const requestId = calls[i + 2];
-            const handlerId = calls[i + 3];
-            const payload = calls[i + 4];
+            const a = calls[i + 2];
+            const b = calls[i + 3];
+            const c = calls[i + 4];
             i += 4;
-            this.#runBareRequest(key, requestId, handlerId, payload);
+            this.#runBare(call, key, a, b, c);
           } else {
             this.#run(call);
           }
@@ -478,10 +478,16 @@ class Helios {
     }
   }
 
-  /** A request to a handler registered under the method's own name, with no middleware. */
-  #runBareRequest(key, requestId, handlerId, payload) {
+  /**
+   * A bare call: a request to a handler registered under the method's own name, with no middleware
+   * (`requestId, handlerId, payload`), or an event for one handler (`topic, handlerId, data`).
+   */
+  #runBare(kind, key, a, handlerId, c) {
     const connection = this.#connections.get(key);
-    if (connection) this.#runRequest(connection, requestId, this.#methodNames[handlerId], handlerId, undefined, payload);
+    if (!connection) return;
+    if (kind === CALL.request) this.#runRequest(connection, a, this.#methodNames[handlerId], handlerId, undefined, c);
+    else if (kind === CALL.event) this.#runEvent(connection, a, handlerId, c);
+    else console.error(`[helios] unknown bare call kind ${kind}`);
   }
 
   #runRequest(connection, requestId, method, handlerId, middlewareIds, payload) {
@@ -562,22 +568,29 @@ class Helios {
     this._outbox.response(connection._key, id, status, failed, text);
   }
 
+  /** Runs the handlers of a client event: `handlerIds` is one id (a bare call) or an array of them. */
   #runEvent(connection, topic, handlerIds, data) {
     const context = new EventContext(this, connection, topic);
-    const failed = (error) => {
-      logFailure(`[helios] handler of event '${topic}' failed:`, error);
-      this._outbox.push(`[${OP.eventError},${connection._key},${jsonScalar(topic)},${jsonScalar(describe(error))}]`);
-    };
-    for (const id of handlerIds) {
-      const handler = this.#handlers[id];
-      if (!handler) continue;
-      try {
-        const result = handler(data, context);
-        if (result && typeof result.then === 'function') result.then(undefined, failed);
-      } catch (error) {
-        failed(error);
-      }
+    if (typeof handlerIds === 'number') this.#runEventHandler(handlerIds, data, context, connection, topic);
+    else for (const id of handlerIds) this.#runEventHandler(id, data, context, connection, topic);
+  }
+
+  #runEventHandler(id, data, context, connection, topic) {
+    const handler = this.#handlers[id];
+    if (!handler) return;
+    try {
+      const result = handler(data, context);
+      // The rejection handler is made only for a promise: most event handlers return nothing.
+      if (result && typeof result.then === 'function') result.then(undefined, (error) => this.#eventFailed(connection, topic, error));
+    } catch (error) {
+      this.#eventFailed(connection, topic, error);
     }
+  }
+
+  /** Logs an event handler's failure and tells the sender (op 4). */
+  #eventFailed(connection, topic, error) {
+    logFailure(`[helios] handler of event '${topic}' failed:`, error);
+    this._outbox.push(`[${OP.eventError},${connection._key},${jsonScalar(topic)},${jsonScalar(describe(error))}]`);
   }
 
   /** Asks the `upgrade` option whether a request may connect, and answers the core (op 7). */

@@ -1,14 +1,17 @@
-//! Calls from the core to the application, each a JSON array whose first element is its kind (but for the
-//! bare request below), delivered in batches: a JSON array of calls.
+//! Calls from the core to the application, each a JSON array whose first element is its kind, delivered in
+//! batches: a JSON array of calls. The two commonest, a request and an event with one handler, come bare: their
+//! kind and four values in the batch itself, without an array of their own that the application would parse
+//! and drop at once.
 //!
 //! | kind | array                                                  | meaning                                  |
 //! |------|--------------------------------------------------------|------------------------------------------|
 //! | 0    | `[0, conn, id, url, remoteAddress, data]`              | a connection opened; `data` is the object the upgrade hook gave, or null |
 //! | 0    | `[0, conn, id, url, remoteAddress, data, restored]`    | cluster: a session brought over from another node, `data` its stored data; `restored` is `resumed` (its client resumed it here: call 13 follows) or `suspended` (taken over from a dead node, waiting for its client; url and address empty) |
 //! | 1    | `[1, conn, code, reason, ended]`                       | a connection's socket closed; `ended` is false when its session waits for the client to come back |
-//! | 2    | `2, conn, requestId, handler, payload` (bare)          | run a method registered under its own name, with no middleware: the commonest call, so it comes as five values in the batch itself rather than as an array of its own, which the application would parse and drop at once |
+//! | 2    | `2, conn, requestId, handler, payload` (bare)          | run a method registered under its own name, with no middleware |
 //! | 2    | `[2, conn, requestId, handler, payload, method, [middleware]?]` | run a method through a pattern (`method` is the name the client called), or through middleware (`method` is null when the handler is registered under the name itself) |
-//! | 3    | `[3, conn, topic, [handlers], data]`                   | a client event                           |
+//! | 3    | `3, conn, topic, handler, data` (bare)                 | a client event for one handler           |
+//! | 3    | `[3, conn, topic, [handlers], data]`                   | a client event for several handlers      |
 //! | 4    | `[4, conn, requestId, status, data, error]`            | a client answered a server request       |
 //! | 5    | `[5, conn, requestId, reason]`                         | a server request failed: `timeout`, or `too-many-pending` (the connection's limit) |
 //! | 6    | `[6, conn, format, content]`                           | a frame that is not a protocol message (permissive mode); format is `json` (content raw), `text` or `binary` (base64) |
@@ -51,9 +54,16 @@ pub(crate) fn open(conn: u64, id: &str, origin: &str) -> String {
 /// hook's data, as JSON text without the array's brackets. Kept by a connection the application has not
 /// heard of yet, which holds its key and id anyway.
 pub(crate) fn origin(url: &str, remote: &str, data: Option<&RawValue>) -> String {
-    let elements = to_text(&(url, remote, data));
-    // A tuple serializes as an array: `[` … `]`.
-    elements[1..elements.len() - 1].to_owned()
+    elements(&(url, remote, data))
+}
+
+/// The JSON text of a tuple's elements, without the array's brackets around them.
+fn elements(tuple: &impl Serialize) -> String {
+    let array = to_text(tuple);
+    array
+        .get(1..array.len().saturating_sub(1))
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// How a session brought over from another node opened here.
@@ -141,9 +151,12 @@ pub(crate) fn request(
     call
 }
 
-/// A client event for `handlers`.
+/// A client event for `handlers`: bare for one.
 pub(crate) fn event(conn: u64, topic: &str, handlers: &[HandlerId], data: &RawValue) -> String {
-    to_text(&(3, conn, topic, handlers, data))
+    match handlers {
+        [handler] => elements(&(3, conn, topic, handler, data)),
+        _ => to_text(&(3, conn, topic, handlers, data)),
+    }
 }
 
 /// A client's answer to the server request `id`.
@@ -257,6 +270,19 @@ mod tests {
         assert_eq!(
             open(8, "id", &origin("/", "[::1]:9", None)),
             r#"[0,8,"id","/","[::1]:9",null]"#
+        );
+    }
+
+    #[test]
+    fn an_event_call_is_bare_for_one_handler() {
+        let data = RawValue::from_string(r#"{"text":"hi"}"#.to_owned()).expect("json");
+        assert_eq!(
+            event(3, "chat:1", &[7], &data),
+            r#"3,3,"chat:1",7,{"text":"hi"}"#
+        );
+        assert_eq!(
+            event(3, "chat:1", &[7, 8], &data),
+            r#"[3,3,"chat:1",[7,8],{"text":"hi"}]"#
         );
     }
 
