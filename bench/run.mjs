@@ -764,9 +764,6 @@ function printRounds(job, rows) {
   }
 }
 
-const fmtKiB = (x) => (x === null ? '—' : x.toFixed(2));
-const fmtS = (x) => (x === null ? '—' : x.toFixed(2));
-const fmtUs = (x) => (x === null ? '—' : x.toFixed(1));
 
 function printTable(job, title, rows) {
   const columns = {
@@ -787,20 +784,20 @@ function printTable(job, title, rows) {
     ],
     idle: [
       ['open', (r) => fmtInt(r.open)],
-      ['KiB RSS per conn', (r) => fmtKiB(r.rss_per_connection_kib)],
-      ['KiB 2nd half', (r) => fmtKiB(r.rss_marginal_kib)],
-      ['KiB est. 50k', (r) => fmtKiB(r.rss_at_50k_kib)],
+      ['KiB RSS per conn', (r) => fmtNum(r.rss_per_connection_kib)],
+      ['KiB 2nd half', (r) => fmtNum(r.rss_marginal_kib)],
+      ['KiB est. 50k', (r) => fmtNum(r.rss_at_50k_kib)],
       ['RSS MiB before', (r) => (r.rss_base_kib === null ? '—' : (r.rss_base_kib / 1024).toFixed(0))],
       ['RSS MiB open', (r) => (r.rss_open_kib === null ? '—' : (r.rss_open_kib / 1024).toFixed(0))],
       ['connects/s', (r) => fmtInt(r.connect_rate)],
       ['vs Bun.serve', (r) => fmtRatio(r.vs_bun_plain)],
       ['p99 ms connect', (r) => fmtMs(r.connect_p99_us)],
-      ['server µs/connect', (r) => fmtUs(r.server_us_per_connect)],
-      ['loadgen µs/connect', (r) => fmtUs(r.loadgen_us_per_connect)],
+      ['server µs/connect', (r) => fmtNum(r.server_us_per_connect, 1)],
+      ['loadgen µs/connect', (r) => fmtNum(r.loadgen_us_per_connect, 1)],
     ],
     resume: [
       ['resumed', (r) => fmtInt(r.resumed)],
-      ['all resumed s', (r) => fmtS(r.resume_s)],
+      ['all resumed s', (r) => fmtNum(r.resume_s)],
       ['p50 ms', (r) => fmtMs(r.resume_p50_us)],
       ['lost', (r) => fmtInt(r.lost)],
       ['duplicated', (r) => fmtInt(r.duplicated)],
@@ -864,14 +861,14 @@ function resultLine(job, result) {
     }
     case 'idle':
       return (
-        `${fmtInt(result.open)} open, ${fmtKiB(result.rss_per_connection_kib)} KiB RSS per connection ` +
+        `${fmtInt(result.open)} open, ${fmtNum(result.rss_per_connection_kib)} KiB RSS per connection ` +
         `(${fmtInt(result.rss_base_kib / 1024)} → ${fmtInt(result.rss_open_kib / 1024)} MiB${result.gc ? ', after GC' : ', NO GC'}; ` +
-        `second half ${fmtKiB(result.rss_marginal_kib)} KiB each), ` +
+        `second half ${fmtNum(result.rss_marginal_kib)} KiB each), ` +
         `${fmtInt(result.connect_rate)} connects/s${errors}${disturbed}`
       );
     default:
       return (
-        `${result.resumed}/${result['clients'] ?? '?'} resumed in ${fmtS(result.resume_s)} s, ` +
+        `${result.resumed}/${result['clients'] ?? '?'} resumed in ${fmtNum(result.resume_s)} s, ` +
         `lost ${result.lost}, duplicated ${result.duplicated}, gaps ${result.gaps}, ` +
         `replayed ${result.replayed} in all${errors}${disturbed}`
       );
