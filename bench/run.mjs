@@ -323,6 +323,30 @@ function rssKiB(pid) {
   }
 }
 
+/**
+ * How fast one core of the machine is right now: the time one unit of fixed JavaScript work takes (a JSON text
+ * of 40 requests parsed and each request written back), the best of a few short slices, in µs. A VM's speed can
+ * move by 2× between sessions, and not every ratio moves with it the same way, so each run records it at its
+ * start and end: runs are comparable only at a similar speed.
+ */
+function coreSpeed() {
+  const text = JSON.stringify(
+    Array.from({ length: 40 }, (_, id) => ({ type: 'request', id, method: 'echo', payload: { name: 'bench', n: id, tags: ['a', 'b'], ok: true } })),
+  );
+  let best = Infinity;
+  let sink = 0;
+  // The first slices warm the JIT up; the best of many keeps out what else the machine did meanwhile.
+  for (let slice = 0; slice < 60; slice++) {
+    const units = 100;
+    const start = performance.now();
+    for (let unit = 0; unit < units; unit++) {
+      for (const request of JSON.parse(text)) sink += JSON.stringify({ echo: request.payload, at: 'bench' }).length;
+    }
+    best = Math.min(best, ((performance.now() - start) * 1000) / units);
+  }
+  return sink > 0 ? round(best, 1) : null;
+}
+
 /** The open-file hard limit (`ulimit -Hn`) servers and the load generator can raise themselves to; null if unknown. */
 function fdHardLimit() {
   try {
@@ -926,9 +950,11 @@ async function main() {
     addon: addonInfo(),
     addon_b: addonB,
     fd_hard_limit: fdLimit === Infinity ? 'unlimited' : fdLimit,
+    core_speed_us: { start: coreSpeed(), end: null },
   };
   console.log(`machine: ${machine.cores} cores, ${machine.cpu}, ${machine.memory_gib} GiB, ${machine.os}`);
   console.log(`runtimes: node ${machine.node}, bun ${machine.bun}; load generator: ${o.threads} thread(s); open files: ${machine.fd_hard_limit}`);
+  console.log(`core speed: ${machine.core_speed_us.start} µs per unit of fixed JSON work (lower is faster; compare runs at a similar speed)`);
   console.log(`helios: commit ${machine.helios_commit ?? '?'}, addon ${machine.addon ? `${machine.addon.file} (${machine.addon.mib} MiB)` : 'not built'}`);
   if (addonB) console.log(`helios B: addon ${addonB}`);
   if (machine.addon?.build !== 'release' && serverNames.some((n) => n.startsWith('helios'))) {
@@ -987,10 +1013,15 @@ async function main() {
     }
   }
 
+  machine.core_speed_us.end = coreSpeed();
   const summary = {};
   // Build A over build B, per scenario and runtime (with --addon-b).
   const ab = {};
-  console.log(`\nmedians over ${o.rounds} round(s); machine: ${machine.cores} cores (${machine.cpu}); suite took ${clock(performance.now() - t0)}`);
+  const speed = machine.core_speed_us;
+  console.log(
+    `\nmedians over ${o.rounds} round(s); machine: ${machine.cores} cores (${machine.cpu}), core speed ${speed.start} → ` +
+      `${speed.end} µs per unit; suite took ${clock(performance.now() - t0)}`,
+  );
   const disturbed = runs.filter((r) => r.result.disturbed).length;
   if (disturbed) console.log(`warning: ${disturbed} run(s) stayed disturbed by other processes (see "other CPU")`);
   for (const job of jobs) {
