@@ -177,7 +177,7 @@ panels.forEach((p, i) => {
 
 const distinct = (values) => [...new Set(values.filter(Boolean))].join(', ');
 const rounds = distinct(loaded.map((r) => String(r.options?.rounds ?? '?')));
-const speeds = distinct(loaded.map((r) => r.machine.core_speed_us?.start && String(r.machine.core_speed_us.start)));
+const speeds = distinct(loaded.map((r) => r.machine.core_speed_us?.start));
 const machineLine =
   `${machine.cores} cores (${machine.cpu}), ${machine.memory_gib} GiB, ${machine.os}; Node ${machine.node}, Bun ${machine.bun}; ` +
   `Helios ${distinct(loaded.map((r) => r.machine.helios_commit ?? '?'))}; ${distinct(loaded.map((r) => (r.started ?? '').slice(0, 10)))}; ` +
