@@ -336,9 +336,7 @@ impl Outgoing {
         self.buf.extend_from_slice(&mask);
         let start = self.buf.len();
         self.buf.extend_from_slice(payload);
-        for (i, byte) in self.buf[start..].iter_mut().enumerate() {
-            *byte ^= mask[i & 3];
-        }
+        mask_in_place(&mut self.buf[start..], mask);
     }
 
     fn mask(&mut self) -> [u8; 4] {
@@ -346,6 +344,24 @@ impl Outgoing {
         self.seed ^= self.seed >> 7;
         self.seed ^= self.seed << 17;
         (self.seed as u32).to_ne_bytes()
+    }
+}
+
+/// XORs `payload` with the 4-byte `mask`, eight bytes at a time (a byte at a time cost the load generator more
+/// than any other step of sending a request).
+fn mask_in_place(payload: &mut [u8], mask: [u8; 4]) {
+    let wide = u64::from_ne_bytes([
+        mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3],
+    ]);
+    let mut chunks = payload.chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        chunk.copy_from_slice(&(u64::from_ne_bytes(word) ^ wide).to_ne_bytes());
+    }
+    // The tail starts at a multiple of 8 from the payload's start, so the mask's phase is the byte's index.
+    for (i, byte) in chunks.into_remainder().iter_mut().enumerate() {
+        *byte ^= mask[i & 3];
     }
 }
 
@@ -366,13 +382,64 @@ pub fn push_u64(buf: &mut Vec<u8>, mut n: u64) {
 
 /// The unsigned integer right after `needle` (such as `"id":`) in a JSON text; no full parse.
 pub fn field_u64(text: &[u8], needle: &[u8]) -> Option<u64> {
-    let at = text.windows(needle.len()).position(|w| w == needle)? + needle.len();
-    let digits = text[at..].iter().skip_while(|b| **b == b' ');
-    let mut value: u64 = 0;
-    let mut any = false;
-    for &b in digits.take_while(|b| b.is_ascii_digit()) {
-        value = value.checked_mul(10)?.checked_add((b - b'0') as u64)?;
-        any = true;
+    field_u64_end(text, needle).map(|(value, _)| value)
+}
+
+/// [`field_u64`], and where the integer ends in `text`.
+pub fn field_u64_end(text: &[u8], needle: &[u8]) -> Option<(u64, usize)> {
+    let mut at = find(text, needle)? + needle.len();
+    while text.get(at) == Some(&b' ') {
+        at += 1;
     }
-    any.then_some(value)
+    let mut value: u64 = 0;
+    let start = at;
+    while let Some(&b) = text.get(at).filter(|b| b.is_ascii_digit()) {
+        value = value.checked_mul(10)?.checked_add((b - b'0') as u64)?;
+        at += 1;
+    }
+    (at > start).then_some((value, at))
+}
+
+/// Where `needle` (not empty) first occurs in `text`: candidates are found by its first byte alone.
+fn find(text: &[u8], needle: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(offset) = text.get(from..)?.iter().position(|&b| b == needle[0]) {
+        let at = from + offset;
+        if text[at..].starts_with(needle) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_every_length_as_byte_by_byte_masking_does() {
+        let mask = [0x12, 0x34, 0x56, 0x78];
+        for len in 0..40 {
+            let payload: Vec<u8> = (0..len as u8).map(|b| b.wrapping_mul(37)).collect();
+            let mut wide = payload.clone();
+            mask_in_place(&mut wide, mask);
+            let narrow: Vec<u8> = payload
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ mask[i & 3])
+                .collect();
+            assert_eq!(wide, narrow, "length {len}");
+        }
+    }
+
+    #[test]
+    fn reads_an_integer_field_and_where_it_ends() {
+        let text = br#"{"type":"response","id": 42,"status":200,"data":{"id":7}}"#;
+        let (id, end) = field_u64_end(text, br#""id":"#).expect("id");
+        assert_eq!(id, 42);
+        assert_eq!(field_u64(&text[end..], br#""status":"#), Some(200));
+        assert_eq!(field_u64(text, br#""seq":"#), None);
+        assert_eq!(field_u64(br#"{"id":"x"}"#, br#""id":"#), None);
+    }
 }
