@@ -326,8 +326,8 @@ function rssKiB(pid) {
 /**
  * How fast one core of the machine is right now: the time one unit of fixed JavaScript work takes (a JSON text
  * of 40 requests parsed and each request written back), the best of 60 short slices, in µs. A VM's speed can
- * move by 2× between sessions, and not every ratio moves with it the same way, so each run records it at its
- * start and end: runs are comparable only at a similar speed.
+ * move by 2× between runs a few hours apart, and not every ratio moves with it the same way, so each run records
+ * it at its start and end: runs are comparable only at a similar speed.
  */
 function coreSpeed() {
   const text = JSON.stringify(
