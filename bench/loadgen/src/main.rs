@@ -484,7 +484,7 @@ struct RpcOutcome {
 
 /// Hashes the request ids of one connection, which count up from 1: one multiply spreads them over the table.
 /// The standard hasher's defence against keys chosen to collide is not needed for ids this program picks, and it
-/// cost the load generator more per reply than the reply's parse.
+/// took about 2% of the load generator's time.
 #[derive(Default)]
 struct IdHasher(u64);
 
