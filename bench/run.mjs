@@ -787,7 +787,6 @@ function printRounds(job, rows) {
   }
 }
 
-
 function printTable(job, title, rows) {
   const columns = {
     rpc: [
