@@ -16,7 +16,7 @@ use napi_derive::module_init;
 ///
 /// mimalloc's v2 line, not v3: under v3 an idle connection measured ~0.35 KiB more (10,000 connections),
 /// and v3 over-allocates a 128-byte-aligned block whose size is not a power of two (a connection's task,
-/// which tokio aligns so) into the next size class: the task's class (see the core's `net/socket.rs`)
+/// which tokio aligns so) into the next size class: the task's class (see the core's `net/socket/mod.rs`)
 /// holds under v2 only.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
