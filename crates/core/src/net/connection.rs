@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
+use super::cork;
 use super::introduction::Introduction;
 use super::keys::Keyed;
 use super::outbox::{Outbox, Text};
@@ -417,7 +418,8 @@ impl Connection {
     }
 
     /// Moves the session onto `outbox`: a socket it still has is closed with 4009, the frames after
-    /// `last_seq` are queued again, then `recovered(resumed)` builds the control frame that follows them.
+    /// `last_seq` are sent again, then `recovered(resumed)` builds the control frame that follows them; all
+    /// of them leave in one write.
     /// An `expired` token only resumes a session waiting for its client (see `Claims::expired`). A session
     /// taken over from another node's copy, not resumed since, also takes a token of a later generation
     /// than the copy's: copies are written behind, so the client may have used tokens the copy never saw.
@@ -427,6 +429,18 @@ impl Connection {
         expired: bool,
         last_seq: u64,
         outbox: Arc<Outbox>,
+        recovered: impl FnOnce(&Resumed) -> String,
+    ) -> Result<Resumed, Refusal> {
+        cork::in_one_write(|| self.move_to(outbox, gen, expired, last_seq, recovered))
+    }
+
+    /// [`Connection::resume`] without the hold: each frame is written as it is sent.
+    fn move_to(
+        &self,
+        outbox: Arc<Outbox>,
+        gen: u64,
+        expired: bool,
+        last_seq: u64,
         recovered: impl FnOnce(&Resumed) -> String,
     ) -> Result<Resumed, Refusal> {
         let mut link = self.link();

@@ -73,3 +73,22 @@ pub(crate) fn write_now(held: Vec<Arc<Outbox>>) {
         outbox.release();
     }
 }
+
+/// Runs `send` with the frames it sends held, then writes them from this thread: the frames it sends to
+/// one connection (a session's replay, a hundred frames) leave in one write instead of one each. Within a
+/// hold begun on this thread already, that hold keeps them.
+pub(crate) fn in_one_write<T>(send: impl FnOnce() -> T) -> T {
+    if active() {
+        return send();
+    }
+    /// Ends the hold even if `send` panics, so that this thread's later frames are not held forever.
+    struct Written;
+    impl Drop for Written {
+        fn drop(&mut self) {
+            release(write_now);
+        }
+    }
+    hold();
+    let _written = Written;
+    send()
+}
