@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::{BoxFuture, OptionFuture};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use redis::aio::{MultiplexedConnection, PubSub, PubSubSink};
 use redis::{AsyncConnectionConfig, Client, Cmd, Msg, RedisResult, Value};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
@@ -378,13 +378,13 @@ async fn run(
     }
 }
 
-/// Listens to `channels`, handing each message's text to `on_message` in the order Redis delivers them,
-/// and resubscribes after a lost connection. A connection silent for `quiet` is pinged, and one silent for
+/// Listens to `channels`, handing the messages' texts to `on_messages` in the order Redis delivers them,
+/// those that arrived together in one call, and resubscribes after a lost connection. A connection silent for `quiet` is pinged, and one silent for
 /// twice `quiet` is taken for lost (see [`listen`]). Ends when `stop` turns true.
 pub(crate) async fn listen_loop(
     link: Arc<Link>,
     channels: Vec<String>,
-    on_message: impl Fn(&str) + Send + 'static,
+    on_messages: impl Fn(&[&str]) + Send + 'static,
     quiet: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -417,7 +417,7 @@ pub(crate) async fn listen_loop(
         };
         backoff.reset();
         link.mark(&link.subscriber_up, true, "");
-        match listen(&link, pubsub, &on_message, quiet, &mut stop).await {
+        match listen(&link, pubsub, &on_messages, quiet, &mut stop).await {
             Ended::Stopped => return,
             Ended::Lost(why) => {
                 link.mark(&link.subscriber_up, false, why);
@@ -436,14 +436,14 @@ enum Ended {
     Lost(&'static str),
 }
 
-/// Hands each message of one subscription connection to `on_message` until the connection closes, goes
+/// Hands the messages of one subscription connection to `on_messages` until the connection closes, goes
 /// silent, or `stop` turns true. Nothing heard for `quiet` (an idle cluster): it is pinged, which Redis
 /// answers in subscribed mode too, behind any message already on its way. Nothing at all heard for twice
 /// `quiet`: the connection is half-open (its packets lost while TCP never fails) and counts as lost.
 async fn listen(
     link: &Link,
     pubsub: PubSub,
-    on_message: &impl Fn(&str),
+    on_messages: &impl Fn(&[&str]),
     quiet: Duration,
     stop: &mut watch::Receiver<bool>,
 ) -> Ended {
@@ -459,7 +459,23 @@ async fn listen(
                     return Ended::Lost("the subscription connection closed");
                 };
                 heard = Instant::now();
-                hand_over(link, &message, on_message);
+                // Those that arrived with it go in the same call, up to a bound.
+                let mut batch = vec![message];
+                let mut ended = false;
+                while batch.len() < MAX_BATCH {
+                    match messages.next().now_or_never() {
+                        Some(Some(message)) => batch.push(message),
+                        Some(None) => {
+                            ended = true;
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                hand_over(link, &batch, on_messages);
+                if ended {
+                    return Ended::Lost("the subscription connection closed");
+                }
             }
             Some(answer) = OptionFuture::from(pong.as_mut()), if waiting => {
                 pong = None;
@@ -487,13 +503,27 @@ fn ping_subscription(mut sink: PubSubSink) -> BoxFuture<'static, RedisResult<Val
     Box::pin(async move { sink.ping::<Value>().await })
 }
 
-/// Counts one message from the node channels and hands its text to `on_message`.
-fn hand_over(link: &Link, message: &Msg, on_message: &impl Fn(&str)) {
-    link.counters.received.fetch_add(1, Ordering::Relaxed);
-    match std::str::from_utf8(message.get_payload_bytes()) {
-        Ok(text) => on_message(text),
-        Err(_) => tracing::warn!("cluster: a message that is not UTF-8, ignored"),
-    }
+/// Most messages handed over in one call: a bound on how long one call keeps its I/O thread.
+const MAX_BATCH: usize = 64;
+
+/// Counts messages from the node channels and hands their texts to `on_messages`.
+fn hand_over(link: &Link, batch: &[Msg], on_messages: &impl Fn(&[&str])) {
+    link.counters
+        .received
+        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    let texts: Vec<&str> = batch
+        .iter()
+        .filter_map(
+            |message| match std::str::from_utf8(message.get_payload_bytes()) {
+                Ok(text) => Some(text),
+                Err(_) => {
+                    tracing::warn!("cluster: a message that is not UTF-8, ignored");
+                    None
+                }
+            },
+        )
+        .collect();
+    on_messages(&texts);
 }
 
 #[cfg(test)]

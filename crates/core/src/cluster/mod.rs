@@ -190,11 +190,19 @@ impl Cluster {
             self.config.node_channel(&self.node_id),
         ];
         let cluster = self.clone();
-        let on_message = move |text: &str| relay::relay(&cluster, local.as_ref(), text);
+        // Frames the messages of one batch send to one connection (broadcasts from other nodes) leave in one
+        // write.
+        let on_messages = move |texts: &[&str]| {
+            crate::net::cork::in_one_write(|| {
+                for text in texts {
+                    relay::relay(&cluster, local.as_ref(), text);
+                }
+            });
+        };
         tokio::spawn(link::listen_loop(
             self.link.clone(),
             channels,
-            on_message,
+            on_messages,
             quiet,
             shutdown.clone(),
         ));
