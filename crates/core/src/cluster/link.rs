@@ -378,9 +378,10 @@ async fn run(
     }
 }
 
-/// Listens to `channels`, handing the messages' texts to `on_messages` in the order Redis delivers them,
-/// those that arrived together in one call, and resubscribes after a lost connection. A connection silent for `quiet` is pinged, and one silent for
-/// twice `quiet` is taken for lost (see [`listen`]). Ends when `stop` turns true.
+/// Listens to `channels`, handing the messages' texts to `on_messages` in the order Redis delivers them
+/// (those that arrived together in one call), and resubscribes after a lost connection. A connection silent
+/// for `quiet` is pinged, and one silent for twice `quiet` is taken for lost (see [`listen`]). Ends when
+/// `stop` turns true.
 pub(crate) async fn listen_loop(
     link: Arc<Link>,
     channels: Vec<String>,
@@ -513,15 +514,13 @@ fn hand_over(link: &Link, batch: &[Msg], on_messages: &impl Fn(&[&str])) {
         .fetch_add(batch.len() as u64, Ordering::Relaxed);
     let texts: Vec<&str> = batch
         .iter()
-        .filter_map(
-            |message| match std::str::from_utf8(message.get_payload_bytes()) {
-                Ok(text) => Some(text),
-                Err(_) => {
-                    tracing::warn!("cluster: a message that is not UTF-8, ignored");
-                    None
-                }
-            },
-        )
+        .filter_map(|message| {
+            let text = std::str::from_utf8(message.get_payload_bytes());
+            if text.is_err() {
+                tracing::warn!("cluster: a message that is not UTF-8, ignored");
+            }
+            text.ok()
+        })
         .collect();
     on_messages(&texts);
 }
