@@ -1,5 +1,6 @@
 //! A connection's way in: TLS, admission, the handshake's answer, attaching it to the server.
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use crate::net::attach::{self, Attached};
 use crate::net::frame::Reader;
 use crate::net::outbox::Outbox;
 use crate::net::transport::Transport;
-use crate::net::wire::Wire;
+use crate::net::wire::{Sent, Wire};
 use crate::server::Shared;
 
 use super::burst::Burst;
@@ -73,22 +74,29 @@ pub(super) async fn open(
         data,
         slot,
     } = admitted;
-    let answered = async {
-        transport.write_all(answer.as_bytes()).await?;
-        transport.flush().await
+    // Over plain TCP the answer is held in the wire until the connection is attached, so that it leaves
+    // in one write with the frames attaching sends (a session's `created`, a resume's replay). Not in a
+    // cluster, where attaching may wait for another node: the client has its answer at once there.
+    let hold = shared.cluster.is_none();
+    let answered = match &wire {
+        Some(wire) => wire
+            .write(answer.as_bytes(), &[], hold, usize::MAX)
+            .map(drop),
+        None => {
+            let answered = async {
+                transport.write_all(answer.as_bytes()).await?;
+                transport.flush().await
+            };
+            timeout_at(deadline, answered)
+                .await
+                .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+        }
     };
-    match timeout_at(deadline, answered).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => {
-            tracing::debug!(%remote, %error, "handshake failed");
-            return None;
-        }
-        Err(_) => {
-            tracing::debug!(%remote, "handshake timed out");
-            return None;
-        }
+    if let Err(error) = answered {
+        tracing::debug!(%remote, %error, "handshake failed");
+        return None;
     }
-    let socket = Socket {
+    let mut socket = Socket {
         transport,
         reader: Reader::new(shared.config.max_message_size, &early),
         // Beyond 4 GiB unsent per connection there is no practical difference.
@@ -125,6 +133,10 @@ pub(super) async fn open(
             (conn, told)
         }
     };
+    // What the socket did not take is the loop's to write.
+    socket.stranded = wire
+        .as_ref()
+        .is_some_and(|wire| wire.release() == Sent::Stranded);
     Some(Opened {
         shared,
         calls,
