@@ -484,23 +484,21 @@ impl Server {
     /// Ends the turn [`Server::begin_turn`] started: one task on an I/O thread writes what it held, so the
     /// application's thread makes no system call and wakes no connection's task.
     pub fn end_turn(&self) {
-        net::cork::release(|held| match self.runtime() {
-            Some(runtime) => {
-                runtime.spawn(net::cork::write(held));
-            }
-            None => net::cork::write_now(held),
-        });
+        net::cork::release(|held| self.write_held(held));
     }
 
     /// Runs `send` within a turn: the one already begun on this thread, or its own.
     fn in_turn(&self, send: impl FnOnce()) {
-        let own = !net::cork::active();
-        if own {
-            net::cork::hold();
-        }
-        send();
-        if own {
-            self.end_turn();
+        net::cork::holding(send, |held| self.write_held(held));
+    }
+
+    /// Has what a turn held written by a task on an I/O thread (here, when not serving).
+    fn write_held(&self, held: Vec<Arc<net::Outbox>>) {
+        match self.runtime() {
+            Some(runtime) => {
+                runtime.spawn(net::cork::write(held));
+            }
+            None => net::cork::write_now(held),
         }
     }
 

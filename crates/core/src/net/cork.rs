@@ -74,21 +74,28 @@ pub(crate) fn write_now(held: Vec<Arc<Outbox>>) {
     }
 }
 
-/// Runs `send` with the frames it sends held, then writes them from this thread: the frames it sends to
-/// one connection (a session's replay, a hundred frames) leave in one write instead of one each. Within a
-/// hold begun on this thread already, that hold keeps them.
-pub(crate) fn in_one_write<T>(send: impl FnOnce() -> T) -> T {
+/// Runs `send` with the frames it sends from this thread held, then hands them to `write` (as [`release`]
+/// does). Within a hold begun on this thread already, that hold keeps them. The hold ends even if `send`
+/// panics, so that this thread's later frames are not held forever.
+pub(crate) fn holding<T>(send: impl FnOnce() -> T, write: impl FnOnce(Vec<Arc<Outbox>>)) -> T {
+    struct Release<W: FnOnce(Vec<Arc<Outbox>>)>(Option<W>);
+    impl<W: FnOnce(Vec<Arc<Outbox>>)> Drop for Release<W> {
+        fn drop(&mut self) {
+            if let Some(write) = self.0.take() {
+                release(write);
+            }
+        }
+    }
     if active() {
         return send();
     }
-    /// Ends the hold even if `send` panics, so that this thread's later frames are not held forever.
-    struct Written;
-    impl Drop for Written {
-        fn drop(&mut self) {
-            release(write_now);
-        }
-    }
     hold();
-    let _written = Written;
+    let _release = Release(Some(write));
     send()
+}
+
+/// [`holding`], written from this thread: the frames `send` sends to one connection (a session's replay, a
+/// hundred frames) leave in one write instead of one each.
+pub(crate) fn in_one_write<T>(send: impl FnOnce() -> T) -> T {
+    holding(send, write_now)
 }

@@ -26,7 +26,7 @@ pub(crate) use attach::end;
 pub(crate) use connection::{Connection, Pending, Refusal, SessionView};
 pub(crate) use listener::accept;
 pub use listener::bind;
-pub(crate) use outbox::Text;
+pub(crate) use outbox::{Outbox, Text};
 pub(crate) use restore::adopt;
 pub use tls::{TlsError, TlsIdentity};
 
