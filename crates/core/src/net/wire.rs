@@ -208,6 +208,16 @@ impl Wire {
         }
     }
 
+    /// Frees the backlog's buffer if nothing waits in it. For after the handshake: the buffer that held its
+    /// answer would otherwise stay with a connection that may send nothing for hours.
+    pub(crate) fn trim(&self) {
+        let mut backlog = self.backlog();
+        if !backlog.writing && backlog.len() == 0 {
+            backlog.mark = 0;
+            backlog.bytes = Vec::new();
+        }
+    }
+
     /// Whether bytes wait that only the socket task will write: no other sender is writing them and no
     /// cork holds them; or a write failed, which the task must learn.
     pub(crate) fn stranded(&self) -> bool {
@@ -547,6 +557,24 @@ mod tests {
             "a buffer grown past the bound is swapped for one of its size, not for none"
         );
         assert_eq!(turn(1).await, KEPT);
+    }
+
+    #[tokio::test]
+    async fn a_trim_frees_an_emptied_buffer_and_keeps_what_waits() {
+        let (wire, mut client) = pair().await;
+        wire.write(b"answer", &[], true, usize::MAX).expect("hold");
+        assert_eq!(wire.release(), Sent::Out);
+        let mut received = [0u8; 6];
+        client.read_exact(&mut received).await.expect("read");
+        assert!(
+            wire.backlog().bytes.capacity() > 0,
+            "kept for the next frames"
+        );
+        wire.trim();
+        assert_eq!(wire.backlog().bytes.capacity(), 0);
+        wire.write(b"held", &[], true, usize::MAX).expect("hold");
+        wire.trim();
+        assert_eq!(wire.waiting(), 4, "held bytes stay");
     }
 
     #[tokio::test]

@@ -134,9 +134,11 @@ pub(super) async fn open(
         }
     };
     // What the socket did not take is the loop's to write.
-    socket.stranded = wire
-        .as_ref()
-        .is_some_and(|wire| wire.release() == Sent::Stranded);
+    socket.stranded = wire.as_ref().is_some_and(|wire| {
+        let sent = wire.release();
+        wire.trim();
+        sent == Sent::Stranded
+    });
     Some(Opened {
         shared,
         calls,
