@@ -1,5 +1,6 @@
 // TLS: serve({ tls }) speaks wss:// with a certificate made here by openssl; the client verifies it
-// against that certificate as its CA. Also: a client that stops reading, over TLS and plain TCP.
+// against that certificate as its CA. Also: frames sent together share TLS records, and a client that stops
+// reading, over TLS and plain TCP.
 
 import { test, expect, describe, afterAll } from 'bun:test';
 import fs from 'node:fs';
@@ -8,7 +9,7 @@ import path from 'node:path';
 import net from 'node:net';
 import tls from 'node:tls';
 import { Helios } from '../index.js';
-import { useCleanup, track, Starling, upgradeByHand, nextEvent } from './helpers.js';
+import { useCleanup, track, Starling, upgradeByHand, nextEvent, waitFor } from './helpers.js';
 
 useCleanup();
 
@@ -79,6 +80,70 @@ describe('TLS', () => {
     expect(() => helios.serve({ port: 0, tls: { cert: identity.cert } })).toThrow(/tls.key/);
     expect(helios.address).toBeNull();
   });
+});
+
+/**
+ * A TCP proxy to `port` that counts the TLS application-data records (content type 23) the server sends
+ * through it; `records` is the count so far.
+ */
+async function recordCountingProxy(port) {
+  const sockets = new Set();
+  const proxy = {
+    records: 0,
+    port: 0,
+    close() {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    },
+  };
+  const server = net.createServer((client) => {
+    const upstream = net.connect(port, '127.0.0.1');
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => {});
+    }
+    // Bytes from the server not yet counted as whole records (a record's header: type, version, length).
+    let unread = Buffer.alloc(0);
+    upstream.on('data', (chunk) => {
+      unread = Buffer.concat([unread, chunk]);
+      while (unread.length >= 5 && unread.length >= 5 + unread.readUInt16BE(3)) {
+        if (unread[0] === 23) proxy.records += 1;
+        unread = unread.subarray(5 + unread.readUInt16BE(3));
+      }
+      client.write(chunk);
+    });
+    client.on('data', (chunk) => upstream.write(chunk));
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  proxy.port = server.address().port;
+  return proxy;
+}
+
+test('frames sent in one turn leave over TLS in a few records, not in a record each', async () => {
+  const { helios, address } = tlsServer({ cert: identity.cert, key: identity.key });
+  helios.method('burst', (context) => {
+    for (let n = 0; n < 50; n++) context.connection.emit('tick', n);
+    return 'sent';
+  });
+  const proxy = await recordCountingProxy(address.port);
+  try {
+    const client = new Starling({ url: `wss://127.0.0.1:${proxy.port}`, WebSocket: TrustingWebSocket });
+    await client.connect();
+    const ticks = [];
+    client.on('tick', (n) => ticks.push(n));
+    const before = proxy.records;
+    expect((await client.request('burst')).data).toBe('sent');
+    await waitFor(() => ticks.length === 50);
+    expect(ticks).toEqual([...Array(50).keys()]);
+    // 51 frames: written one by one they would be 51 records. Together they fit one; a few allow for the
+    // socket's task starting on them while the handler is still sending.
+    expect(proxy.records - before).toBeLessThanOrEqual(5);
+    await client.close();
+  } finally {
+    proxy.close();
+  }
 });
 
 describe('a client that stops reading while frames wait for it', () => {

@@ -2,16 +2,15 @@
 
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
 use super::frame;
-use super::wire::{Sent, Wire};
+use super::wire::{self, Sent, Wire};
 
 /// A client's stream, encrypted or not.
 #[derive(Debug)]
@@ -19,7 +18,46 @@ pub(crate) enum Transport {
     /// Shared with the connection's outbox, which writes frames to it directly.
     Plain(Arc<Wire>),
     // Boxed: a TLS session is large, and most servers run without one.
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<Tls>),
+}
+
+/// A TLS stream and the frames sent to it since its last flush.
+///
+/// The frames wait here and leave together at the flush: a batch of replies becomes one TLS record (up
+/// to 16 KiB of them) sealed once and written in one system call, where writing each frame to the
+/// session would seal a record and make a system call per frame.
+#[derive(Debug)]
+pub(crate) struct Tls {
+    stream: TlsStream<TcpStream>,
+    /// Frames not yet handed to the session; the first `handed` bytes have been.
+    queued: Vec<u8>,
+    handed: usize,
+}
+
+impl Tls {
+    pub(crate) fn new(stream: TlsStream<TcpStream>) -> Self {
+        Tls {
+            stream,
+            queued: Vec::new(),
+            handed: 0,
+        }
+    }
+
+    /// Hands the queued frames to the session, which writes what the socket takes of its records.
+    fn poll_hand_queued(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.handed < self.queued.len() {
+            let rest = &self.queued[self.handed..];
+            let taken = ready!(Pin::new(&mut self.stream).poll_write(cx, rest))?;
+            if taken == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.handed += taken;
+        }
+        self.handed = 0;
+        self.queued.clear();
+        wire::kept(&mut self.queued);
+        Poll::Ready(Ok(()))
+    }
 }
 
 impl Transport {
@@ -31,35 +69,28 @@ impl Transport {
     ) -> Poll<io::Result<usize>> {
         match self {
             Transport::Plain(wire) => wire.poll_read(cx, buf),
-            Transport::Tls(stream) => {
+            Transport::Tls(tls) => {
                 let mut buf = ReadBuf::new(buf);
-                std::task::ready!(Pin::new(stream.as_mut()).poll_read(cx, &mut buf))?;
+                ready!(Pin::new(&mut tls.stream).poll_read(cx, &mut buf))?;
                 Poll::Ready(Ok(buf.filled().len()))
             }
         }
     }
 
     /// Sends one final frame. Over plain TCP it is written at once, or waits in the wire's backlog, which
-    /// refuses it past `limit` bytes; over TLS it waits in the session until a flush. True when bytes were
-    /// left in the wire's backlog: the caller must see that it is drained.
-    pub(crate) async fn send(
-        &mut self,
-        opcode: u8,
-        payload: &[u8],
-        limit: usize,
-    ) -> io::Result<bool> {
+    /// refuses it past `limit` bytes; over TLS it waits for the next flush (see [`Tls`]). True when bytes
+    /// were left in the wire's backlog: the caller must see that it is drained.
+    pub(crate) fn send(&mut self, opcode: u8, payload: &[u8], limit: usize) -> io::Result<bool> {
         let (header, used) = frame::header(opcode, payload.len());
         match self {
             Transport::Plain(wire) => match wire.write(&header[..used], payload, false, limit)? {
                 Sent::Over(_) => Err(io::Error::other("outbound limit passed")),
                 sent => Ok(sent == Sent::Stranded),
             },
-            Transport::Tls(stream) => {
-                // One write, so the frame goes out as one TLS record rather than its header in a record alone.
-                let mut frame = Vec::with_capacity(used + payload.len());
-                frame.extend_from_slice(&header[..used]);
-                frame.extend_from_slice(payload);
-                stream.write_all(&frame).await.map(|()| false)
+            Transport::Tls(tls) => {
+                tls.queued.extend_from_slice(&header[..used]);
+                tls.queued.extend_from_slice(payload);
+                Ok(false)
             }
         }
     }
@@ -71,7 +102,7 @@ impl AsyncRead for Transport {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let read = std::task::ready!(self.get_mut().poll_read_into(cx, buf.initialize_unfilled()))?;
+        let read = ready!(self.get_mut().poll_read_into(cx, buf.initialize_unfilled()))?;
         buf.advance(read);
         Poll::Ready(Ok(()))
     }
@@ -89,21 +120,30 @@ impl AsyncWrite for Transport {
             Transport::Plain(wire) => {
                 Poll::Ready(wire.write(buf, &[], false, usize::MAX).map(|_| buf.len()))
             }
-            Transport::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
+            Transport::Tls(tls) => {
+                ready!(tls.poll_hand_queued(cx))?;
+                Pin::new(&mut tls.stream).poll_write(cx, buf)
+            }
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Transport::Plain(wire) => wire.poll_drain(cx),
-            Transport::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
+            Transport::Tls(tls) => {
+                ready!(tls.poll_hand_queued(cx))?;
+                Pin::new(&mut tls.stream).poll_flush(cx)
+            }
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Transport::Plain(wire) => wire.poll_shutdown(cx),
-            Transport::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
+            Transport::Tls(tls) => {
+                ready!(tls.poll_hand_queued(cx))?;
+                Pin::new(&mut tls.stream).poll_shutdown(cx)
+            }
         }
     }
 }

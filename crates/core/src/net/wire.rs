@@ -80,7 +80,7 @@ const KEPT: usize = 1024;
 /// Makes an emptied buffer one to keep: one grown past [`KEPT`] by a burst is swapped for one of that
 /// size, not for none, so that a connection sent that much turn after turn (replies to ten requests
 /// in flight pass 1 KiB) grows it once per turn rather than from nothing, eight reallocations.
-fn kept(bytes: &mut Vec<u8>) {
+pub(super) fn kept(bytes: &mut Vec<u8>) {
     if bytes.capacity() > KEPT {
         *bytes = Vec::with_capacity(KEPT);
     }

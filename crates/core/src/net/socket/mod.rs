@@ -62,20 +62,20 @@ impl Socket {
     }
 
     /// Sends one frame; see [`Socket::flush`].
-    async fn send(&mut self, opcode: u8, payload: &[u8]) -> std::io::Result<()> {
+    fn send(&mut self, opcode: u8, payload: &[u8]) -> std::io::Result<()> {
         let limit = self.limit as usize;
-        self.stranded |= self.transport.send(opcode, payload, limit).await?;
+        self.stranded |= self.transport.send(opcode, payload, limit)?;
         Ok(())
     }
 
-    /// Writes out what waits: the wire's backlog, or the TLS session's records.
+    /// Writes out what waits: the wire's backlog, or the frames queued for TLS.
     async fn flush(&mut self) -> std::io::Result<()> {
         self.transport.flush().await
     }
 
     /// Sends one frame and writes it out.
     async fn send_flushed(&mut self, opcode: u8, payload: &[u8]) -> std::io::Result<()> {
-        self.send(opcode, payload).await?;
+        self.send(opcode, payload)?;
         self.flush().await
     }
 
@@ -85,7 +85,7 @@ impl Socket {
             .await
     }
 
-    /// Writes out what the TLS session holds. Over plain TCP there is nothing to wait for: what the socket
+    /// Writes out the frames queued for TLS. Over plain TCP there is nothing to wait for: what the socket
     /// did not take waits in the wire's backlog, which the loop drains under its deadlines and the
     /// outbound limit.
     async fn flush_tls(&mut self) -> std::io::Result<()> {
@@ -103,7 +103,7 @@ impl Socket {
         payload: &[u8],
         within: Duration,
     ) -> std::io::Result<()> {
-        self.send(opcode, payload).await?;
+        self.send(opcode, payload)?;
         timeout(within, self.flush_tls())
             .await
             .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))

@@ -15,7 +15,7 @@ use crate::net::admission::{self, Admitted};
 use crate::net::attach::{self, Attached};
 use crate::net::frame::Reader;
 use crate::net::outbox::Outbox;
-use crate::net::transport::Transport;
+use crate::net::transport::{Tls, Transport};
 use crate::net::wire::{Sent, Wire};
 use crate::server::Shared;
 
@@ -42,7 +42,7 @@ pub(super) async fn open(
             Transport::Plain(plain)
         }
         Some(acceptor) => match timeout_at(deadline, acceptor.accept(stream)).await {
-            Ok(Ok(stream)) => Transport::Tls(Box::new(stream)),
+            Ok(Ok(stream)) => Transport::Tls(Box::new(Tls::new(stream))),
             Ok(Err(error)) => {
                 tracing::debug!(%remote, %error, "TLS handshake failed");
                 return None;

@@ -137,7 +137,7 @@ pub(super) async fn flush_queue(
     let _ = timeout(shared.config.close_timeout, flushed).await;
 }
 
-/// Writes a batch taken from the queue, then flushes a TLS session once.
+/// Sends a batch taken from the queue; over TLS its frames then leave together, in one flush.
 pub(super) async fn write(
     ws: &mut Socket,
     outbox: &Outbox,
@@ -149,19 +149,18 @@ pub(super) async fn write(
     for item in batch {
         match item {
             Outbound::Frame(frame) => {
-                ws.send(TEXT, frame.as_bytes()).await?;
+                ws.send(TEXT, frame.as_bytes())?;
                 outbox.written(frame.len());
                 shared.stats.sent(frame.len());
             }
             Outbound::Binary(frame) => {
-                ws.send(BINARY, &frame).await?;
+                ws.send(BINARY, &frame)?;
                 outbox.written(frame.len());
                 shared.stats.sent(frame.len());
             }
             Outbound::Ping(id) => {
                 pings.sent(id);
-                ws.send(PING, &health::payload(health::ON_DEMAND, id))
-                    .await?;
+                ws.send(PING, &health::payload(health::ON_DEMAND, id))?;
             }
             Outbound::Close { code, reason } => {
                 Box::pin(start_close(ws, code, &reason, closing, shared)).await;
