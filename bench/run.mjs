@@ -10,7 +10,7 @@
 // to --idle-wait seconds) for the machine to be idle, and a run during which other processes used the CPU is
 // repeated (up to --retries times).
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,6 +61,8 @@ const QUICK = {
 };
 
 const SCENARIOS = ['rpc', 'fanout', 'idle', 'resume'];
+/** What --tls runs: the load generator's lean client speaks TLS; its idle and resume clients do not. */
+const TLS_SCENARIOS = ['rpc', 'fanout'];
 
 const HELP = `usage: node bench/run.mjs [options]        (npm run bench -- [options] builds first)
 
@@ -79,6 +81,8 @@ options (default in brackets):
                            [${defaults.servers}]
   --rounds N               rounds; each runs every server once [${defaults.rounds}]
   --quick                  smoke run: ${Object.entries(QUICK).map(([k, v]) => `--${k} ${v}`).join(' ')}
+  --tls                    rpc and fanout over TLS (wss://, a self-signed ECDSA P-256 certificate made with openssl),
+                           on the servers that serve it here: Helios (rustls) and Bun.serve (BoringSSL)
   rpc and fanout:
   --duration S             measured seconds per run [${defaults.duration}]
   --warmup S               seconds of load before measuring [${defaults.warmup}]
@@ -108,14 +112,15 @@ options (default in brackets):
   --help                   this text`;
 
 function parseArgs(argv) {
-  const options = { ...defaults, ...(argv.includes('--quick') ? QUICK : {}), quick: argv.includes('--quick') };
+  const flags = { quick: argv.includes('--quick'), tls: argv.includes('--tls') };
+  const options = { ...defaults, ...(flags.quick ? QUICK : {}), ...flags };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--help' || arg === '-h') {
       console.log(HELP);
       process.exit(0);
     }
-    if (arg === '--quick') continue;
+    if (arg === '--quick' || arg === '--tls') continue;
     const match = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
     if (!match || !(match[1] in defaults)) throw new Error(`unknown option ${arg} (try --help)`);
     const value = match[2] ?? argv[++i];
@@ -123,9 +128,12 @@ function parseArgs(argv) {
     options[match[1]] = typeof defaults[match[1]] === 'number' ? Number(value) : value;
     if (Number.isNaN(options[match[1]])) throw new Error(`${arg}: not a number: ${value}`);
   }
-  const scenarios = options.scenario === 'all' ? SCENARIOS : options.scenario.split(',').map((x) => x.trim());
+  const known = options.tls ? TLS_SCENARIOS : SCENARIOS;
+  const scenarios = options.scenario === 'all' ? known : options.scenario.split(',').map((x) => x.trim());
   for (const scenario of scenarios) {
-    if (!SCENARIOS.includes(scenario)) throw new Error(`--scenario: unknown scenario '${scenario}' (${SCENARIOS.join(', ')} or all)`);
+    if (!known.includes(scenario)) {
+      throw new Error(`--scenario: '${scenario}' is not one of ${known.join(', ')}${options.tls ? ' (with --tls)' : ''} or all`);
+    }
   }
   options.scenarios = scenarios;
   options.idleSizes = String(options['idle-connections']).split(',').map(Number);
@@ -143,10 +151,11 @@ const loadgen = path.join(here, 'loadgen', 'target', 'release', process.platform
 
 // Node servers get --expose-gc so that the idle scenario can ask every server for a full GC (servers/gc.mjs).
 // `resume`: the server can resume sessions (Helios's session recovery, Socket.IO's connectionStateRecovery).
+// `tls`: the server serves wss:// given TLS_CERT and TLS_KEY (--tls).
 const SERVERS = {
-  'helios-bun': { label: 'Helios on Bun', cmd: bun, args: ['servers/helios.mjs'], protocol: 'helios', resume: true },
-  'helios-node': { label: 'Helios on Node', cmd: node, args: ['--expose-gc', 'servers/helios.mjs'], protocol: 'helios', resume: true },
-  'bun-plain': { label: 'Bun.serve (JS)', cmd: bun, args: ['servers/bun-plain.mjs'], protocol: 'plain' },
+  'helios-bun': { label: 'Helios on Bun', cmd: bun, args: ['servers/helios.mjs'], protocol: 'helios', resume: true, tls: true },
+  'helios-node': { label: 'Helios on Node', cmd: node, args: ['--expose-gc', 'servers/helios.mjs'], protocol: 'helios', resume: true, tls: true },
+  'bun-plain': { label: 'Bun.serve (JS)', cmd: bun, args: ['servers/bun-plain.mjs'], protocol: 'plain', tls: true },
   'ws-node': { label: 'ws on Node (JS)', cmd: node, args: ['--expose-gc', 'servers/ws-node.mjs'], protocol: 'plain' },
   'socketio-node': { label: 'Socket.IO 4 on Node', cmd: node, args: ['--expose-gc', 'servers/socketio-node.mjs'], protocol: 'socketio', resume: true },
 };
@@ -515,14 +524,32 @@ function cpuMeter(pid) {
   };
 }
 
+/** A self-signed certificate for 127.0.0.1 in a new temporary folder (--tls): the PEM files' paths. */
+function makeCertificate() {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'helios-bench-tls-'));
+  const files = { cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem') };
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    // Not a CA's: rustls refuses a CA's certificate as a server's own.
+    '-addext', 'basicConstraints=critical,CA:FALSE',
+    '-keyout', files.key, '-out', files.cert,
+  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return files;
+}
+
 async function runOnce(job, name, o, progress) {
   if (job.scenario === 'idle') return runIdle(job, name, o, progress);
-  const server = await startServer(name, o, job.scenario === 'resume' ? { SESSIONS: '1' } : {});
-  const url = `ws://127.0.0.1:${server.port}/`;
+  const env = job.scenario === 'resume' ? { SESSIONS: '1' } : {};
+  if (o.certificate) Object.assign(env, { TLS_CERT: o.certificate.cert, TLS_KEY: o.certificate.key });
+  const server = await startServer(name, o, env);
+  const url = `${o.certificate ? 'wss' : 'ws'}://127.0.0.1:${server.port}/`;
   const finish = cpuMeter(server.child.pid);
   let result;
   try {
-    result = await runLoadgen(loadgenArgs(job.scenario, url, SERVERS[name].protocol, o), { progress });
+    const args = loadgenArgs(job.scenario, url, SERVERS[name].protocol, o);
+    if (o.certificate) args.push('--ca', o.certificate.cert);
+    result = await runLoadgen(args, { progress });
   } catch (e) {
     result = { fatal: e.message };
   }
@@ -857,7 +884,8 @@ const clock = (ms) => {
 };
 
 /** Why `name` cannot run `job` on this machine, or null. */
-function skipReason(job, name, fdLimit) {
+function skipReason(job, name, fdLimit, o) {
+  if (o.tls && !SERVERS[name].tls) return 'not served over TLS by this suite';
   if (job.scenario === 'resume' && !SERVERS[name].resume) return 'no session recovery: a new connection starts from scratch';
   if (job.scenario === 'idle' && fdLimit !== null && job.connections + 100 > fdLimit) {
     return `${fmtInt(job.connections)} connections need about ${fmtInt(job.connections + 100)} open files per process; the hard limit (ulimit -Hn) is ${fmtInt(fdLimit)}`;
@@ -935,6 +963,7 @@ async function main() {
   }
   const jobs = jobsOf(o);
   const fdLimit = fdHardLimit();
+  if (o.tls) o.certificate = makeCertificate();
 
   const cpus = os.cpus();
   const machine = {
@@ -960,6 +989,7 @@ async function main() {
   }
   console.log(
     `plan: ${jobs.map((j) => j.key).join(' + ')} × ${serverNames.join(', ')} × ${o.rounds} round(s)` +
+      (o.tls ? ' over TLS' : '') +
       (o.quick ? ' (--quick)' : ''),
   );
 
@@ -970,7 +1000,7 @@ async function main() {
     console.log(`\n[${clock(performance.now() - t0)}] ${index + 1}/${jobs.length} ${describe(job, o)}`);
     for (let r = 1; r <= o.rounds; r++) {
       for (const name of r % 2 === 1 ? serverNames : [...serverNames].reverse()) {
-        const skipped = skipReason(job, name, fdLimit);
+        const skipped = skipReason(job, name, fdLimit, o);
         if (skipped) {
           if (r === 1) console.log(`  [${job.key}] ${SERVERS[name].label}: skipped (${skipped})`);
           runs.push({ job: job.key, scenario: job.scenario, round: r, server: name, result: { skipped } });
@@ -1034,7 +1064,7 @@ async function main() {
         `Session recovery (${o['resume-clients']} sessions drop at once and resume at once; a broadcast every ` +
         `${o['resume-interval']} ms, ${o['resume-away']} s away; lost and duplicated summed over rounds)`,
     }[job.scenario];
-    printTable(job, title, summary[job.key]);
+    printTable(job, o.tls ? `${title}, over TLS` : title, summary[job.key]);
     printRounds(job, summary[job.key]);
     const compared = compareBuilds(job, runs, serverNames);
     if (compared) ab[job.key] = compared;
@@ -1046,8 +1076,9 @@ async function main() {
 
   const out = o.out || path.join(here, 'results', `${started.toISOString().replace(/[:.]/g, '-')}.json`);
   mkdirSync(path.dirname(out), { recursive: true });
-  writeFileSync(out, JSON.stringify({ started: started.toISOString(), machine, options: o, jobs, summary, ab, runs }, null, 2) + '\n');
+  writeFileSync(out, JSON.stringify({ started: started.toISOString(), machine, options: { ...o, certificate: undefined }, jobs, summary, ab, runs }, null, 2) + '\n');
   console.log(`\nwrote ${path.relative(process.cwd(), out)}`);
+  if (o.certificate) rmSync(path.dirname(o.certificate.cert), { recursive: true, force: true });
 }
 
 main().catch((e) => {

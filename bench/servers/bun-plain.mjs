@@ -4,6 +4,7 @@
 //   request 'helios.subscribe' {topic:'bench'} → ws.subscribe('bench') and a success response;
 //   event 'bench:publish' → server.publish('bench', event) to every subscriber.
 // PORT (default 0) and HOST (default 127.0.0.1); prints `listening <port>`. Run with `bun bench/servers/bun-plain.mjs`.
+// TLS_CERT and TLS_KEY (paths to PEM files) make it serve wss://.
 import './gc.mjs';
 
 const methods = new Map([['echo', (payload) => ({ echo: payload, at: 'bun' })]]);
@@ -12,6 +13,7 @@ const rooms = new Set(['bench']);
 const server = Bun.serve({
   port: Number(process.env.PORT ?? 0),
   hostname: process.env.HOST ?? '127.0.0.1',
+  tls: process.env.TLS_CERT ? { cert: Bun.file(process.env.TLS_CERT), key: Bun.file(process.env.TLS_KEY) } : undefined,
   fetch(req, server) {
     if (server.upgrade(req)) return;
     return new Response('websocket only', { status: 426 });

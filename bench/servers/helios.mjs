@@ -6,7 +6,8 @@
 // - event 'bench:publish': broadcasts its data to the room 'bench' (the publisher of the fan-out scenario).
 // SESSIONS=1 turns session recovery on (the session recovery scenario), with a random secret and a 60 s ttl;
 // REDIS_URL makes it a node of a cluster (the 3-node fan-out of bench/cluster); the other scenarios run with
-// default options.
+// default options. TLS_CERT and TLS_KEY (paths to PEM files) make it serve wss:// (the TLS runs of the load
+// generator).
 import './gc.mjs';
 import { randomBytes } from 'node:crypto';
 import { Helios } from '@aionbuilders/helios';
@@ -23,7 +24,8 @@ helios.on('bench:publish', (data) => {
   helios.broadcast('bench', data);
 });
 
-const { port } = helios.serve({ port: Number(process.env.PORT ?? 0), hostname: process.env.HOST ?? '127.0.0.1' });
+const tls = process.env.TLS_CERT ? { cert: process.env.TLS_CERT, key: process.env.TLS_KEY } : undefined;
+const { port } = helios.serve({ port: Number(process.env.PORT ?? 0), hostname: process.env.HOST ?? '127.0.0.1', tls });
 console.log(`listening ${port}`);
 
 const shutdown = async () => {

@@ -108,6 +108,7 @@ options:
   --latency-duration S     fanout, latency phase: seconds of one broadcast at a time after the throughput phase
                            (default 2; 0 skips it)
   --connect-concurrency N  handshakes in flight while connecting (default 64)
+  --ca FILE                rpc, fanout: trust the PEM certificate(s) in FILE, for a wss:// URL (TLS)
   loadgen idle   --url ws://127.0.0.1:PORT [--protocol helios|plain|socketio] --connections N
                  [--connect-concurrency 64] [--source-addresses 0] [--hold 0] [--pause-at 0]
       opens --connections WebSocket connections (--connect-concurrency handshakes in flight), keeps them open and
@@ -203,11 +204,15 @@ fn parse_args() -> Result<Args, String> {
             "--before" => args.before = seconds(&flag, &value)?,
             "--away" => args.away = seconds(&flag, &value)?,
             "--after" => args.after = seconds(&flag, &value)?,
+            "--ca" => client::trust(&value)?,
             _ => return Err(format!("unknown flag '{flag}'")),
         }
     }
     if args.url.is_empty() {
         return Err("--url is required".into());
+    }
+    if args.url.starts_with("wss://") && !["rpc", "fanout"].contains(&args.scenario.as_str()) {
+        return Err("wss:// URLs are for the rpc and fanout scenarios".into());
     }
     if args.threads == 0
         || args.connections == 0
@@ -311,13 +316,20 @@ fn cpu_seconds() -> Option<f64> {
     Some((utime + stime) / 100.0) // USER_HZ is 100 on Linux
 }
 
+/// `url` past its `ws://` or `wss://`.
+fn after_scheme(url: &str) -> Result<&str, String> {
+    url.strip_prefix("ws://")
+        .or_else(|| url.strip_prefix("wss://"))
+        .ok_or_else(|| "only ws:// and wss:// URLs are supported".to_string())
+}
+
 fn host_port(url: &str) -> Result<String, String> {
-    let rest = url
-        .strip_prefix("ws://")
-        .ok_or("only ws:// URLs are supported")?;
-    let authority = rest.split('/').next().unwrap_or(rest);
+    let rest = after_scheme(url)?;
+    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
     if authority.contains(':') {
         Ok(authority.to_string())
+    } else if url.starts_with("wss://") {
+        Ok(format!("{authority}:443"))
     } else {
         Ok(format!("{authority}:80"))
     }
@@ -1102,5 +1114,24 @@ async fn subscriber(mut client: Client, shared: Arc<FanoutShared>) {
             }
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_address_of_ws_and_wss_urls() {
+        assert_eq!(
+            host_port("ws://127.0.0.1:9000/").as_deref(),
+            Ok("127.0.0.1:9000")
+        );
+        assert_eq!(
+            host_port("wss://localhost/path").as_deref(),
+            Ok("localhost:443")
+        );
+        assert_eq!(host_port("ws://example?x=1").as_deref(), Ok("example:80"));
+        assert!(host_port("http://example/").is_err());
     }
 }
