@@ -65,8 +65,9 @@ pub(crate) enum Outbound {
 /// What a connection sends, shared by everything that writes to it.
 ///
 /// Over plain TCP, frames are written to the socket by the sender itself (see [`Wire`]); over TLS, whose
-/// session has a single owner, they wait in a queue the socket task drains. Application pings and close
-/// requests always go through the queue, since the socket task writes those.
+/// session has a single owner, they wait in a queue the socket task drains, and a cork holds them there as
+/// it holds a plain wire's bytes. Application pings and close requests always go through the queue, since
+/// the socket task writes those.
 ///
 /// The queue is a plain queue under a lock, not a channel: it holds no memory while empty (idle
 /// connections are the common case), and the socket task takes everything queued in one lock.
@@ -94,7 +95,15 @@ struct Queue {
     items: VecDeque<Outbound>,
     /// The socket task has ended: nothing more is taken.
     shut: bool,
+    /// Frames are held by a cork (see [`super::cork`]): the socket task is woken at its release, so that
+    /// a turn's frames leave together, in one TLS record rather than one each.
+    held: bool,
 }
+
+/// Most bytes a TLS connection's queue holds for a cork. A turn's replies share records well below it;
+/// past it the socket task is woken to write as frames come, as the plain wire offers held bytes to its
+/// socket before they count against the limit.
+const HOLD_AT_MOST: usize = 64 * 1024;
 
 impl Outbox {
     /// An outbox holding at most `limit` bytes of frames not yet taken by the socket; frames go straight
@@ -125,18 +134,45 @@ impl Outbox {
 
     /// Queues `item`; false once the socket task has ended.
     fn send(&self, item: Outbound) -> bool {
+        self.enqueue(item, false).is_some()
+    }
+
+    /// Queues `item`, waking the socket task unless `hold`: `None` once the task has ended, otherwise
+    /// whether this began a hold, which the caller must hand to the cork.
+    fn enqueue(&self, item: Outbound, hold: bool) -> Option<bool> {
         let mut queue = self.queue();
         if queue.shut {
-            return false;
+            return None;
         }
-        let was_empty = queue.items.is_empty();
+        // A non-empty queue has had its wake-up already, unless it is held.
+        let wake = queue.items.is_empty() || queue.held;
         queue.items.push_back(item);
+        if hold {
+            return Some(!std::mem::replace(&mut queue.held, true));
+        }
+        queue.held = false;
         drop(queue);
-        // A non-empty queue has had its wake-up already.
-        if was_empty {
+        if wake {
             self.ready.notify_one();
         }
-        true
+        Some(false)
+    }
+
+    /// Queues a data frame of `len` bytes for the socket task (TLS), held while a cork is on.
+    fn queue_data(self: &Arc<Self>, item: Outbound, len: usize, volatile: bool) -> bool {
+        if !self.admit(len, volatile) {
+            return false;
+        }
+        let hold = cork::active() && self.queued.load(Ordering::Acquire) <= HOLD_AT_MOST;
+        match self.enqueue(item, hold) {
+            None => false,
+            Some(first) => {
+                if first {
+                    cork::held(self.clone());
+                }
+                true
+            }
+        }
     }
 
     /// Resolves once something may have been queued since the last [`Outbox::take`], the limit passed
@@ -181,9 +217,7 @@ impl Outbox {
         let payload = frame.as_bytes();
         match &self.wire {
             Some(wire) => self.write(wire, TEXT, payload, volatile),
-            None => {
-                self.admit(payload.len(), volatile) && self.send(Outbound::Frame(frame.to_shared()))
-            }
+            None => self.queue_data(Outbound::Frame(frame.to_shared()), payload.len(), volatile),
         }
     }
 
@@ -191,7 +225,10 @@ impl Outbox {
     pub(crate) fn push_binary(self: &Arc<Self>, frame: Bytes) -> bool {
         match &self.wire {
             Some(wire) => self.write(wire, BINARY, &frame, false),
-            None => self.admit(frame.len(), false) && self.send(Outbound::Binary(frame)),
+            None => {
+                let len = frame.len();
+                self.queue_data(Outbound::Binary(frame), len, false)
+            }
         }
     }
 
@@ -221,12 +258,18 @@ impl Outbox {
         true
     }
 
-    /// Writes what a cork held in the wire; what the socket does not take now is the socket task's.
+    /// Writes what a cork held in the wire, and what the socket does not take now is the socket task's; or
+    /// wakes the socket task for the frames a cork held in the queue.
     pub(crate) fn release(&self) {
-        if let Some(wire) = &self.wire {
-            if wire.release() == Sent::Stranded {
-                self.ready.notify_one();
+        let wake = match &self.wire {
+            Some(wire) => wire.release() == Sent::Stranded,
+            None => {
+                let mut queue = self.queue();
+                std::mem::take(&mut queue.held) && !queue.items.is_empty()
             }
+        };
+        if wake {
+            self.ready.notify_one();
         }
     }
 
@@ -458,5 +501,38 @@ mod tests {
         assert_eq!(outbox.take(1).len(), 1);
         runtime.block_on(outbox.ready());
         assert_eq!(outbox.take(1).len(), 1);
+    }
+
+    /// Whether the socket task's wait would end now (taking the wake-up).
+    fn woken_now(outbox: &Outbox) -> bool {
+        let mut ready = std::pin::pin!(outbox.ready());
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        std::future::Future::poll(ready.as_mut(), &mut cx).is_ready()
+    }
+
+    #[test]
+    fn a_cork_holds_queued_frames_until_its_release_wakes_the_task() {
+        let outbox = Arc::new(Outbox::new(1 << 20, None, Arc::default()));
+        let mut handed = Vec::new();
+        cork::holding(
+            || {
+                for n in 0..3 {
+                    assert!(outbox.push(&Utf8Bytes::from(n.to_string()), false));
+                }
+            },
+            |held| handed = held,
+        );
+        assert_eq!(handed.len(), 1, "handed to the cork once");
+        assert!(!woken_now(&outbox), "held: the task sleeps");
+        cork::write_now(handed);
+        assert!(woken_now(&outbox), "the release wakes it");
+        assert_eq!(outbox.take(10).len(), 3);
+
+        // Past `HOLD_AT_MOST` the task is woken at once, so a large turn is written as it comes.
+        cork::holding(
+            || assert!(outbox.push(&Utf8Bytes::from("x".repeat(HOLD_AT_MOST + 1)), false)),
+            |_| {},
+        );
+        assert!(woken_now(&outbox));
     }
 }

@@ -1,11 +1,12 @@
 //! The byte stream under a WebSocket: plain TCP, or TLS over TCP.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use socket2::SockRef;
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
@@ -28,14 +29,14 @@ pub(crate) enum Transport {
 /// session would seal a record and make a system call per frame.
 #[derive(Debug)]
 pub(crate) struct Tls {
-    stream: TlsStream<TcpStream>,
+    stream: TlsStream<Tcp>,
     /// Frames not yet handed to the session; the first `handed` bytes have been.
     queued: Vec<u8>,
     handed: usize,
 }
 
 impl Tls {
-    pub(crate) fn new(stream: TlsStream<TcpStream>) -> Self {
+    pub(crate) fn new(stream: TlsStream<Tcp>) -> Self {
         Tls {
             stream,
             queued: Vec::new(),
@@ -145,5 +146,75 @@ impl AsyncWrite for Transport {
                 Pin::new(&mut tls.stream).poll_shutdown(cx)
             }
         }
+    }
+}
+
+/// The TCP stream under a TLS session, written with `send`/`sendmsg` as the plain wire is (see
+/// [`Wire`]): a `write`/`writev` crosses the file layer first, which was most of the TLS sockets' write
+/// path above the TCP stack.
+#[derive(Debug)]
+pub(crate) struct Tcp(pub(crate) TcpStream);
+
+impl Tcp {
+    /// Runs `send` once the socket is writable, until it does not find the socket full.
+    fn poll_send(
+        &self,
+        cx: &mut Context<'_>,
+        send: impl Fn(SockRef<'_>) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.0.poll_write_ready(cx))?;
+            match self
+                .0
+                .try_io(Interest::WRITABLE, || send(SockRef::from(&self.0)))
+            {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                sent => return Poll::Ready(sent),
+            }
+        }
+    }
+}
+
+impl AsyncRead for Tcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Tcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_send(cx, |socket| socket.send(buf))
+    }
+
+    /// The session's records as they are queued: most often one, sent with `send`.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match bufs {
+            [one] => self.poll_send(cx, |socket| socket.send(one)),
+            _ => self.poll_send(cx, |socket| socket.send_vectored(bufs)),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
     }
 }

@@ -15,7 +15,7 @@ use crate::net::admission::{self, Admitted};
 use crate::net::attach::{self, Attached};
 use crate::net::frame::Reader;
 use crate::net::outbox::Outbox;
-use crate::net::transport::{Tls, Transport};
+use crate::net::transport::{Tcp, Tls, Transport};
 use crate::net::wire::{Sent, Wire};
 use crate::server::Shared;
 
@@ -41,7 +41,7 @@ pub(super) async fn open(
             wire = Some(plain.clone());
             Transport::Plain(plain)
         }
-        Some(acceptor) => match timeout_at(deadline, acceptor.accept(stream)).await {
+        Some(acceptor) => match timeout_at(deadline, acceptor.accept(Tcp(stream))).await {
             Ok(Ok(stream)) => Transport::Tls(Box::new(Tls::new(stream))),
             Ok(Err(error)) => {
                 tracing::debug!(%remote, %error, "TLS handshake failed");
