@@ -150,8 +150,7 @@ impl AsyncWrite for Transport {
 }
 
 /// The TCP stream under a TLS session, written with `send`/`sendmsg` as the plain wire is (see
-/// [`Wire`]): a `write`/`writev` crosses the file layer first, which was most of the TLS sockets' write
-/// path above the TCP stack.
+/// [`Wire`]), not with the `write`/`writev` tokio uses, which cross the file layer's checks first.
 #[derive(Debug)]
 pub(crate) struct Tcp(pub(crate) TcpStream);
 
