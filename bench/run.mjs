@@ -61,8 +61,6 @@ const QUICK = {
 };
 
 const SCENARIOS = ['rpc', 'fanout', 'idle', 'resume'];
-/** What --tls runs: the load generator's lean client speaks TLS; its idle and resume clients do not. */
-const TLS_SCENARIOS = ['rpc', 'fanout'];
 
 const HELP = `usage: node bench/run.mjs [options]        (npm run bench -- [options] builds first)
 
@@ -81,7 +79,7 @@ options (default in brackets):
                            [${defaults.servers}]
   --rounds N               rounds; each runs every server once [${defaults.rounds}]
   --quick                  smoke run: ${Object.entries(QUICK).map(([k, v]) => `--${k} ${v}`).join(' ')}
-  --tls                    rpc and fanout over TLS (wss://, a self-signed ECDSA P-256 certificate made with openssl),
+  --tls                    every scenario over TLS (wss://, a self-signed ECDSA P-256 certificate made with openssl),
                            on the servers that serve it here: Helios (rustls) and Bun.serve (BoringSSL)
   rpc and fanout:
   --duration S             measured seconds per run [${defaults.duration}]
@@ -128,12 +126,9 @@ function parseArgs(argv) {
     options[match[1]] = typeof defaults[match[1]] === 'number' ? Number(value) : value;
     if (Number.isNaN(options[match[1]])) throw new Error(`${arg}: not a number: ${value}`);
   }
-  const known = options.tls ? TLS_SCENARIOS : SCENARIOS;
-  const scenarios = options.scenario === 'all' ? known : options.scenario.split(',').map((x) => x.trim());
+  const scenarios = options.scenario === 'all' ? SCENARIOS : options.scenario.split(',').map((x) => x.trim());
   for (const scenario of scenarios) {
-    if (!known.includes(scenario)) {
-      throw new Error(`--scenario: '${scenario}' is not one of ${known.join(', ')}${options.tls ? ' (with --tls)' : ''} or all`);
-    }
+    if (!SCENARIOS.includes(scenario)) throw new Error(`--scenario: unknown scenario '${scenario}' (${SCENARIOS.join(', ')} or all)`);
   }
   options.scenarios = scenarios;
   options.idleSizes = String(options['idle-connections']).split(',').map(Number);
@@ -538,18 +533,19 @@ function makeCertificate() {
   return files;
 }
 
+/** With --tls: the servers' certificate and key, and the load generator's trust in them. */
+const tlsEnv = (o) => (o.certificate ? { TLS_CERT: o.certificate.cert, TLS_KEY: o.certificate.key } : {});
+const tlsArgs = (o) => (o.certificate ? ['--ca', o.certificate.cert] : []);
+const serverUrl = (server, o) => `${o.certificate ? 'wss' : 'ws'}://127.0.0.1:${server.port}/`;
+
 async function runOnce(job, name, o, progress) {
   if (job.scenario === 'idle') return runIdle(job, name, o, progress);
-  const env = job.scenario === 'resume' ? { SESSIONS: '1' } : {};
-  if (o.certificate) Object.assign(env, { TLS_CERT: o.certificate.cert, TLS_KEY: o.certificate.key });
-  const server = await startServer(name, o, env);
-  const url = `${o.certificate ? 'wss' : 'ws'}://127.0.0.1:${server.port}/`;
+  const server = await startServer(name, o, { ...(job.scenario === 'resume' ? { SESSIONS: '1' } : {}), ...tlsEnv(o) });
+  const url = serverUrl(server, o);
   const finish = cpuMeter(server.child.pid);
   let result;
   try {
-    const args = loadgenArgs(job.scenario, url, SERVERS[name].protocol, o);
-    if (o.certificate) args.push('--ca', o.certificate.cert);
-    result = await runLoadgen(args, { progress });
+    result = await runLoadgen([...loadgenArgs(job.scenario, url, SERVERS[name].protocol, o), ...tlsArgs(o)], { progress });
   } catch (e) {
     result = { fatal: e.message };
   }
@@ -568,8 +564,8 @@ async function runOnce(job, name, o, progress) {
  * rest; --settle s, GC, 1 s, read.
  */
 async function runIdle(job, name, o, progress) {
-  const server = await startServer(name, o);
-  const url = `ws://127.0.0.1:${server.port}/`;
+  const server = await startServer(name, o, tlsEnv(o));
+  const url = serverUrl(server, o);
   const pid = server.child.pid;
   let result;
   try {
@@ -583,7 +579,7 @@ async function runIdle(job, name, o, progress) {
     const args = [
       'idle', '--url', url, '--protocol', SERVERS[name].protocol, '--threads', o.threads,
       '--connections', job.connections, '--connect-concurrency', o['connect-concurrency'],
-      '--source-addresses', o['source-addresses'], '--pause-at', half,
+      '--source-addresses', o['source-addresses'], '--pause-at', half, ...tlsArgs(o),
     ].map(String);
     const lg = startLoadgen(args, { progress, onEvent: (e) => events[e.event]?.resolve(e) });
     const connecting = connectingMeter(pid, lg.child.pid);

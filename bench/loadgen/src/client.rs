@@ -7,64 +7,13 @@
 //! close in; no extensions. Over `wss://` it speaks TLS (rustls) to a server whose certificate `--ca` names.
 
 use std::ops::Range;
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
-use tokio_rustls::TlsConnector;
 
+use crate::transport::Stream;
 use crate::Protocol;
-
-/// How `wss://` connections are made: set once by [`trust`].
-static TLS: OnceLock<TlsConnector> = OnceLock::new();
-
-/// Trusts the PEM certificates in the file at `path` for `wss://` URLs.
-pub fn trust(path: &str) -> Result<(), String> {
-    let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(path).map_err(|e| format!("--ca {path}: {e}"))? {
-        let cert = cert.map_err(|e| format!("--ca {path}: {e}"))?;
-        roots.add(cert).map_err(|e| format!("--ca {path}: {e}"))?;
-    }
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    TLS.set(TlsConnector::from(Arc::new(config)))
-        .map_err(|_| "--ca given twice".to_string())
-}
-
-/// The byte stream under a connection.
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl Stream {
-    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Plain(tcp) => tcp.read(buf).await,
-            Stream::Tls(tls) => tls.read(buf).await,
-        }
-    }
-
-    /// Writes `buf`: one `send`, or over TLS one record (up to 16 KiB) per `send`.
-    async fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        match self {
-            Stream::Plain(tcp) => tcp.write_all(buf).await,
-            Stream::Tls(tls) => {
-                tls.write_all(buf).await?;
-                tls.flush().await
-            }
-        }
-    }
-}
 
 /// Initial read buffer: many frames per `recv`; a larger frame grows it.
 const READ_BUFFER: usize = 64 * 1024;
@@ -86,10 +35,7 @@ impl Client {
     pub async fn open(url: &str, protocol: Protocol) -> Result<Client, String> {
         let addr = crate::host_port(url)?;
         let endpoint = crate::endpoint(url, protocol);
-        let (secure, rest) = match endpoint.strip_prefix("wss://") {
-            Some(rest) => (true, rest),
-            None => (false, crate::after_scheme(&endpoint)?),
-        };
+        let rest = crate::after_scheme(&endpoint)?;
         let (authority, path) = match rest.find(['/', '?']) {
             Some(at) if rest[at..].starts_with('?') => (&rest[..at], format!("/{}", &rest[at..])),
             Some(at) => (&rest[..at], rest[at..].to_string()),
@@ -99,21 +45,7 @@ impl Client {
             .await
             .map_err(|e| format!("connect {addr}: {e}"))?;
         tcp.set_nodelay(true).map_err(|e| e.to_string())?;
-        let stream = if secure {
-            let connector = TLS.get().ok_or("wss:// URLs need --ca")?;
-            let host = addr
-                .rsplit_once(':')
-                .map_or(addr.as_str(), |(host, _)| host);
-            let name = ServerName::try_from(host.to_string())
-                .map_err(|e| format!("server name {host}: {e}"))?;
-            let tls = connector
-                .connect(name, tcp)
-                .await
-                .map_err(|e| format!("TLS {addr}: {e}"))?;
-            Stream::Tls(Box::new(tls))
-        } else {
-            Stream::Plain(tcp)
-        };
+        let stream = Stream::open(tcp, &addr, &endpoint).await?;
         let mut client = Client {
             stream,
             incoming: Incoming::new(),
@@ -137,8 +69,8 @@ impl Client {
             "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{subprotocol}\r\n"
         );
-        self.stream
-            .write_all(request.as_bytes())
+        self.outgoing.buf.extend_from_slice(request.as_bytes());
+        self.flush()
             .await
             .map_err(|e| format!("handshake {host}{path}: {e}"))?;
         loop {
@@ -209,7 +141,11 @@ impl Client {
         if self.outgoing.buf.is_empty() {
             return Ok(());
         }
-        let written = self.stream.write_all(&self.outgoing.buf).await;
+        // One `send`; over TLS, one record (up to 16 KiB) per `send`.
+        let written = match self.stream.write_all(&self.outgoing.buf).await {
+            Ok(()) => self.stream.flush().await,
+            failed => failed,
+        };
         self.outgoing.buf.clear();
         written.map_err(|e| format!("write: {e}"))
     }

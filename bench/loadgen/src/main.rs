@@ -39,10 +39,12 @@ use tokio_tungstenite::WebSocketStream;
 mod client;
 mod idle;
 mod resume;
+mod transport;
 
 use client::{field_u64, field_u64_end, push_u64, Client, Outgoing};
+use transport::Stream;
 
-type Ws = WebSocketStream<TcpStream>;
+type Ws = WebSocketStream<Stream>;
 
 /// The small JSON payload of every RPC request.
 const RPC_PAYLOAD: &str = r#"{"name":"bench","n":42,"tags":["a","b"],"ok":true}"#;
@@ -108,7 +110,7 @@ options:
   --latency-duration S     fanout, latency phase: seconds of one broadcast at a time after the throughput phase
                            (default 2; 0 skips it)
   --connect-concurrency N  handshakes in flight while connecting (default 64)
-  --ca FILE                rpc, fanout: trust the PEM certificate(s) in FILE, for a wss:// URL (TLS)
+  --ca FILE                trust the PEM certificate(s) in FILE, for a wss:// URL (TLS)
   loadgen idle   --url ws://127.0.0.1:PORT [--protocol helios|plain|socketio] --connections N
                  [--connect-concurrency 64] [--source-addresses 0] [--hold 0] [--pause-at 0]
       opens --connections WebSocket connections (--connect-concurrency handshakes in flight), keeps them open and
@@ -204,15 +206,12 @@ fn parse_args() -> Result<Args, String> {
             "--before" => args.before = seconds(&flag, &value)?,
             "--away" => args.away = seconds(&flag, &value)?,
             "--after" => args.after = seconds(&flag, &value)?,
-            "--ca" => client::trust(&value)?,
+            "--ca" => transport::trust(&value)?,
             _ => return Err(format!("unknown flag '{flag}'")),
         }
     }
     if args.url.is_empty() {
         return Err("--url is required".into());
-    }
-    if args.url.starts_with("wss://") && !["rpc", "fanout"].contains(&args.scenario.as_str()) {
-        return Err("wss:// URLs are for the rpc and fanout scenarios".into());
     }
     if args.threads == 0
         || args.connections == 0
@@ -367,6 +366,7 @@ async fn connect_from(
         }
     };
     tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+    let stream = Stream::open(tcp, &addr, url).await?;
     let mut request = url.into_client_request().map_err(|e| e.to_string())?;
     if protocol == Protocol::Helios {
         request.headers_mut().insert(
@@ -375,7 +375,7 @@ async fn connect_from(
         );
     }
     // Small read buffer: tungstenite zero-fills its read buffer, and the default 128 KiB costs more than the reads.
-    let (mut ws, _) = tokio_tungstenite::client_async_with_config(request, tcp, Some(config))
+    let (mut ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
         .await
         .map_err(|e| format!("handshake {url}: {e}"))?;
     if protocol == Protocol::SocketIo {

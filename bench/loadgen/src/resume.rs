@@ -338,7 +338,7 @@ async fn client_task(mut client: Client, url: String, shared: Arc<Shared>) -> Cl
     }
     // The drop: a reset, no close frame, so the server keeps the session (PROTOCOL.md, Resuming).
     if let Some(ws) = client.ws.take() {
-        let _ = ws.get_ref().set_zero_linger();
+        let _ = ws.get_ref().tcp().set_zero_linger();
         drop(ws);
     }
     shared.dropped.fetch_add(1, Ordering::Relaxed);
