@@ -24,7 +24,13 @@ pub fn trust(path: &str) -> Result<(), String> {
         let cert = cert.map_err(|e| format!("--ca {path}: {e}"))?;
         roots.add(cert).map_err(|e| format!("--ca {path}: {e}"))?;
     }
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    // AES-128-GCM offered first, as browsers offer it (rustls's own client order starts with AES-256): a
+    // rustls server follows the client's order, where BoringSSL (Bun.serve) picks AES-128 itself.
+    let mut provider = tokio_rustls::rustls::crypto::ring::default_provider();
+    provider.cipher_suites.sort_by_key(|suite| {
+        suite.suite() != tokio_rustls::rustls::CipherSuite::TLS13_AES_128_GCM_SHA256
+    });
+    let provider = Arc::new(provider);
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
