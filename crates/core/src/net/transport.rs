@@ -5,8 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use socket2::SockRef;
-use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
@@ -150,29 +149,9 @@ impl AsyncWrite for Transport {
 }
 
 /// The TCP stream under a TLS session, written with `send`/`sendmsg` as the plain wire is (see
-/// [`Wire`]), not with the `write`/`writev` tokio uses, which cross the file layer's checks first.
+/// [`wire::try_send`]).
 #[derive(Debug)]
 pub(crate) struct Tcp(pub(crate) TcpStream);
-
-impl Tcp {
-    /// Runs `send` once the socket is writable, until it does not find the socket full.
-    fn poll_send(
-        &self,
-        cx: &mut Context<'_>,
-        send: impl Fn(SockRef<'_>) -> io::Result<usize>,
-    ) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.0.poll_write_ready(cx))?;
-            match self
-                .0
-                .try_io(Interest::WRITABLE, || send(SockRef::from(&self.0)))
-            {
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-                sent => return Poll::Ready(sent),
-            }
-        }
-    }
-}
 
 impl AsyncRead for Tcp {
     fn poll_read(
@@ -190,18 +169,22 @@ impl AsyncWrite for Tcp {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.poll_send(cx, |socket| socket.send(buf))
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
     }
 
-    /// The session's records as they are queued: most often one, sent with `send`.
+    /// The session's records as they are queued: most often one.
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match bufs {
-            [one] => self.poll_send(cx, |socket| socket.send(one)),
-            _ => self.poll_send(cx, |socket| socket.send_vectored(bufs)),
+        let tcp = &self.get_mut().0;
+        loop {
+            ready!(tcp.poll_write_ready(cx))?;
+            match wire::try_send(tcp, bufs) {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                sent => return Poll::Ready(sent),
+            }
         }
     }
 
